@@ -1,1 +1,310 @@
+//! The embedded SQLite backend.
+//!
+//! One file under the data directory, in WAL mode so readers never wait for the writer. All
+//! writes go through a single-connection pool and start with `BEGIN IMMEDIATE`: SQLite allows
+//! one writer at a time anyway, and taking the write lock up front means a search-then-write
+//! (conditional create) inside a transaction can never race another writer.
 #![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use carerecord_search::query::SearchQuery;
+use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
+use carerecord_store::sql::{self, Arg, Statement};
+use carerecord_store::{
+    HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
+    StoreTx, StoredResource,
+};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Arguments, AssertSqlSafe, Row as _, Sqlite, Transaction};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The SQLite store. Cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::AlreadyExists;
+        }
+        // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
+        if matches!(d.code().as_deref(), Some("5") | Some("6")) {
+            return StoreError::Busy;
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        Self::open_with(opts).await
+    }
+
+    /// Opens a `sqlite://path` URL.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        Self::open_with(opts).await
+    }
+
+    async fn open_with(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn arguments(st: &Statement) -> Result<SqliteArguments, StoreError> {
+    let mut args = SqliteArguments::default();
+    for a in &st.args {
+        let r = match a {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::Int(i) => args.add(*i),
+            Arg::Real(f) => args.add(*f),
+            Arg::Null => args.add(Option::<String>::None),
+        };
+        r.map_err(|e| StoreError::Backend(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+fn decode_row(row: &SqliteRow, extra: usize) -> Result<Row, StoreError> {
+    let rt: String = row.try_get(0).map_err(db_err)?;
+    let resource = decode_resource(
+        &rt,
+        row.try_get(1).map_err(db_err)?,
+        row.try_get(2).map_err(db_err)?,
+        row.try_get(3).map_err(db_err)?,
+        row.try_get(4).map_err(db_err)?,
+        row.try_get(5).map_err(db_err)?,
+    )?;
+    let extra = (0..extra)
+        .map(|i| row.try_get::<Option<String>, _>(6 + i).map_err(db_err))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Row { resource, extra })
+}
+
+/// [`SqlExec`] over one connection (pooled or inside a transaction).
+struct Exec<'c>(&'c mut SqliteConnection);
+
+#[async_trait]
+impl SqlExec for Exec<'_> {
+    async fn resources(&mut self, st: &Statement, extra: usize) -> Result<Vec<Row>, StoreError> {
+        let rows = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| decode_row(r, extra)).collect()
+    }
+
+    async fn keys(&mut self, st: &Statement) -> Result<Vec<ResourceKey>, StoreError> {
+        let rows = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let t: String = r.try_get(0).map_err(db_err)?;
+                let id: String = r.try_get(1).map_err(db_err)?;
+                decode_key(&t, &id)
+            })
+            .collect()
+    }
+
+    async fn scalar(&mut self, st: &Statement) -> Result<i64, StoreError> {
+        let row = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        row.try_get(0).map_err(db_err)
+    }
+}
+
+impl SqliteStore {
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>, StoreError> {
+        self.reader.acquire().await.map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl ResourceStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let mut c = self.reader().await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *c)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn read(&self, rt: ResourceType, id: &LogicalId) -> Result<StoredResource, StoreError> {
+        let mut c = self.reader().await?;
+        engine::read(&mut Exec(&mut c), rt, id).await
+    }
+
+    async fn vread(
+        &self,
+        rt: ResourceType,
+        id: &LogicalId,
+        version: VersionId,
+    ) -> Result<StoredResource, StoreError> {
+        let mut c = self.reader().await?;
+        engine::vread(&mut Exec(&mut c), rt, id, version).await
+    }
+
+    async fn history(
+        &self,
+        rt: Option<ResourceType>,
+        id: Option<&LogicalId>,
+        query: &HistoryQuery,
+    ) -> Result<Page<StoredResource>, StoreError> {
+        let mut c = self.reader().await?;
+        engine::history(&mut Exec(&mut c), rt, id, query).await
+    }
+
+    async fn search(
+        &self,
+        query: &SearchQuery,
+        page_size: u32,
+    ) -> Result<SearchOutcome, StoreError> {
+        let mut c = self.reader().await?;
+        engine::search(&mut Exec(&mut c), query, page_size).await
+    }
+
+    async fn everything(
+        &self,
+        patient_id: &LogicalId,
+        since: Option<i64>,
+        types: &[ResourceType],
+        count: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredResource>, StoreError> {
+        let mut c = self.reader().await?;
+        engine::everything(&mut Exec(&mut c), patient_id, since, types, count, cursor).await
+    }
+
+    async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError> {
+        let mut c = self.reader().await?;
+        engine::read_many(&mut Exec(&mut c), keys).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl SqliteTx {
+    async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
+        sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(&st)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn current(
+        &mut self,
+        rt: ResourceType,
+        id: &LogicalId,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        engine::current(&mut Exec(&mut self.tx), rt, id).await
+    }
+
+    async fn find(
+        &mut self,
+        query: &SearchQuery,
+        limit: u32,
+    ) -> Result<Vec<ResourceKey>, StoreError> {
+        let st = sql::keys_statement(query, limit)?;
+        Exec(&mut self.tx).keys(&st).await
+    }
+
+    async fn lock(&mut self, _key: &str) -> Result<(), StoreError> {
+        // BEGIN IMMEDIATE already holds SQLite's single write lock for the whole transaction.
+        Ok(())
+    }
+
+    async fn put(&mut self, v: &PreparedVersion) -> Result<(), StoreError> {
+        for st in sql::version_statements(v) {
+            self.exec(st).await?;
+        }
+        Ok(())
+    }
+
+    async fn put_deleted(
+        &mut self,
+        rt: ResourceType,
+        id: &LogicalId,
+        version: VersionId,
+        last_updated: i64,
+    ) -> Result<(), StoreError> {
+        for st in sql::deletion_statements(rt, id, version, last_updated) {
+            self.exec(st).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}

@@ -1,1 +1,26 @@
+//! carerecord's storage boundary.
+//!
+//! The traits here ([`ResourceStore`], [`StoreTx`]) are all the server knows of storage. Each
+//! backend (`carerecord-store-sqlite`, `carerecord-store-postgres`) implements them over the same
+//! logical schema; what both share — stamping versions, computing index rows, and compiling a
+//! search to SQL — lives here so the backends differ only where their databases do.
 #![forbid(unsafe_code)]
+
+pub mod engine;
+mod error;
+mod model;
+mod prepare;
+pub mod sql;
+mod traits;
+pub mod write;
+
+#[cfg(feature = "testsuite")]
+pub mod suite;
+
+pub use error::StoreError;
+pub use model::{
+    HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, WriteKind, WriteResult,
+    format_instant, now_micros, parse_instant,
+};
+pub use prepare::{PreparedVersion, prepare_version};
+pub use traits::{ResourceStore, StoreTx};

@@ -1,0 +1,366 @@
+//! The read side of storage written once over a backend's SQL primitives.
+//!
+//! A backend implements [`SqlExec`] (run a statement, decode rows) for its pool and for its
+//! transactions; everything that is FHIR logic — paging, includes, totals, history, the
+//! patient compartment — lives here, so both backends behave the same by construction.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use carerecord_search::query::{Include, SearchQuery, Total};
+
+use crate::error::StoreError;
+use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
+use crate::sql::{self, Arg, Cursor, HistoryCursor, Statement};
+
+/// How many resources one search may pull in through `_include`/`_revinclude`.
+pub const MAX_INCLUDED: u32 = 1_000;
+/// How many rounds of `:iterate` are followed.
+const MAX_ITERATE_DEPTH: usize = 4;
+
+/// A resource row plus the text of any extra columns the statement selected.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub resource: StoredResource,
+    pub extra: Vec<Option<String>>,
+}
+
+/// What a backend must provide: run a statement and decode its rows.
+#[async_trait]
+pub trait SqlExec: Send {
+    /// Rows of `resource_type, id, version_id, last_updated, deleted, body` followed by
+    /// `extra_columns` nullable text columns.
+    async fn resources(
+        &mut self,
+        st: &Statement,
+        extra_columns: usize,
+    ) -> Result<Vec<Row>, StoreError>;
+
+    /// Rows of `resource_type, id`.
+    async fn keys(&mut self, st: &Statement) -> Result<Vec<ResourceKey>, StoreError>;
+
+    /// A single integer.
+    async fn scalar(&mut self, st: &Statement) -> Result<i64, StoreError>;
+}
+
+/// Builds a [`StoredResource`] from raw column values, checking what the database returned.
+pub fn decode_resource(
+    resource_type: &str,
+    id: String,
+    version_id: i64,
+    last_updated: i64,
+    deleted: bool,
+    body: String,
+) -> Result<StoredResource, StoreError> {
+    Ok(StoredResource {
+        resource_type: resource_type
+            .parse()
+            .map_err(|_| StoreError::Backend(format!("unknown resource type in store: {resource_type}")))?,
+        id: LogicalId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        version_id: VersionId::new(version_id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        last_updated,
+        deleted,
+        body,
+    })
+}
+
+pub fn decode_key(resource_type: &str, id: &str) -> Result<ResourceKey, StoreError> {
+    Ok(ResourceKey {
+        resource_type: resource_type
+            .parse()
+            .map_err(|_| StoreError::Backend(format!("unknown resource type in store: {resource_type}")))?,
+        id: LogicalId::parse(id).map_err(|e| StoreError::Backend(e.to_string()))?,
+    })
+}
+
+fn key_statement(table: &str, rt: ResourceType, id: &LogicalId, version: Option<VersionId>) -> Statement {
+    let mut st = Statement {
+        sql: String::new(),
+        args: vec![Arg::Text(rt.as_str().to_owned()), Arg::Text(id.as_str().to_owned())],
+    };
+    let mut sql = format!(
+        "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body FROM {table} r WHERE r.resource_type = $1 AND r.id = $2"
+    );
+    if let Some(v) = version {
+        st.args.push(Arg::Int(v.get()));
+        sql.push_str(" AND r.version_id = $3");
+    }
+    st.sql = sql;
+    st
+}
+
+/// The current row, deletion markers included.
+pub async fn current(
+    exec: &mut dyn SqlExec,
+    rt: ResourceType,
+    id: &LogicalId,
+) -> Result<Option<StoredResource>, StoreError> {
+    let rows = exec.resources(&key_statement("resources", rt, id, None), 0).await?;
+    Ok(rows.into_iter().next().map(|r| r.resource))
+}
+
+pub async fn read(
+    exec: &mut dyn SqlExec,
+    rt: ResourceType,
+    id: &LogicalId,
+) -> Result<StoredResource, StoreError> {
+    match current(exec, rt, id).await? {
+        None => Err(StoreError::NotFound),
+        Some(r) if r.deleted => Err(StoreError::Gone(r.version_id)),
+        Some(r) => Ok(r),
+    }
+}
+
+pub async fn vread(
+    exec: &mut dyn SqlExec,
+    rt: ResourceType,
+    id: &LogicalId,
+    version: VersionId,
+) -> Result<StoredResource, StoreError> {
+    let rows = exec
+        .resources(&key_statement("resource_history", rt, id, Some(version)), 0)
+        .await?;
+    match rows.into_iter().next().map(|r| r.resource) {
+        None => Err(StoreError::NotFound),
+        Some(r) if r.deleted => Err(StoreError::Gone(r.version_id)),
+        Some(r) => Ok(r),
+    }
+}
+
+pub async fn read_many(
+    exec: &mut dyn SqlExec,
+    keys: &[ResourceKey],
+) -> Result<Vec<StoredResource>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    // Group by type so each statement is one indexed IN list.
+    let mut types: Vec<ResourceType> = keys.iter().map(|k| k.resource_type).collect();
+    types.sort();
+    types.dedup();
+    for t in types {
+        let ids: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.resource_type == t)
+            .map(|k| k.id.as_str())
+            .collect();
+        for chunk in ids.chunks(500) {
+            let mut st = Statement::default();
+            st.args.push(Arg::Text(t.as_str().to_owned()));
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| {
+                    st.args.push(Arg::Text((*id).to_owned()));
+                    format!("${}", st.args.len())
+                })
+                .collect();
+            st.sql = format!(
+                "SELECT {} FROM resources r WHERE r.resource_type = $1 AND r.deleted = FALSE AND r.id IN ({})",
+                sql::RESOURCE_COLUMNS,
+                list.join(", ")
+            );
+            out.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn search(
+    exec: &mut dyn SqlExec,
+    q: &SearchQuery,
+    page_size: u32,
+) -> Result<SearchOutcome, StoreError> {
+    let total = match q.total {
+        Total::None => None,
+        // Counting is one indexed query; estimate and accurate are both answered exactly.
+        Total::Estimate | Total::Accurate => {
+            let n = exec.scalar(&sql::count_statement(q)?).await?;
+            Some(u64::try_from(n).unwrap_or(0))
+        }
+    };
+    if page_size == 0 {
+        return Ok(SearchOutcome {
+            total,
+            ..SearchOutcome::default()
+        });
+    }
+    let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let page = sql::page_statement(q, page_size, cursor.as_ref())?;
+    let mut rows = exec.resources(&page.statement, page.sort_columns).await?;
+    let mut next_cursor = None;
+    if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        if let Some(last) = rows.last() {
+            next_cursor = Some(
+                Cursor {
+                    values: last.extra.clone(),
+                    id: last.resource.id.as_str().to_owned(),
+                }
+                .encode(),
+            );
+        }
+    }
+    let matches: Vec<StoredResource> = rows.into_iter().map(|r| r.resource).collect();
+    let included = includes(exec, q, &matches).await?;
+    Ok(SearchOutcome {
+        matches,
+        included,
+        next_cursor,
+        total,
+    })
+}
+
+async fn includes(
+    exec: &mut dyn SqlExec,
+    q: &SearchQuery,
+    matches: &[StoredResource],
+) -> Result<Vec<StoredResource>, StoreError> {
+    if q.include.is_empty() && q.revinclude.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen: HashSet<(ResourceType, String)> = matches
+        .iter()
+        .map(|r| (r.resource_type, r.id.as_str().to_owned()))
+        .collect();
+    let mut included: Vec<StoredResource> = Vec::new();
+    let mut frontier: Vec<StoredResource> = matches.to_vec();
+    for depth in 0..MAX_ITERATE_DEPTH {
+        let mut found = Vec::new();
+        for inc in &q.include {
+            if depth > 0 && !inc.iterate {
+                continue;
+            }
+            let ids = ids_of(&frontier, inc.source_type);
+            if ids.is_empty() {
+                continue;
+            }
+            for chunk in ids.chunks(500) {
+                let st = sql::include_statement(inc.source_type, chunk, &inc.param, inc.target_type);
+                found.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+            }
+        }
+        for rev in &q.revinclude {
+            if depth > 0 && !rev.iterate {
+                continue;
+            }
+            for target in target_types(&frontier, rev) {
+                let ids = ids_of(&frontier, target);
+                for chunk in ids.chunks(500) {
+                    let st = sql::revinclude_statement(rev.source_type, &rev.param, target, chunk, MAX_INCLUDED);
+                    found.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+                }
+            }
+        }
+        let mut next = Vec::new();
+        for r in found {
+            if seen.insert((r.resource_type, r.id.as_str().to_owned())) {
+                next.push(r.clone());
+                included.push(r);
+            }
+        }
+        if next.is_empty() || included.len() >= MAX_INCLUDED as usize {
+            break;
+        }
+        frontier = next;
+    }
+    included.truncate(MAX_INCLUDED as usize);
+    Ok(included)
+}
+
+fn ids_of(rs: &[StoredResource], t: ResourceType) -> Vec<String> {
+    rs.iter()
+        .filter(|r| r.resource_type == t)
+        .map(|r| r.id.as_str().to_owned())
+        .collect()
+}
+
+fn target_types(rs: &[StoredResource], _rev: &Include) -> Vec<ResourceType> {
+    let mut ts: Vec<ResourceType> = rs.iter().map(|r| r.resource_type).collect();
+    ts.sort();
+    ts.dedup();
+    ts
+}
+
+pub async fn history(
+    exec: &mut dyn SqlExec,
+    rt: Option<ResourceType>,
+    id: Option<&LogicalId>,
+    q: &HistoryQuery,
+) -> Result<Page<StoredResource>, StoreError> {
+    let after = q.cursor.as_deref().map(HistoryCursor::decode).transpose()?;
+    let total = if after.is_none() {
+        let st = sql::history_count_statement(rt, id.map(LogicalId::as_str), q.since);
+        Some(u64::try_from(exec.scalar(&st).await?).unwrap_or(0))
+    } else {
+        None
+    };
+    let st = sql::history_statement(rt, id.map(LogicalId::as_str), q.since, q.count, after.as_ref());
+    let mut rows: Vec<StoredResource> =
+        exec.resources(&st, 0).await?.into_iter().map(|r| r.resource).collect();
+    let mut next_cursor = None;
+    if rows.len() > q.count as usize {
+        rows.truncate(q.count as usize);
+        if let Some(last) = rows.last() {
+            next_cursor = Some(
+                HistoryCursor {
+                    last_updated: last.last_updated,
+                    resource_type: last.resource_type.as_str().to_owned(),
+                    id: last.id.as_str().to_owned(),
+                    version_id: last.version_id.get(),
+                }
+                .encode(),
+            );
+        }
+    }
+    Ok(Page {
+        items: rows,
+        next_cursor,
+        total,
+    })
+}
+
+pub async fn everything(
+    exec: &mut dyn SqlExec,
+    patient_id: &LogicalId,
+    since: Option<i64>,
+    types: &[ResourceType],
+    count: u32,
+    cursor: Option<&str>,
+) -> Result<Page<StoredResource>, StoreError> {
+    let after = match cursor {
+        Some(c) => {
+            let c = Cursor::decode(c)?;
+            match c.values.as_slice() {
+                [Some(t)] => Some((t.clone(), c.id)),
+                _ => return Err(StoreError::InvalidCursor),
+            }
+        }
+        None => None,
+    };
+    let st = sql::everything_statement(
+        patient_id.as_str(),
+        since,
+        types,
+        count,
+        after.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
+    );
+    let mut rows: Vec<StoredResource> =
+        exec.resources(&st, 0).await?.into_iter().map(|r| r.resource).collect();
+    let mut next_cursor = None;
+    if rows.len() > count as usize {
+        rows.truncate(count as usize);
+        if let Some(last) = rows.last() {
+            next_cursor = Some(
+                Cursor {
+                    values: vec![Some(last.resource_type.as_str().to_owned())],
+                    id: last.id.as_str().to_owned(),
+                }
+                .encode(),
+            );
+        }
+    }
+    Ok(Page {
+        items: rows,
+        next_cursor,
+        total: None,
+    })
+}

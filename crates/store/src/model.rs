@@ -1,0 +1,98 @@
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The identity of a resource: type and logical id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub resource_type: ResourceType,
+    pub id: LogicalId,
+}
+
+/// One stored version of a resource, body as stored (JSON text with `id` and `meta` stamped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub resource_type: ResourceType,
+    pub id: LogicalId,
+    pub version_id: VersionId,
+    /// Microseconds since the Unix epoch.
+    pub last_updated: i64,
+    pub deleted: bool,
+    /// The resource JSON; empty for a deletion marker.
+    pub body: String,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Created,
+    Updated,
+    Deleted,
+    /// A conditional create found a match; nothing was written.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteResult {
+    pub kind: WriteKind,
+    pub resource: StoredResource,
+}
+
+/// `_history` controls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only versions changed at or after this instant (µs).
+    pub since: Option<i64>,
+    pub count: u32,
+    /// Opaque cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of results and the cursor of the next page, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: Option<u64>,
+}
+
+/// The result of a search: matches, included resources, the next page's cursor and the total.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchOutcome {
+    pub matches: Vec<StoredResource>,
+    pub included: Vec<StoredResource>,
+    pub next_cursor: Option<String>,
+    pub total: Option<u64>,
+}
+
+pub fn now_micros() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// Formats microseconds since the epoch as a FHIR `instant` (`2026-11-25T11:45:00.123456Z`).
+pub fn format_instant(micros: i64) -> String {
+    let nanos = i128::from(micros) * 1_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Parses an RFC 3339 instant to microseconds since the epoch.
+pub fn parse_instant(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_at_microsecond_precision() {
+        let t = 1_764_070_000_123_456;
+        assert_eq!(parse_instant(&format_instant(t)), Some(t));
+        assert!(format_instant(t).ends_with('Z'));
+    }
+}

@@ -1,0 +1,1092 @@
+//! Search compiled to SQL, once for both backends.
+//!
+//! The statements use `$1, $2, …` placeholders, numbered in order of appearance and each used
+//! once, which PostgreSQL and SQLite both read the same way. Every criterion becomes an
+//! `EXISTS` over one index table, so the planner can drive from whichever index is most
+//! selective; sorting and keyset paging work on computed sort columns in an outer query.
+
+use carerecord_fhir::ResourceType;
+use carerecord_search::query::{
+    Criterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchQuery,
+    SortKey, StringMode, TokenSystem, TokenValue, UriMode,
+};
+use carerecord_search::registry::{ParamKind, lookup};
+
+use crate::error::StoreError;
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Null,
+}
+
+/// SQL text with its arguments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Statement {
+    fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        self.bind(Arg::Text(s.to_owned()))
+    }
+}
+
+/// The highest string in bytewise order that index text can be compared with: used as the
+/// open upper end of a starts-with range (both backends compare text bytewise: SQLite's BINARY
+/// collation, PostgreSQL columns declared `COLLATE "C"`).
+const TEXT_MAX: &str = "\u{10FFFF}";
+
+/// Columns every search row returns, in order: `resource_type, id, version_id, last_updated,
+/// deleted, body`, then one `TEXT` column per sort key (`s0, s1, …`) for the cursor.
+pub const RESOURCE_COLUMNS: &str = "r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body";
+
+/// A compiled search page.
+#[derive(Debug, Clone)]
+pub struct PageStatement {
+    pub statement: Statement,
+    /// How many sort-value columns follow the resource columns.
+    pub sort_columns: usize,
+}
+
+/// The value kinds of sort columns, to bind a cursor's values back with the right type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortType {
+    Text,
+    Int,
+    Real,
+}
+
+struct CompiledSort {
+    expr: String,
+    ty: SortType,
+    descending: bool,
+}
+
+/// The `WHERE` clause (without `WHERE`) matching current resources of the query's type.
+pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, StoreError> {
+    let rt = st.text(q.resource_type.as_str());
+    let mut parts = vec![format!("r.resource_type = {rt}"), "r.deleted = FALSE".to_owned()];
+    for c in &q.criteria {
+        parts.push(criterion(c, q.resource_type, "r.resource_type", "r.id", st)?);
+    }
+    Ok(parts.join(" AND "))
+}
+
+/// `SELECT count(*)` of the search's matches.
+pub fn count_statement(q: &SearchQuery) -> Result<Statement, StoreError> {
+    let mut st = Statement::default();
+    let w = where_clause(q, &mut st)?;
+    st.sql = format!("SELECT COUNT(*) FROM resources r WHERE {w}");
+    Ok(st)
+}
+
+/// `SELECT resource_type, id` of up to `limit` matches (conditional interactions).
+pub fn keys_statement(q: &SearchQuery, limit: u32) -> Result<Statement, StoreError> {
+    let mut st = Statement::default();
+    let w = where_clause(q, &mut st)?;
+    let lim = st.bind(Arg::Int(i64::from(limit)));
+    st.sql = format!("SELECT r.resource_type, r.id FROM resources r WHERE {w} LIMIT {lim}");
+    Ok(st)
+}
+
+/// One page of matches, sorted by the query's `_sort` keys then id, after `cursor`.
+/// Fetches `page_size + 1` rows so the caller knows whether a next page exists.
+pub fn page_statement(
+    q: &SearchQuery,
+    page_size: u32,
+    cursor: Option<&Cursor>,
+) -> Result<PageStatement, StoreError> {
+    let mut st = Statement::default();
+    let sorts = q
+        .sort
+        .iter()
+        .map(|k| sort_expr(q.resource_type, k, &mut st))
+        .collect::<Result<Vec<_>, _>>()?;
+    let w = where_clause(q, &mut st)?;
+    let mut inner_cols = vec![RESOURCE_COLUMNS.to_owned()];
+    for (i, s) in sorts.iter().enumerate() {
+        inner_cols.push(format!("{} AS s{i}", s.expr));
+    }
+    let mut outer_where = String::new();
+    if let Some(c) = cursor {
+        if c.values.len() != sorts.len() {
+            return Err(StoreError::InvalidCursor);
+        }
+        outer_where = format!(" WHERE {}", keyset_condition(&sorts, c, &mut st)?);
+    }
+    let mut order: Vec<String> = sorts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("x.s{i} {}", if s.descending { "DESC" } else { "ASC" }))
+        .collect();
+    order.push("x.id ASC".to_owned());
+    let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
+    let mut outer_cols = vec![
+        "x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body".to_owned(),
+    ];
+    for i in 0..sorts.len() {
+        outer_cols.push(format!("CAST(x.s{i} AS TEXT)"));
+    }
+    st.sql = format!(
+        "SELECT {} FROM (SELECT {} FROM resources r WHERE {w}) x{outer_where} ORDER BY {} LIMIT {lim}",
+        outer_cols.join(", "),
+        inner_cols.join(", "),
+        order.join(", "),
+    );
+    Ok(PageStatement {
+        statement: st,
+        sort_columns: sorts.len(),
+    })
+}
+
+/// Where the previous page stopped: its last row's sort values and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub values: Vec<Option<String>>,
+    pub id: String,
+}
+
+impl Cursor {
+    /// An opaque, URL-safe form.
+    pub fn encode(&self) -> String {
+        let mut parts: Vec<String> = self
+            .values
+            .iter()
+            .map(|v| match v {
+                Some(s) => format!("v{}", hex(s)),
+                None => "n".to_owned(),
+            })
+            .collect();
+        parts.push(format!("i{}", hex(&self.id)));
+        parts.join(".")
+    }
+
+    pub fn decode(s: &str) -> Result<Cursor, StoreError> {
+        let mut items: Vec<&str> = s.split('.').collect();
+        let id = items
+            .pop()
+            .and_then(|last| last.strip_prefix('i'))
+            .and_then(unhex)
+            .ok_or(StoreError::InvalidCursor)?;
+        let values = items
+            .into_iter()
+            .map(|p| {
+                if p == "n" {
+                    Ok(None)
+                } else {
+                    p.strip_prefix('v')
+                        .and_then(unhex)
+                        .map(Some)
+                        .ok_or(StoreError::InvalidCursor)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Cursor { values, id })
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn keyset_condition(
+    sorts: &[CompiledSort],
+    c: &Cursor,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
+    // (s0 > v0) OR (s0 = v0 AND s1 > v1) OR … OR (all equal AND id > last_id), with `<` for
+    // descending keys. Missing sort values were coalesced to a sentinel, so never NULL here.
+    let mut bound = Vec::with_capacity(sorts.len());
+    for (s, v) in sorts.iter().zip(&c.values) {
+        let v = v.as_deref().ok_or(StoreError::InvalidCursor)?;
+        let arg = match s.ty {
+            SortType::Text => Arg::Text(v.to_owned()),
+            SortType::Int => Arg::Int(v.parse().map_err(|_| StoreError::InvalidCursor)?),
+            SortType::Real => Arg::Real(v.parse().map_err(|_| StoreError::InvalidCursor)?),
+        };
+        bound.push(arg);
+    }
+    let mut disjuncts = Vec::new();
+    for i in 0..=sorts.len() {
+        let mut conj = Vec::new();
+        for (j, arg) in bound.iter().enumerate().take(i) {
+            let p = st.bind(arg.clone());
+            conj.push(format!("x.s{j} = {p}"));
+        }
+        if i < sorts.len() {
+            let p = st.bind(bound[i].clone());
+            let op = if sorts[i].descending { "<" } else { ">" };
+            conj.push(format!("x.s{i} {op} {p}"));
+        } else {
+            let p = st.text(&c.id);
+            conj.push(format!("x.id > {p}"));
+        }
+        disjuncts.push(format!("({})", conj.join(" AND ")));
+    }
+    Ok(format!("({})", disjuncts.join(" OR ")))
+}
+
+fn sort_expr(
+    rt: ResourceType,
+    key: &SortKey,
+    st: &mut Statement,
+) -> Result<CompiledSort, StoreError> {
+    let (expr, ty) = match key.param.as_str() {
+        "_id" => ("r.id".to_owned(), SortType::Text),
+        "_lastUpdated" => ("r.last_updated".to_owned(), SortType::Int),
+        code => {
+            let def = lookup(rt, code).ok_or_else(|| {
+                StoreError::UnsupportedSearch(format!("cannot sort by unknown parameter '{code}'"))
+            })?;
+            let agg = if key.descending { "MAX" } else { "MIN" };
+            let (table, col, ty) = match def.kind {
+                ParamKind::Date => ("search_date", "low", SortType::Int),
+                ParamKind::String => ("search_string", "normalized", SortType::Text),
+                ParamKind::Token => ("search_token", "code", SortType::Text),
+                ParamKind::Number => ("search_number", "value", SortType::Real),
+                ParamKind::Quantity => ("search_quantity", "value", SortType::Real),
+                ParamKind::Reference => ("search_reference", "target_id", SortType::Text),
+                ParamKind::Uri => ("search_uri", "value", SortType::Text),
+                ParamKind::Composite | ParamKind::Special => {
+                    return Err(StoreError::UnsupportedSearch(format!(
+                        "cannot sort by the {} parameter '{code}'",
+                        def.kind.as_str()
+                    )));
+                }
+            };
+            let p = st.text(code);
+            // Resources without a value sort last in either direction.
+            let sentinel = match (ty, key.descending) {
+                (SortType::Int, false) => i64::MAX.to_string(),
+                (SortType::Int, true) => i64::MIN.to_string(),
+                (SortType::Real, false) => "1e308".to_owned(),
+                (SortType::Real, true) => "-1e308".to_owned(),
+                (SortType::Text, false) => format!("'{TEXT_MAX}'"),
+                (SortType::Text, true) => "''".to_owned(),
+            };
+            (
+                format!(
+                    "COALESCE((SELECT {agg}(i.{col}) FROM {table} i WHERE i.resource_type = r.resource_type AND i.id = r.id AND i.param = {p}), {sentinel})"
+                ),
+                ty,
+            )
+        }
+    };
+    Ok(CompiledSort {
+        expr,
+        ty,
+        descending: key.descending,
+    })
+}
+
+/// One criterion as a boolean SQL expression about the resource `(type_expr, id_expr)`.
+fn criterion(
+    c: &Criterion,
+    rt: ResourceType,
+    type_expr: &str,
+    id_expr: &str,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
+    let exists = |table: &str, param: &str, cond: &str, st: &mut Statement| -> String {
+        let p = st.text(param);
+        format!(
+            "EXISTS (SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+        )
+    };
+    Ok(match c {
+        Criterion::Id { values, negate } => {
+            let list = values
+                .iter()
+                .map(|v| st.text(v))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let not = if *negate { "NOT " } else { "" };
+            format!("{id_expr} {not}IN ({list})")
+        }
+        Criterion::Token {
+            param,
+            values,
+            negate,
+        } => {
+            // Reserve the param placeholder first so numbering follows appearance.
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| token_cond(v, st)));
+            let e = format!(
+                "EXISTS (SELECT 1 FROM search_token i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            );
+            if *negate { format!("NOT {e}") } else { e }
+        }
+        Criterion::TokenText { param, values } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| starts_with("i.text", v, st)));
+            format!(
+                "EXISTS (SELECT 1 FROM search_token i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::String {
+            param,
+            mode,
+            values,
+        } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| match mode {
+                StringMode::StartsWith => starts_with("i.normalized", v, st),
+                StringMode::Exact => format!("i.exact = {}", st.text(v)),
+                StringMode::Contains => {
+                    let pat = st.text(&format!("%{}%", escape_like(v)));
+                    format!("i.normalized LIKE {pat} ESCAPE '\\'")
+                }
+            }));
+            format!(
+                "EXISTS (SELECT 1 FROM search_string i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::Date { param, values } => {
+            if param == "_lastUpdated" {
+                // Stored on the resource row itself, as an instant.
+                let lu = if id_expr == "r.id" {
+                    "r.last_updated".to_owned()
+                } else {
+                    format!(
+                        "(SELECT lu.last_updated FROM resources lu WHERE lu.resource_type = {type_expr} AND lu.id = {id_expr})"
+                    )
+                };
+                let cond = or(values.iter().map(|v| date_cond(v, &lu, &lu, st)));
+                format!("({cond})")
+            } else {
+                let p = st.text(param);
+                let cond = or(values.iter().map(|v| date_cond(v, "i.low", "i.high", st)));
+                format!(
+                    "EXISTS (SELECT 1 FROM search_date i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+                )
+            }
+        }
+        Criterion::Number { param, values } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| number_cond(v, st)));
+            format!(
+                "EXISTS (SELECT 1 FROM search_number i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::Quantity { param, values } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| quantity_cond(v, st)));
+            format!(
+                "EXISTS (SELECT 1 FROM search_quantity i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::Reference { param, values } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| reference_cond(v, st)));
+            format!(
+                "EXISTS (SELECT 1 FROM search_reference i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::ReferenceIdentifier { param, values } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| identifier_cond(v, st)));
+            format!(
+                "EXISTS (SELECT 1 FROM search_reference i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::Chain {
+            param,
+            target_type,
+            inner,
+        } => {
+            let p = st.text(param);
+            let tt = st.text(target_type.as_str());
+            // The chained criterion is about the referenced resource, reached through `c`.
+            let inner_sql = criterion(inner, *target_type, "c.target_type", "c.target_id", st)?;
+            let _ = rt;
+            format!(
+                "EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql})"
+            )
+        }
+        Criterion::Uri {
+            param,
+            mode,
+            values,
+        } => {
+            let p = st.text(param);
+            let cond = or(values.iter().map(|v| match mode {
+                UriMode::Exact => format!("i.value = {}", st.text(v)),
+                UriMode::Below => {
+                    let a = st.text(v);
+                    let b = st.text(&format!("{}/%", escape_like(v)));
+                    format!("(i.value = {a} OR i.value LIKE {b} ESCAPE '\\')")
+                }
+                UriMode::Above => {
+                    let a = st.text(v);
+                    format!("substr({a}, 1, length(i.value)) = i.value")
+                }
+            }));
+            format!(
+                "EXISTS (SELECT 1 FROM search_uri i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            )
+        }
+        Criterion::Missing { param, missing } => {
+            let def = lookup(rt, param).ok_or_else(|| {
+                StoreError::UnsupportedSearch(format!("unknown parameter '{param}'"))
+            })?;
+            let table = table_for(def.kind).ok_or_else(|| {
+                StoreError::UnsupportedSearch(format!(":missing is not supported on '{param}'"))
+            })?;
+            let e = exists(table, param, "1 = 1", st);
+            if *missing { format!("NOT {e}") } else { e }
+        }
+    })
+}
+
+fn table_for(kind: ParamKind) -> Option<&'static str> {
+    Some(match kind {
+        ParamKind::Date => "search_date",
+        ParamKind::String => "search_string",
+        ParamKind::Token => "search_token",
+        ParamKind::Number => "search_number",
+        ParamKind::Quantity => "search_quantity",
+        ParamKind::Reference => "search_reference",
+        ParamKind::Uri => "search_uri",
+        ParamKind::Composite | ParamKind::Special => return None,
+    })
+}
+
+fn or(parts: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = parts.collect();
+    if v.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        v.join(" OR ")
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// `col` starts with `v`, as a range so that an index on `col` serves it.
+fn starts_with(col: &str, v: &str, st: &mut Statement) -> String {
+    let lo = st.text(v);
+    let hi = st.text(&format!("{v}{TEXT_MAX}"));
+    format!("({col} >= {lo} AND {col} < {hi})")
+}
+
+fn token_cond(v: &TokenValue, st: &mut Statement) -> String {
+    match (&v.system, &v.code) {
+        (TokenSystem::Any, Some(code)) => format!("i.code = {}", st.text(code)),
+        (TokenSystem::None, Some(code)) => {
+            format!("(i.code = {} AND i.system IS NULL)", st.text(code))
+        }
+        (TokenSystem::Is(sys), Some(code)) => {
+            let s = st.text(sys);
+            let c = st.text(code);
+            format!("(i.system = {s} AND i.code = {c})")
+        }
+        (TokenSystem::Is(sys), None) => format!("i.system = {}", st.text(sys)),
+        (TokenSystem::Any | TokenSystem::None, None) => "1 = 0".to_owned(),
+    }
+}
+
+/// FHIR date comparison between the resource's range `[low, high)` and the search value's.
+fn date_cond(v: &DateValue, low: &str, high: &str, st: &mut Statement) -> String {
+    let mut b = |x: i64| st.bind(Arg::Int(x));
+    match v.prefix {
+        // The resource's range lies within the search range.
+        Prefix::Eq => format!("({low} >= {} AND {high} <= {})", b(v.low), b(v.high)),
+        Prefix::Ne => format!("NOT ({low} >= {} AND {high} <= {})", b(v.low), b(v.high)),
+        // Some part of the resource's range is above / below the search range.
+        Prefix::Gt => format!("{high} > {}", b(v.high)),
+        Prefix::Lt => format!("{low} < {}", b(v.low)),
+        Prefix::Ge => format!("{high} > {}", b(v.low)),
+        Prefix::Le => format!("{low} < {}", b(v.high)),
+        // Entirely after / before.
+        Prefix::Sa => format!("{low} >= {}", b(v.high)),
+        Prefix::Eb => format!("{high} <= {}", b(v.low)),
+        Prefix::Ap => {
+            // Within 10% of the distance from now, at least a day either side.
+            let now = crate::model::now_micros();
+            let gap = (now - v.low).abs() / 10;
+            let slack = gap.max(86_400_000_000);
+            format!(
+                "({low} < {} AND {high} > {})",
+                b(v.high.saturating_add(slack)),
+                b(v.low.saturating_sub(slack))
+            )
+        }
+    }
+}
+
+fn number_cond(v: &NumberValue, st: &mut Statement) -> String {
+    range_cond(v.prefix, v.value, v.low, v.high, st)
+}
+
+fn range_cond(prefix: Prefix, value: f64, low: f64, high: f64, st: &mut Statement) -> String {
+    let mut b = |x: f64| st.bind(Arg::Real(x));
+    match prefix {
+        // Equal within the precision the search value was written with.
+        Prefix::Eq => format!("(i.value >= {} AND i.value < {})", b(low), b(high)),
+        Prefix::Ne => format!("NOT (i.value >= {} AND i.value < {})", b(low), b(high)),
+        Prefix::Gt | Prefix::Sa => format!("i.value > {}", b(value)),
+        Prefix::Lt | Prefix::Eb => format!("i.value < {}", b(value)),
+        Prefix::Ge => format!("i.value >= {}", b(value)),
+        Prefix::Le => format!("i.value <= {}", b(value)),
+        Prefix::Ap => {
+            let slack = (value * 0.1).abs();
+            format!(
+                "(i.value >= {} AND i.value <= {})",
+                b(value - slack),
+                b(value + slack)
+            )
+        }
+    }
+}
+
+fn quantity_cond(v: &QuantityValue, st: &mut Statement) -> String {
+    let mut cond = range_cond(v.prefix, v.value, v.low, v.high, st);
+    match (&v.system, &v.code) {
+        (Some(sys), Some(code)) => {
+            let s = st.text(sys);
+            let c = st.text(code);
+            cond = format!("({cond} AND i.system = {s} AND i.code = {c})");
+        }
+        (None, Some(code)) => {
+            let c1 = st.text(code);
+            let c2 = st.text(code);
+            cond = format!("({cond} AND (i.code = {c1} OR i.unit = {c2}))");
+        }
+        (Some(sys), None) => {
+            let s = st.text(sys);
+            cond = format!("({cond} AND i.system = {s})");
+        }
+        (None, None) => {}
+    }
+    cond
+}
+
+fn reference_cond(v: &ReferenceValue, st: &mut Statement) -> String {
+    match v {
+        ReferenceValue::Local {
+            target_type: Some(t),
+            id,
+        } => {
+            let a = st.text(t.as_str());
+            let b = st.text(id);
+            format!("(i.target_type = {a} AND i.target_id = {b})")
+        }
+        ReferenceValue::Local {
+            target_type: None,
+            id,
+        } => format!("i.target_id = {}", st.text(id)),
+        ReferenceValue::Url(u) => format!("i.url = {}", st.text(u)),
+    }
+}
+
+fn identifier_cond(v: &TokenValue, st: &mut Statement) -> String {
+    match (&v.system, &v.code) {
+        (TokenSystem::Is(sys), Some(code)) => {
+            let s = st.text(sys);
+            let c = st.text(code);
+            format!("(i.identifier_system = {s} AND i.identifier_value = {c})")
+        }
+        (TokenSystem::Is(sys), None) => format!("i.identifier_system = {}", st.text(sys)),
+        (TokenSystem::None, Some(code)) => format!(
+            "(i.identifier_value = {} AND i.identifier_system IS NULL)",
+            st.text(code)
+        ),
+        (TokenSystem::Any, Some(code)) => format!("i.identifier_value = {}", st.text(code)),
+        (_, None) => "1 = 0".to_owned(),
+    }
+}
+
+/// Resources that `keys` (of `source_type`) reference through `param` (`*` for any), optionally
+/// only those of `target_type`.
+pub fn include_statement(
+    source_type: ResourceType,
+    ids: &[String],
+    param: &str,
+    target_type: Option<ResourceType>,
+) -> Statement {
+    let mut st = Statement::default();
+    let s = st.text(source_type.as_str());
+    let list = ids
+        .iter()
+        .map(|id| st.text(id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = {s} AND f.id IN ({list}) AND f.target_type = r.resource_type AND f.target_id = r.id"
+    );
+    if param != "*" {
+        let p = st.text(param);
+        sql.push_str(&format!(" AND f.param = {p}"));
+    }
+    if let Some(t) = target_type {
+        let t = st.text(t.as_str());
+        sql.push_str(&format!(" AND f.target_type = {t}"));
+    }
+    sql.push_str(")");
+    st.sql = sql;
+    st
+}
+
+/// Resources of `source_type` that reference any of `ids` (of `target_type`) through `param`.
+pub fn revinclude_statement(
+    source_type: ResourceType,
+    param: &str,
+    target_type: ResourceType,
+    ids: &[String],
+    limit: u32,
+) -> Statement {
+    let mut st = Statement::default();
+    let s = st.text(source_type.as_str());
+    let t = st.text(target_type.as_str());
+    let list = ids
+        .iter()
+        .map(|id| st.text(id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.resource_type = {s} AND r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.id = r.id AND f.target_type = {t} AND f.target_id IN ({list})"
+    );
+    if param != "*" {
+        let p = st.text(param);
+        sql.push_str(&format!(" AND f.param = {p}"));
+    }
+    let lim = st.bind(Arg::Int(i64::from(limit)));
+    sql.push_str(&format!(") ORDER BY r.id LIMIT {lim}"));
+    st.sql = sql;
+    st
+}
+
+/// One page of a patient's compartment, ordered by type and id.
+pub fn everything_statement(
+    patient_id: &str,
+    since: Option<i64>,
+    types: &[ResourceType],
+    count: u32,
+    after: Option<(&str, &str)>,
+) -> Statement {
+    let mut st = Statement::default();
+    let p = st.text(patient_id);
+    let mut sql = format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.patient_id = {p} AND r.deleted = FALSE"
+    );
+    if let Some(s) = since {
+        let s = st.bind(Arg::Int(s));
+        sql.push_str(&format!(" AND r.last_updated >= {s}"));
+    }
+    if !types.is_empty() {
+        let list = types
+            .iter()
+            .map(|t| st.text(t.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.push_str(&format!(" AND r.resource_type IN ({list})"));
+    }
+    if let Some((t, id)) = after {
+        let a = st.text(t);
+        let b = st.text(t);
+        let c = st.text(id);
+        sql.push_str(&format!(
+            " AND (r.resource_type > {a} OR (r.resource_type = {b} AND r.id > {c}))"
+        ));
+    }
+    let lim = st.bind(Arg::Int(i64::from(count) + 1));
+    sql.push_str(&format!(" ORDER BY r.resource_type, r.id LIMIT {lim}"));
+    st.sql = sql;
+    st
+}
+
+/// One page of history, newest first.
+pub fn history_statement(
+    rt: Option<ResourceType>,
+    id: Option<&str>,
+    since: Option<i64>,
+    count: u32,
+    after: Option<&HistoryCursor>,
+) -> Statement {
+    let mut st = Statement::default();
+    let mut conds = history_filter(rt, id, since, &mut st);
+    if let Some(c) = after {
+        // Newest first: strictly "older" in (last_updated, type, id, version) order.
+        let a = st.bind(Arg::Int(c.last_updated));
+        let b = st.bind(Arg::Int(c.last_updated));
+        let t1 = st.text(&c.resource_type);
+        let t2 = st.text(&c.resource_type);
+        let i1 = st.text(&c.id);
+        let t3 = st.text(&c.resource_type);
+        let i2 = st.text(&c.id);
+        let v = st.bind(Arg::Int(c.version_id));
+        let lu = st.bind(Arg::Int(c.last_updated));
+        conds.push(format!(
+            "(h.last_updated < {a} OR (h.last_updated = {b} AND (h.resource_type < {t1} OR (h.resource_type = {t2} AND h.id < {i1}) OR (h.resource_type = {t3} AND h.id = {i2} AND h.version_id < {v}))) AND h.last_updated <= {lu})"
+        ));
+    }
+    let lim = st.bind(Arg::Int(i64::from(count) + 1));
+    st.sql = format!(
+        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body FROM resource_history h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
+        conds.join(" AND ")
+    );
+    st
+}
+
+fn history_filter(
+    rt: Option<ResourceType>,
+    id: Option<&str>,
+    since: Option<i64>,
+    st: &mut Statement,
+) -> Vec<String> {
+    let mut conds = vec!["1 = 1".to_owned()];
+    if let Some(t) = rt {
+        conds.push(format!("h.resource_type = {}", st.text(t.as_str())));
+    }
+    if let Some(id) = id {
+        conds.push(format!("h.id = {}", st.text(id)));
+    }
+    if let Some(s) = since {
+        conds.push(format!("h.last_updated >= {}", st.bind(Arg::Int(s))));
+    }
+    conds
+}
+
+/// How many versions a history request covers.
+pub fn history_count_statement(
+    rt: Option<ResourceType>,
+    id: Option<&str>,
+    since: Option<i64>,
+) -> Statement {
+    let mut st = Statement::default();
+    let conds = history_filter(rt, id, since, &mut st);
+    st.sql = format!(
+        "SELECT COUNT(*) FROM resource_history h WHERE {}",
+        conds.join(" AND ")
+    );
+    st
+}
+
+/// Where a history page stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub last_updated: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+}
+
+impl HistoryCursor {
+    pub fn encode(&self) -> String {
+        Cursor {
+            values: vec![
+                Some(self.last_updated.to_string()),
+                Some(self.resource_type.clone()),
+                Some(self.version_id.to_string()),
+            ],
+            id: self.id.clone(),
+        }
+        .encode()
+    }
+
+    pub fn decode(s: &str) -> Result<HistoryCursor, StoreError> {
+        let c = Cursor::decode(s)?;
+        match c.values.as_slice() {
+            [Some(lu), Some(rt), Some(v)] => Ok(HistoryCursor {
+                last_updated: lu.parse().map_err(|_| StoreError::InvalidCursor)?,
+                resource_type: rt.clone(),
+                id: c.id,
+                version_id: v.parse().map_err(|_| StoreError::InvalidCursor)?,
+            }),
+            _ => Err(StoreError::InvalidCursor),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_including_missing_values_and_dots() {
+        let c = Cursor {
+            values: vec![Some("a.b|c".to_owned()), None, Some("12".to_owned())],
+            id: "obs-1.2".to_owned(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(Cursor::decode("zz").is_err());
+        assert!(Cursor::decode("vXY.i00").is_err());
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_order_of_appearance() {
+        let mut st = Statement::default();
+        let a = st.text("x");
+        let b = st.bind(Arg::Int(1));
+        assert_eq!((a.as_str(), b.as_str()), ("$1", "$2"));
+    }
+}
+
+/// The index tables, each keyed by `(resource_type, id)` of the resource the rows belong to.
+pub const INDEX_TABLES: [&str; 7] = [
+    "search_string",
+    "search_token",
+    "search_date",
+    "search_reference",
+    "search_number",
+    "search_quantity",
+    "search_uri",
+];
+
+fn opt_text(v: &Option<String>) -> Arg {
+    match v {
+        Some(s) => Arg::Text(s.clone()),
+        None => Arg::Null,
+    }
+}
+
+/// One multi-row `INSERT` of `rows` (each a list of values for `columns`).
+fn insert_rows(table: &str, columns: &[&str], rows: Vec<Vec<Arg>>) -> Option<Statement> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut st = Statement::default();
+    let mut tuples = Vec::with_capacity(rows.len());
+    for row in rows {
+        let ps: Vec<String> = row.into_iter().map(|a| st.bind(a)).collect();
+        tuples.push(format!("({})", ps.join(", ")));
+    }
+    st.sql = format!(
+        "INSERT INTO {table} ({}) VALUES {}",
+        columns.join(", "),
+        tuples.join(", ")
+    );
+    Some(st)
+}
+
+/// The statements that write one new version: history row, current row, and index rows
+/// (the old index rows removed first unless this is a first version).
+pub fn version_statements(v: &crate::prepare::PreparedVersion) -> Vec<Statement> {
+    let rt = v.resource_type.as_str().to_owned();
+    let id = v.id.as_str().to_owned();
+    let pid = opt_text(&v.patient_id);
+    let mut out = Vec::new();
+    out.push(Statement {
+        sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5, FALSE, $6)".to_owned(),
+        args: vec![
+            Arg::Text(rt.clone()),
+            Arg::Text(id.clone()),
+            Arg::Int(v.version_id.get()),
+            pid.clone(),
+            Arg::Int(v.last_updated),
+            Arg::Text(v.body.clone()),
+        ],
+    });
+    out.push(Statement {
+        sql: "INSERT INTO resources (resource_type, id, version_id, patient_id, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5, FALSE, $6) \
+              ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, patient_id = excluded.patient_id, \
+              last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body".to_owned(),
+        args: vec![
+            Arg::Text(rt.clone()),
+            Arg::Text(id.clone()),
+            Arg::Int(v.version_id.get()),
+            pid.clone(),
+            Arg::Int(v.last_updated),
+            Arg::Text(v.body.clone()),
+        ],
+    });
+    if v.version_id.get() > 1 {
+        out.extend(clear_index_statements(&rt, &id));
+    }
+    let owner = || vec![Arg::Text(rt.clone()), Arg::Text(id.clone()), pid.clone()];
+    let ix = &v.index;
+    let with = |mut base: Vec<Arg>, more: Vec<Arg>| {
+        base.extend(more);
+        base
+    };
+    let base_cols = ["resource_type", "id", "patient_id", "param"];
+    let cols = |extra: &[&'static str]| -> Vec<&'static str> {
+        base_cols.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    out.extend(insert_rows(
+        "search_string",
+        &cols(&["normalized", "exact"]),
+        ix.strings
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        Arg::Text(e.normalized.clone()),
+                        Arg::Text(e.exact.clone()),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_token",
+        &cols(&["system", "code", "text"]),
+        ix.tokens
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        opt_text(&e.system),
+                        opt_text(&e.code),
+                        opt_text(&e.text),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_date",
+        &cols(&["low", "high"]),
+        ix.dates
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![Arg::Text(e.param.clone()), Arg::Int(e.low), Arg::Int(e.high)],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_reference",
+        &cols(&[
+            "target_type",
+            "target_id",
+            "url",
+            "identifier_system",
+            "identifier_value",
+        ]),
+        ix.references
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        opt_text(&e.target_type.map(|t| t.as_str().to_owned())),
+                        opt_text(&e.target_id),
+                        opt_text(&e.url),
+                        opt_text(&e.identifier_system),
+                        opt_text(&e.identifier_value),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_number",
+        &cols(&["value", "low", "high"]),
+        ix.numbers
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        Arg::Real(e.value),
+                        Arg::Real(e.low),
+                        Arg::Real(e.high),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_quantity",
+        &cols(&["value", "low", "high", "system", "code", "unit"]),
+        ix.quantities
+            .iter()
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        Arg::Real(e.value),
+                        Arg::Real(e.low),
+                        Arg::Real(e.high),
+                        opt_text(&e.system),
+                        opt_text(&e.code),
+                        opt_text(&e.unit),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    out.extend(insert_rows(
+        "search_uri",
+        &cols(&["value"]),
+        ix.uris
+            .iter()
+            .map(|e| with(owner(), vec![Arg::Text(e.param.clone()), Arg::Text(e.value.clone())]))
+            .collect(),
+    ));
+    out
+}
+
+/// Removes every index row of one resource.
+pub fn clear_index_statements(rt: &str, id: &str) -> Vec<Statement> {
+    INDEX_TABLES
+        .iter()
+        .map(|table| Statement {
+            sql: format!("DELETE FROM {table} WHERE resource_type = $1 AND id = $2"),
+            args: vec![Arg::Text(rt.to_owned()), Arg::Text(id.to_owned())],
+        })
+        .collect()
+}
+
+/// The statements that record a deletion as version `version`.
+pub fn deletion_statements(
+    rt: ResourceType,
+    id: &carerecord_fhir::LogicalId,
+    version: carerecord_fhir::VersionId,
+    last_updated: i64,
+) -> Vec<Statement> {
+    let args = || {
+        vec![
+            Arg::Text(rt.as_str().to_owned()),
+            Arg::Text(id.as_str().to_owned()),
+            Arg::Int(version.get()),
+            Arg::Int(last_updated),
+        ]
+    };
+    let mut out = vec![
+        Statement {
+            sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body) \
+                  SELECT resource_type, id, $3, patient_id, $4, TRUE, '' FROM resources WHERE resource_type = $1 AND id = $2".to_owned(),
+            args: args(),
+        },
+        Statement {
+            sql: "UPDATE resources SET version_id = $3, last_updated = $4, deleted = TRUE, body = '' WHERE resource_type = $1 AND id = $2".to_owned(),
+            args: args(),
+        },
+    ];
+    out.extend(clear_index_statements(rt.as_str(), id.as_str()));
+    out
+}

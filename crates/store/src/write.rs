@@ -1,0 +1,108 @@
+//! The write interactions, written once over [`StoreTx`]: versioning rules live here, not in
+//! the backends.
+
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::model::{StoredResource, WriteKind, WriteResult, now_micros};
+use crate::prepare::{PreparedVersion, prepare_version};
+use crate::traits::StoreTx;
+
+fn stored(p: &PreparedVersion) -> StoredResource {
+    StoredResource {
+        resource_type: p.resource_type,
+        id: p.id.clone(),
+        version_id: p.version_id,
+        last_updated: p.last_updated,
+        deleted: false,
+        body: p.body.clone(),
+    }
+}
+
+/// Creates `id` as version 1. Fails with `AlreadyExists` if the id is taken (even by a deleted
+/// resource: ids are never reused by create).
+pub async fn create(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    id: &LogicalId,
+    body: Value,
+) -> Result<WriteResult, StoreError> {
+    if tx.current(rt, id).await?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+    let p = prepare_version(rt, id, VersionId::FIRST, now_micros(), body);
+    tx.put(&p).await?;
+    Ok(WriteResult {
+        kind: WriteKind::Created,
+        resource: stored(&p),
+    })
+}
+
+/// Writes a new version of `id` (creating it when absent — update as create). With
+/// `if_match`, the current version must be exactly that one.
+pub async fn update(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    id: &LogicalId,
+    body: Value,
+    if_match: Option<VersionId>,
+) -> Result<WriteResult, StoreError> {
+    let current = tx.current(rt, id).await?;
+    if let Some(expected) = if_match {
+        match &current {
+            Some(c) if !c.deleted && c.version_id == expected => {}
+            Some(c) => {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    current: c.version_id,
+                });
+            }
+            None => return Err(StoreError::NotFound),
+        }
+    }
+    let (version, kind) = match &current {
+        Some(c) if c.deleted => (c.version_id.next(), WriteKind::Created),
+        Some(c) => (c.version_id.next(), WriteKind::Updated),
+        None => (VersionId::FIRST, WriteKind::Created),
+    };
+    // A version is never older than the one before it, even if the clock stepped back.
+    let mut now = now_micros();
+    if let Some(c) = &current {
+        now = now.max(c.last_updated + 1);
+    }
+    let p = prepare_version(rt, id, version, now, body);
+    tx.put(&p).await?;
+    Ok(WriteResult {
+        kind,
+        resource: stored(&p),
+    })
+}
+
+/// Deletes `id`, writing a deletion marker as a new version. `None` when there was nothing to
+/// delete (absent or already deleted): deleting is idempotent.
+pub async fn delete(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    id: &LogicalId,
+) -> Result<Option<WriteResult>, StoreError> {
+    match tx.current(rt, id).await? {
+        Some(c) if !c.deleted => {
+            let version = c.version_id.next();
+            let now = now_micros().max(c.last_updated + 1);
+            tx.put_deleted(rt, id, version, now).await?;
+            Ok(Some(WriteResult {
+                kind: WriteKind::Deleted,
+                resource: StoredResource {
+                    resource_type: rt,
+                    id: id.clone(),
+                    version_id: version,
+                    last_updated: now,
+                    deleted: true,
+                    body: String::new(),
+                },
+            }))
+        }
+        _ => Ok(None),
+    }
+}
