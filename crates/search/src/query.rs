@@ -47,8 +47,14 @@ pub enum Criterion {
         values: Vec<String>,
     },
     /// Date parameters, including `_lastUpdated`.
-    Date { param: String, values: Vec<DateValue> },
-    Number { param: String, values: Vec<NumberValue> },
+    Date {
+        param: String,
+        values: Vec<DateValue>,
+    },
+    Number {
+        param: String,
+        values: Vec<NumberValue>,
+    },
     Quantity {
         param: String,
         values: Vec<QuantityValue>,
