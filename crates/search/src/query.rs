@@ -3,7 +3,12 @@
 //! The parser ([`parse`]) turns `(name, value)` pairs from a query string or a
 //! `application/x-www-form-urlencoded` body into a [`SearchQuery`]. Storage compiles it to SQL.
 
-use carerecord_fhir::{Issue, ResourceType};
+use carerecord_fhir::{Issue, IssueCode, ResourceType};
+
+use crate::datetime::DateRange;
+use crate::index::parse_decimal;
+use crate::registry::{self, ParamKind, SearchParamDef};
+use crate::text::normalize;
 
 /// A parsed search on one resource type. `criteria` are ANDed; the values inside one
 /// criterion are ORed (comma-separated in the URL).
@@ -222,14 +227,17 @@ pub enum Handling {
 /// it become local ones. Malformed values are always an error; unknown parameters are an error
 /// under [`Handling::Strict`] and are listed in [`SearchQuery::ignored`] otherwise. Parameters
 /// the server handles itself (`_format`, `_pretty`) are skipped silently.
+///
+/// Every problem is reported, not just the first. A bare reference id takes its target type from
+/// a `:Type` modifier, else from the parameter's targets when exactly one of them is a type this
+/// server stores (so `patient=123` means `Patient/123` although R4 also allows `Group`).
 pub fn parse(
     resource_type: ResourceType,
     pairs: &[(String, String)],
     handling: Handling,
     base_url: &str,
 ) -> Result<SearchQuery, Vec<Issue>> {
-    let _ = (pairs, handling, base_url);
-    Ok(SearchQuery {
+    let mut q = SearchQuery {
         resource_type,
         criteria: Vec::new(),
         count: None,
@@ -241,5 +249,711 @@ pub fn parse(
         total: Total::default(),
         cursor: None,
         ignored: Vec::new(),
+    };
+    let mut cx = Ctx {
+        handling,
+        base_url: base_url.trim_end_matches('/'),
+        errors: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for (name, value) in pairs {
+        cx.pair(&mut q, name, value);
+    }
+    q.ignored = cx.ignored;
+    if cx.errors.is_empty() {
+        Ok(q)
+    } else {
+        Err(cx.errors)
+    }
+}
+
+struct Ctx<'a> {
+    handling: Handling,
+    base_url: &'a str,
+    errors: Vec<Issue>,
+    ignored: Vec<Issue>,
+}
+
+impl Ctx<'_> {
+    fn invalid(&mut self, msg: String) {
+        self.errors.push(Issue::error(IssueCode::Invalid, msg));
+    }
+    fn bad_value(&mut self, msg: String) {
+        self.errors.push(Issue::error(IssueCode::Value, msg));
+    }
+    /// An unknown parameter or an unsupported feature: an error when strict, else ignored.
+    fn unsupported(&mut self, msg: String) {
+        match self.handling {
+            Handling::Strict => self.errors.push(Issue::error(IssueCode::NotSupported, msg)),
+            Handling::Lenient => self.ignored.push(Issue::warning(
+                IssueCode::NotSupported,
+                format!("{msg}; it was ignored"),
+            )),
+        }
+    }
+
+    fn pair(&mut self, q: &mut SearchQuery, name: &str, value: &str) {
+        let rt = q.resource_type;
+        match name {
+            "_format" | "_pretty" => {}
+            "_count" => match value.parse::<u32>() {
+                Ok(n) => q.count = Some(n),
+                Err(_) => self.bad_value(format!(
+                    "_count must be a non-negative integer, not '{value}'"
+                )),
+            },
+            "_sort" => self.sort(q, value),
+            "_include" | "_include:iterate" | "_include:recurse" => {
+                let iterate = name != "_include";
+                if let Some(i) = self.include("_include", rt, value, iterate) {
+                    q.include.push(i);
+                }
+            }
+            "_revinclude" | "_revinclude:iterate" | "_revinclude:recurse" => {
+                let iterate = name != "_revinclude";
+                if let Some(i) = self.include("_revinclude", rt, value, iterate) {
+                    q.revinclude.push(i);
+                }
+            }
+            "_summary" => match value {
+                "true" => q.summary = Some(Summary::True),
+                "text" => q.summary = Some(Summary::Text),
+                "data" => q.summary = Some(Summary::Data),
+                "count" => q.summary = Some(Summary::Count),
+                "false" => q.summary = Some(Summary::False),
+                _ => self.bad_value(format!(
+                    "_summary must be one of true, text, data, count, false, not '{value}'"
+                )),
+            },
+            "_total" => match value {
+                "none" => q.total = Total::None,
+                "estimate" => q.total = Total::Estimate,
+                "accurate" => q.total = Total::Accurate,
+                _ => self.bad_value(format!(
+                    "_total must be one of none, estimate, accurate, not '{value}'"
+                )),
+            },
+            "_elements" => {
+                let mut names = Vec::new();
+                for e in value.split(',').map(str::trim) {
+                    let ok = e.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if ok {
+                        names.push(e.to_owned());
+                    } else {
+                        self.bad_value(format!("_elements contains an invalid element name '{e}'"));
+                    }
+                }
+                q.elements = Some(names);
+            }
+            "_cursor" => {
+                if value.is_empty() {
+                    self.bad_value("_cursor must not be empty".to_owned());
+                } else {
+                    q.cursor = Some(value.to_owned());
+                }
+            }
+            _ => {
+                if let Some(c) = self.criterion(rt, name, value, 0) {
+                    q.criteria.push(c);
+                }
+            }
+        }
+    }
+
+    fn sort(&mut self, q: &mut SearchQuery, value: &str) {
+        for key in value.split(',').map(str::trim) {
+            let (param, descending) = match key.strip_prefix('-') {
+                Some(k) => (k, true),
+                None => (key, false),
+            };
+            if param.is_empty() {
+                self.bad_value(format!("_sort has an empty sort key in '{value}'"));
+                continue;
+            }
+            match registry::lookup(q.resource_type, param) {
+                Some(def) if !matches!(def.kind, ParamKind::Composite | ParamKind::Special) => {
+                    q.sort.push(SortKey {
+                        param: param.to_owned(),
+                        descending,
+                    });
+                }
+                _ => self.unsupported(format!(
+                    "_sort key '{param}' is not a sortable search parameter of {}",
+                    q.resource_type
+                )),
+            }
+        }
+    }
+
+    fn include(
+        &mut self,
+        name: &str,
+        rt: ResourceType,
+        value: &str,
+        iterate: bool,
+    ) -> Option<Include> {
+        if value == "*" {
+            return Some(Include {
+                source_type: rt,
+                param: "*".to_owned(),
+                target_type: None,
+                iterate,
+            });
+        }
+        let parts: Vec<&str> = value.split(':').collect();
+        let (source, param, target) = match parts.as_slice() {
+            [s, p] => (*s, *p, None),
+            [s, p, t] => (*s, *p, Some(*t)),
+            _ => {
+                self.bad_value(format!(
+                    "{name} must be 'Type:parameter[:Target]' or '*', not '{value}'"
+                ));
+                return None;
+            }
+        };
+        let Ok(source_type) = source.parse::<ResourceType>() else {
+            self.bad_value(format!(
+                "{name}: '{source}' is not a resource type this server supports"
+            ));
+            return None;
+        };
+        if name == "_include" && !iterate && source_type != rt {
+            self.invalid(format!(
+                "_include source type {source_type} must be the searched type {rt} (use _include:iterate)"
+            ));
+            return None;
+        }
+        let mut targets: &[String] = &[];
+        if param != "*" {
+            match registry::lookup(source_type, param) {
+                Some(def) if def.kind == ParamKind::Reference => targets = &def.targets,
+                _ => {
+                    self.bad_value(format!(
+                        "{name}: '{param}' is not a reference search parameter of {source_type}"
+                    ));
+                    return None;
+                }
+            }
+        }
+        let target_type = match target {
+            None => None,
+            Some(t) => match t.parse::<ResourceType>() {
+                Ok(tt) if param == "*" || targets.iter().any(|x| x == t) => Some(tt),
+                _ => {
+                    self.bad_value(format!(
+                        "{name}: '{t}' is not a target type of {source_type}:{param}"
+                    ));
+                    return None;
+                }
+            },
+        };
+        Some(Include {
+            source_type,
+            param: param.to_owned(),
+            target_type,
+            iterate,
+        })
+    }
+
+    fn criterion(
+        &mut self,
+        rt: ResourceType,
+        name: &str,
+        value: &str,
+        depth: usize,
+    ) -> Option<Criterion> {
+        let (head, chain) = match name.split_once('.') {
+            Some((h, c)) => (h, Some(c)),
+            None => (name, None),
+        };
+        let (code, modifier) = match head.split_once(':') {
+            Some((c, m)) => (c, Some(m)),
+            None => (head, None),
+        };
+        if code == "_id" && chain.is_none() {
+            return self.id(name, modifier, value);
+        }
+        let Some(def) = registry::lookup(rt, code) else {
+            self.unsupported(format!("Unknown search parameter '{code}' for {rt}"));
+            return None;
+        };
+        if let Some(rest) = chain {
+            return self.chain(rt, def, name, modifier, rest, value, depth);
+        }
+        if value.is_empty() {
+            self.bad_value(format!("Search parameter '{name}' has no value"));
+            return None;
+        }
+        if modifier == Some("missing") {
+            return match value {
+                "true" | "false" => Some(Criterion::Missing {
+                    param: code.to_owned(),
+                    missing: value == "true",
+                }),
+                _ => {
+                    self.bad_value(format!("'{name}' must be true or false, not '{value}'"));
+                    None
+                }
+            };
+        }
+        let raw_values = split_unescaped(value, ',');
+        if raw_values.iter().any(|v| v.is_empty()) {
+            self.bad_value(format!(
+                "Search parameter '{name}' has an empty value in '{value}'"
+            ));
+            return None;
+        }
+        let param = code.to_owned();
+        let unsupported_modifier = |cx: &mut Self| {
+            cx.unsupported(format!(
+                "The modifier ':{}' is not supported on the {} parameter '{code}'",
+                modifier.unwrap_or_default(),
+                def.kind.as_str()
+            ));
+            None
+        };
+        match def.kind {
+            ParamKind::Token => {
+                let negate = match modifier {
+                    None => false,
+                    Some("not") => true,
+                    Some("text") => {
+                        return Some(Criterion::TokenText {
+                            param,
+                            values: raw_values.iter().map(|v| normalize(&unescape(v))).collect(),
+                        });
+                    }
+                    Some(_) => return unsupported_modifier(self),
+                };
+                let values = self.tokens(name, &raw_values)?;
+                Some(Criterion::Token {
+                    param,
+                    values,
+                    negate,
+                })
+            }
+            ParamKind::String => {
+                let mode = match modifier {
+                    None => StringMode::StartsWith,
+                    Some("exact") => StringMode::Exact,
+                    Some("contains") => StringMode::Contains,
+                    Some(_) => return unsupported_modifier(self),
+                };
+                let values = raw_values
+                    .iter()
+                    .map(|v| {
+                        let v = unescape(v);
+                        if mode == StringMode::Exact {
+                            v
+                        } else {
+                            normalize(&v)
+                        }
+                    })
+                    .collect();
+                Some(Criterion::String {
+                    param,
+                    mode,
+                    values,
+                })
+            }
+            ParamKind::Uri => {
+                let mode = match modifier {
+                    None => UriMode::Exact,
+                    Some("below") => UriMode::Below,
+                    Some("above") => UriMode::Above,
+                    Some(_) => return unsupported_modifier(self),
+                };
+                let values = raw_values.iter().map(|v| unescape(v)).collect();
+                Some(Criterion::Uri {
+                    param,
+                    mode,
+                    values,
+                })
+            }
+            ParamKind::Date | ParamKind::Number | ParamKind::Quantity if modifier.is_some() => {
+                unsupported_modifier(self)
+            }
+            ParamKind::Date => {
+                let mut values = Vec::new();
+                let mut ok = true;
+                for raw in &raw_values {
+                    let v = unescape(raw);
+                    let (prefix, rest) = split_prefix(&v);
+                    match DateRange::parse(rest) {
+                        Some(r) => values.push(DateValue {
+                            prefix,
+                            low: r.low,
+                            high: r.high,
+                        }),
+                        None => {
+                            ok = false;
+                            self.bad_value(format!(
+                                "'{v}' is not a valid date for search parameter '{name}'"
+                            ));
+                        }
+                    }
+                }
+                ok.then_some(Criterion::Date { param, values })
+            }
+            ParamKind::Number => {
+                let mut values = Vec::new();
+                let mut ok = true;
+                for raw in &raw_values {
+                    let v = unescape(raw);
+                    let (prefix, rest) = split_prefix(&v);
+                    match parse_decimal(rest) {
+                        Some((value, low, high)) => values.push(NumberValue {
+                            prefix,
+                            value,
+                            low,
+                            high,
+                        }),
+                        None => {
+                            ok = false;
+                            self.bad_value(format!(
+                                "'{v}' is not a valid number for search parameter '{name}'"
+                            ));
+                        }
+                    }
+                }
+                ok.then_some(Criterion::Number { param, values })
+            }
+            ParamKind::Quantity => {
+                let mut values = Vec::new();
+                let mut ok = true;
+                for raw in &raw_values {
+                    match parse_quantity(raw) {
+                        Some(q) => values.push(q),
+                        None => {
+                            ok = false;
+                            self.bad_value(format!(
+                                "'{}' is not a valid quantity ([prefix]number[|system|code]) for search parameter '{name}'",
+                                unescape(raw)
+                            ));
+                        }
+                    }
+                }
+                ok.then_some(Criterion::Quantity { param, values })
+            }
+            ParamKind::Reference => {
+                let type_modifier = match modifier {
+                    None => None,
+                    Some("identifier") => {
+                        let values = self.tokens(name, &raw_values)?;
+                        return Some(Criterion::ReferenceIdentifier { param, values });
+                    }
+                    Some(m) => Some(self.target_type(def, name, m)?),
+                };
+                let mut values = Vec::new();
+                let mut ok = true;
+                for raw in &raw_values {
+                    match self.reference_value(def, type_modifier, &unescape(raw)) {
+                        Ok(v) => values.push(v),
+                        Err(msg) => {
+                            ok = false;
+                            self.bad_value(format!("Search parameter '{name}': {msg}"));
+                        }
+                    }
+                }
+                ok.then_some(Criterion::Reference { param, values })
+            }
+            ParamKind::Composite | ParamKind::Special => {
+                self.unsupported(format!(
+                    "The {} search parameter '{code}' is not supported",
+                    def.kind.as_str()
+                ));
+                None
+            }
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
+    fn chain(
+        &mut self,
+        rt: ResourceType,
+        def: &SearchParamDef,
+        name: &str,
+        modifier: Option<&str>,
+        rest: &str,
+        value: &str,
+        depth: usize,
+    ) -> Option<Criterion> {
+        if def.kind != ParamKind::Reference {
+            self.invalid(format!(
+                "'{name}': only reference parameters can be chained, and '{}' of {rt} is a {} parameter",
+                def.code,
+                def.kind.as_str()
+            ));
+            return None;
+        }
+        if depth > 0 || rest.contains('.') {
+            self.unsupported(format!("'{name}': only one level of chaining is supported"));
+            return None;
+        }
+        let target_type = match modifier {
+            Some(m) => self.target_type(def, name, m)?,
+            None => {
+                let supported = supported_targets(def);
+                match supported.as_slice() {
+                    [one] => *one,
+                    _ => {
+                        self.invalid(format!(
+                            "'{name}': the chained parameter '{}' may refer to several types ({}); name one, e.g. '{}:{}.{rest}'",
+                            def.code,
+                            def.targets.join(", "),
+                            def.code,
+                            supported.first().map_or("Patient", |t| t.as_str())
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
+        let inner = self.criterion(target_type, rest, value, depth + 1)?;
+        Some(Criterion::Chain {
+            param: def.code.clone(),
+            target_type,
+            inner: Box::new(inner),
+        })
+    }
+
+    /// A `:Type` modifier of a reference parameter.
+    fn target_type(&mut self, def: &SearchParamDef, name: &str, m: &str) -> Option<ResourceType> {
+        if !def.targets.iter().any(|t| t == m) {
+            if m.starts_with(|c: char| c.is_ascii_uppercase()) {
+                self.invalid(format!(
+                    "'{name}': {m} is not a target type of the reference parameter '{}' ({})",
+                    def.code,
+                    def.targets.join(", ")
+                ));
+            } else {
+                self.unsupported(format!(
+                    "The modifier ':{m}' is not supported on the reference parameter '{}'",
+                    def.code
+                ));
+            }
+            return None;
+        }
+        match m.parse::<ResourceType>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.errors.push(Issue::error(
+                    IssueCode::NotSupported,
+                    format!("'{name}': resource type {m} is not supported by this server"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn reference_value(
+        &self,
+        def: &SearchParamDef,
+        type_modifier: Option<ResourceType>,
+        v: &str,
+    ) -> Result<ReferenceValue, String> {
+        let local = if !self.base_url.is_empty()
+            && let Some(rest) = v.strip_prefix(self.base_url)
+            && let Some(path) = rest.strip_prefix('/')
+        {
+            path
+        } else if v.contains("://") || v.starts_with("urn:") {
+            return Ok(ReferenceValue::Url(v.to_owned()));
+        } else {
+            v
+        };
+        let segs: Vec<&str> = local.split('/').collect();
+        let (ty, id) = match segs.as_slice() {
+            [id] => (None, *id),
+            [ty, id] | [ty, id, "_history", _] => (Some(*ty), *id),
+            _ => {
+                return Err(format!(
+                    "'{v}' is not a valid reference ([Type/]id or a URL)"
+                ));
+            }
+        };
+        if !valid_id(id) {
+            return Err(format!("'{id}' is not a valid resource id"));
+        }
+        let target_type = match ty {
+            Some(t) => {
+                let parsed = t
+                    .parse::<ResourceType>()
+                    .map_err(|_| format!("resource type '{t}' is not supported by this server"))?;
+                if type_modifier.is_some_and(|m| m != parsed) {
+                    return Err(format!("'{v}' does not match the type modifier"));
+                }
+                Some(parsed)
+            }
+            None => type_modifier.or_else(|| match supported_targets(def).as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }),
+        };
+        Ok(ReferenceValue::Local {
+            target_type,
+            id: id.to_owned(),
+        })
+    }
+
+    fn id(&mut self, name: &str, modifier: Option<&str>, value: &str) -> Option<Criterion> {
+        let negate = match modifier {
+            None => false,
+            Some("not") => true,
+            Some(m) => {
+                self.unsupported(format!("The modifier ':{m}' is not supported on '_id'"));
+                return None;
+            }
+        };
+        let mut values = Vec::new();
+        let mut ok = true;
+        for raw in split_unescaped(value, ',') {
+            let v = unescape(raw);
+            if valid_id(&v) {
+                values.push(v);
+            } else {
+                ok = false;
+                self.bad_value(format!("'{name}': '{v}' is not a valid resource id"));
+            }
+        }
+        ok.then_some(Criterion::Id { values, negate })
+    }
+
+    fn tokens(&mut self, name: &str, raw_values: &[&str]) -> Option<Vec<TokenValue>> {
+        let mut values = Vec::new();
+        let mut ok = true;
+        for raw in raw_values {
+            match parse_token(raw) {
+                Some(t) => values.push(t),
+                None => {
+                    ok = false;
+                    self.bad_value(format!(
+                        "'{}' is not a valid token (code, |code, system|code or system|) for search parameter '{name}'",
+                        unescape(raw)
+                    ));
+                }
+            }
+        }
+        ok.then_some(values)
+    }
+}
+
+/// The parameter's targets that this server stores.
+fn supported_targets(def: &SearchParamDef) -> Vec<ResourceType> {
+    def.targets
+        .iter()
+        .filter_map(|t| t.parse::<ResourceType>().ok())
+        .collect()
+}
+
+/// A FHIR id: 1–64 of `[A-Za-z0-9-.]`.
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Splits on `sep` where it is not escaped with `\`; the parts keep their escapes.
+fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == sep {
+            parts.push(&s[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// Removes search escapes: `\,` `\|` `\$` `\\`.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_token(raw: &str) -> Option<TokenValue> {
+    let parts = split_unescaped(raw, '|');
+    let non_empty = |s: &str| (!s.is_empty()).then(|| unescape(s));
+    match parts.as_slice() {
+        [code] => Some(TokenValue {
+            system: TokenSystem::Any,
+            code: Some(non_empty(code)?),
+        }),
+        ["", code] => Some(TokenValue {
+            system: TokenSystem::None,
+            code: Some(non_empty(code)?),
+        }),
+        [system, code] => Some(TokenValue {
+            system: TokenSystem::Is(unescape(system)),
+            code: non_empty(code),
+        }),
+        _ => None,
+    }
+}
+
+const PREFIXES: &[(&str, Prefix)] = &[
+    ("eq", Prefix::Eq),
+    ("ne", Prefix::Ne),
+    ("lt", Prefix::Lt),
+    ("gt", Prefix::Gt),
+    ("le", Prefix::Le),
+    ("ge", Prefix::Ge),
+    ("sa", Prefix::Sa),
+    ("eb", Prefix::Eb),
+    ("ap", Prefix::Ap),
+];
+
+fn split_prefix(v: &str) -> (Prefix, &str) {
+    for (p, prefix) in PREFIXES {
+        if let Some(rest) = v.strip_prefix(p) {
+            return (*prefix, rest);
+        }
+    }
+    (Prefix::Eq, v)
+}
+
+fn parse_quantity(raw: &str) -> Option<QuantityValue> {
+    let parts = split_unescaped(raw, '|');
+    let opt = |s: &str| (!s.is_empty()).then(|| unescape(s));
+    let (number, system, code) = match parts.as_slice() {
+        [n] => (unescape(n), None, None),
+        [n, s, c] => (unescape(n), opt(s), opt(c)),
+        _ => return None,
+    };
+    if system.is_some() && code.is_none() {
+        return None;
+    }
+    let (prefix, rest) = split_prefix(&number);
+    let (value, low, high) = parse_decimal(rest)?;
+    Some(QuantityValue {
+        prefix,
+        value,
+        low,
+        high,
+        system,
+        code,
     })
 }
