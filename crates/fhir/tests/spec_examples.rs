@@ -3,6 +3,12 @@
 //! `fixtures/` holds a few copies that always run. The whole package is used too when it has
 //! been unpacked at `/tmp/fhirpkg/package` (or `$FHIR_EXAMPLES_DIR`); otherwise that test is a
 //! no-op.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
 
 use carerecord_fhir::ResourceType;
 use carerecord_fhir::validate::validate;

@@ -10,7 +10,7 @@
 mod primitives;
 mod table;
 
-use crate::nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber};
+use crate::nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};
 use crate::outcome::{Issue, IssueCode};
 use serde_json::{Map, Value};
 use table::{ElementDef, TABLE};
@@ -267,8 +267,10 @@ impl Validator {
                 );
                 return;
             }
-            if let Some(max) = def.max() {
-                if items.len() > max as usize {
+            if let Some(max) = def.max()
+                && items.len() > max as usize
+            {
+                {
                     self.push(
                         Issue::error(
                             IssueCode::Structure,
@@ -376,8 +378,10 @@ impl Validator {
                 return;
             };
             let values = value.and_then(Value::as_array);
-            if let Some(values) = values {
-                if values.len() != items.len() {
+            if let Some(values) = values
+                && values.len() != items.len()
+            {
+                {
                     self.push(
                         Issue::error(
                             IssueCode::Structure,
@@ -440,8 +444,17 @@ impl Validator {
         match obj.get("value") {
             Some(Value::String(v)) => {
                 if let Err(e) = NhsNumber::parse(v) {
+                    // Our own wording: never risk echoing the number.
+                    let why = match e {
+                        NhsNumberError::WrongLength => "an NHS number has exactly 10 digits",
+                        NhsNumberError::NotDigits => {
+                            "an NHS number contains only digits (and optional spaces)"
+                        }
+                        NhsNumberError::CheckDigit => "the NHS number's check digit is wrong",
+                        NhsNumberError::AllZeros => "an NHS number cannot be all zeros",
+                    };
                     self.push(
-                        Issue::error(IssueCode::Value, format!("invalid NHS number: {e}"))
+                        Issue::error(IssueCode::Value, format!("invalid NHS number: {why}"))
                             .at(format!("{path}.value")),
                     );
                 }
@@ -477,16 +490,18 @@ fn is_reference(r: &str) -> bool {
     if r.chars().any(char::is_whitespace) {
         return false;
     }
+    // Conditional reference in a transaction: Type?search
+    if let Some((t, query)) = r.split_once('?')
+        && is_type_name(t)
+    {
+        return !query.is_empty();
+    }
     if let Some((scheme, rest)) = r.split_once("://") {
         return !scheme.is_empty()
             && scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
             && !rest.is_empty();
-    }
-    // Conditional reference in a transaction: Type?search
-    if let Some((t, query)) = r.split_once('?') {
-        return is_type_name(t) && !query.is_empty();
     }
     let parts: Vec<&str> = r.split('/').collect();
     match parts.as_slice() {
@@ -497,4 +512,5 @@ fn is_reference(r: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
 mod tests;

@@ -207,7 +207,7 @@ fn is_base64(s: &str) -> bool {
         }
         count += 1;
     }
-    count > 0 && count % 4 == 0
+    count > 0 && count.is_multiple_of(4)
 }
 
 /// `urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
@@ -239,6 +239,7 @@ pub(crate) fn is_oid(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use serde_json::json;

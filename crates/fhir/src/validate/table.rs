@@ -88,6 +88,7 @@ pub(crate) static TABLE: LazyLock<Table> =
     LazyLock::new(|| parse(ELEMENTS_JSON).expect("embedded elements.json is valid"));
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use crate::resource_type::ResourceType;
