@@ -13,15 +13,22 @@ mod table;
 use crate::nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};
 use crate::outcome::{Issue, IssueCode};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use table::{ElementDef, TABLE};
 
 /// At most this many issues are reported for one resource.
 pub const MAX_ISSUES: usize = 100;
 
+/// Objects nested deeper than this are rejected rather than walked (bounds recursion).
+pub const MAX_DEPTH: usize = 100;
+
 /// Checks `resource` against the structure of its type; returns one issue per problem (empty when
 /// the resource is structurally valid).
 pub fn validate(resource: &Value) -> Vec<Issue> {
-    let mut v = Validator { issues: Vec::new() };
+    let mut v = Validator {
+        issues: Vec::new(),
+        depth: 0,
+    };
     match resource {
         Value::Object(obj) => v.resource(obj, None),
         _ => v.push(Issue::error(
@@ -34,6 +41,8 @@ pub fn validate(resource: &Value) -> Vec<Issue> {
 
 struct Validator {
     issues: Vec<Issue>,
+    /// Objects currently being walked.
+    depth: usize,
 }
 
 /// A user-supplied name, repeated in diagnostics only when it looks like a FHIR name.
@@ -141,6 +150,29 @@ impl Validator {
             );
             return;
         };
+        if self.depth >= MAX_DEPTH {
+            self.push(
+                Issue::error(
+                    IssueCode::TooCostly,
+                    format!("elements are nested more than {MAX_DEPTH} levels deep"),
+                )
+                .at(path),
+            );
+            return;
+        }
+        self.depth += 1;
+        self.complex_fields(obj, defs, type_name, path, is_resource);
+        self.depth -= 1;
+    }
+
+    fn complex_fields(
+        &mut self,
+        obj: &Map<String, Value>,
+        defs: &HashMap<String, ElementDef>,
+        type_name: &str,
+        path: &str,
+        is_resource: bool,
+    ) {
         if obj.is_empty() {
             self.push(
                 Issue::error(
@@ -190,6 +222,7 @@ impl Validator {
             let has_ext = obj.contains_key(&format!("_{key}"));
             self.element(def, value, &elem_path, has_ext);
         }
+        self.one_choice_each(obj, defs, path);
         self.required(obj, defs, path);
         match type_name {
             "Reference" => self.reference(obj, path),
@@ -198,11 +231,47 @@ impl Validator {
         }
     }
 
+    /// A choice element (`value[x]`) appears with at most one type.
+    fn one_choice_each(
+        &mut self,
+        obj: &Map<String, Value>,
+        defs: &HashMap<String, ElementDef>,
+        path: &str,
+    ) {
+        let mut pairs: Vec<(&str, &str)> = obj
+            .keys()
+            .filter_map(|key| {
+                let name = key.strip_prefix('_').unwrap_or(key);
+                let (name, def) = defs.get_key_value(name)?;
+                Some((def.choice_group()?, name.as_str()))
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut groups: Vec<&str> = pairs.iter().map(|(g, _)| *g).collect();
+        let all = groups.len();
+        groups.dedup();
+        if groups.len() == all {
+            return;
+        }
+        for group in groups {
+            if pairs.iter().filter(|(g, _)| *g == group).count() > 1 {
+                self.push(
+                    Issue::error(
+                        IssueCode::Structure,
+                        format!("'{group}[x]' may be given with only one type"),
+                    )
+                    .at(format!("{path}.{group}")),
+                );
+            }
+        }
+    }
+
     /// Required elements (min ≥ 1) are present; a choice group counts once.
     fn required(
         &mut self,
         obj: &Map<String, Value>,
-        defs: &std::collections::HashMap<String, ElementDef>,
+        defs: &HashMap<String, ElementDef>,
         path: &str,
     ) {
         let mut missing: Vec<(String, String)> = Vec::new();

@@ -582,3 +582,29 @@ fn issues_are_capped() {
     assert_eq!(found.len(), MAX_ISSUES);
     assert_eq!(found[MAX_ISSUES - 1].code, IssueCode::TooCostly);
 }
+
+#[test]
+fn a_choice_element_takes_one_type() {
+    let mut o = observation();
+    o["valueString"] = json!("high");
+    o["_valueBoolean"] = json!({"id": "b"});
+    let d = assert_one(&o, IssueCode::Structure, "Observation.value");
+    assert!(d.contains("value[x]"));
+    let mut o = observation();
+    o["_valueQuantity"] = json!({"id": "q"});
+    // `_valueQuantity` is not allowed (Quantity is not primitive), but it is not a second type.
+    assert_one(&o, IssueCode::Structure, "Observation._valueQuantity");
+}
+
+#[test]
+fn deep_nesting_is_bounded() {
+    let mut ext = json!({"url": "http://example.org/leaf", "valueString": "x"});
+    for _ in 0..150 {
+        ext = json!({"url": "http://example.org/n", "extension": [ext]});
+    }
+    let mut p = patient();
+    p["extension"] = json!([ext]);
+    let found = validate(&p);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].code, IssueCode::TooCostly);
+}
