@@ -10,8 +10,8 @@
     reason = "test code"
 )]
 
-use carerecord_fhir::ResourceType;
 use carerecord_fhir::validate::validate;
+use carerecord_fhir::{IssueCode, ResourceType};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +52,14 @@ fn fixture_examples_are_valid() {
         let resource = load(&path).unwrap();
         let issues = validate(&resource);
         assert!(issues.is_empty(), "{}: {issues:#?}", path.display());
+        // And the validator is not simply accepting everything: one unknown element, one issue.
+        let mut broken = resource.clone();
+        broken["notAnElement"] = Value::Bool(true);
+        let issues = validate(&broken);
+        let rt = resource["resourceType"].as_str().unwrap();
+        assert_eq!(issues.len(), 1, "{}: {issues:#?}", path.display());
+        assert_eq!(issues[0].code, IssueCode::Structure);
+        assert_eq!(issues[0].expression, vec![format!("{rt}.notAnElement")]);
         count += 1;
     }
     assert!(count >= 5, "expected at least 5 fixtures, found {count}");
@@ -85,7 +93,7 @@ fn spec_examples_of_supported_types_pass() {
             out_of_scope += 1;
             if issues
                 .iter()
-                .any(|i| i.code == carerecord_fhir::IssueCode::NotSupported)
+                .any(|i| i.code == IssueCode::Invalid && i.diagnostics.contains("is not supported"))
             {
                 out_of_scope_rejected += 1;
             }

@@ -116,7 +116,7 @@ impl Validator {
             );
             self.push(
                 Issue::error(
-                    IssueCode::NotSupported,
+                    IssueCode::Invalid,
                     format!(
                         "resource type {} is not supported by this server",
                         show_name(rt)
@@ -153,7 +153,7 @@ impl Validator {
         if self.depth >= MAX_DEPTH {
             self.push(
                 Issue::error(
-                    IssueCode::TooCostly,
+                    IssueCode::Structure,
                     format!("elements are nested more than {MAX_DEPTH} levels deep"),
                 )
                 .at(path),
