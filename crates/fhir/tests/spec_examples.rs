@@ -114,7 +114,7 @@ fn spec_examples_of_supported_types_pass() {
     }
     let rate = f64::from(passed) / f64::from(in_scope);
     println!(
-        "spec examples: {passed}/{in_scope} in scope pass ({:.1}%); {out_of_scope} out of scope (unsupported nested types), {out_of_scope_rejected} of them rejected as not-supported",
+        "spec examples: {passed}/{in_scope} in scope pass ({:.1}%); {out_of_scope} out of scope (unsupported nested types), {out_of_scope_rejected} of them rejected as unsupported",
         rate * 100.0
     );
     assert_eq!(out_of_scope, out_of_scope_rejected);
