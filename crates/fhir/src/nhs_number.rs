@@ -98,10 +98,22 @@ mod tests {
 
     #[test]
     fn wrong_check_digit_length_and_characters_are_rejected() {
-        assert_eq!(NhsNumber::parse("9434765918"), Err(NhsNumberError::CheckDigit));
-        assert_eq!(NhsNumber::parse("943476591"), Err(NhsNumberError::WrongLength));
-        assert_eq!(NhsNumber::parse("94347659A9"), Err(NhsNumberError::NotDigits));
-        assert_eq!(NhsNumber::parse("0000000000"), Err(NhsNumberError::AllZeros));
+        assert_eq!(
+            NhsNumber::parse("9434765918"),
+            Err(NhsNumberError::CheckDigit)
+        );
+        assert_eq!(
+            NhsNumber::parse("943476591"),
+            Err(NhsNumberError::WrongLength)
+        );
+        assert_eq!(
+            NhsNumber::parse("94347659A9"),
+            Err(NhsNumberError::NotDigits)
+        );
+        assert_eq!(
+            NhsNumber::parse("0000000000"),
+            Err(NhsNumberError::AllZeros)
+        );
     }
 
     #[test]
