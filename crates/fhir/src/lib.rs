@@ -11,6 +11,7 @@ pub mod nhs_number;
 pub mod outcome;
 pub mod resource_type;
 pub mod validate;
+pub mod view;
 
 pub use ids::{IdError, LogicalId, VersionId};
 pub use nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};

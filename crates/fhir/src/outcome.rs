@@ -44,6 +44,8 @@ pub enum IssueCode {
     Exception,
     Informational,
     Incomplete,
+    Transient,
+    BusinessRule,
 }
 
 impl IssueCode {
@@ -68,6 +70,8 @@ impl IssueCode {
             IssueCode::Exception => "exception",
             IssueCode::Informational => "informational",
             IssueCode::Incomplete => "incomplete",
+            IssueCode::Transient => "transient",
+            IssueCode::BusinessRule => "business-rule",
         }
     }
 }

@@ -523,7 +523,7 @@ impl Validator {
                         NhsNumberError::AllZeros => "an NHS number cannot be all zeros",
                     };
                     self.push(
-                        Issue::error(IssueCode::Value, format!("invalid NHS number: {why}"))
+                        Issue::error(IssueCode::BusinessRule, format!("invalid NHS number: {why}"))
                             .at(format!("{path}.value")),
                     );
                 }
