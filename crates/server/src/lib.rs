@@ -1,1 +1,71 @@
+//! carerecord's HTTP server: the FHIR REST API under `/fhir` and health checks.
+//!
+//! [`serve`] runs the application on a listener the caller bound (tests bind `127.0.0.1:0`),
+//! until `shutdown` resolves, then drains in-flight requests.
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fhir;
+mod health;
+pub mod metrics;
+pub mod request_id;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use carerecord_store::ResourceStore;
+use tokio::net::TcpListener;
+
+/// Settings the server needs (the binary fills them from its configuration).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The public FHIR base URL (`http://host:port/fhir`); `None` derives it from `Host`.
+    pub public_base_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Page size when `_count` is absent.
+    pub default_page_size: u32,
+    /// Largest page size honoured.
+    pub max_page_size: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            public_base_url: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            default_page_size: 50,
+            max_page_size: 1_000,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ResourceStore>,
+    pub settings: Arc<ServerSettings>,
+}
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .nest("/fhir", fhir::router())
+        .merge(health::router())
+        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

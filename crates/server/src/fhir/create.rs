@@ -1,0 +1,39 @@
+//! `POST [base]/[type]`: create, and conditional create with `If-None-Exist`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::body::FhirBody;
+use super::context::Ctx;
+use super::interactions::{self, Written};
+use super::render::write_response;
+use crate::AppState;
+use crate::error::ApiError;
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    ctx: Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    let mut tx = state.store.begin().await?;
+    let written = interactions::create(
+        tx.as_mut(),
+        rt,
+        body,
+        ctx.header("if-none-exist"),
+        &ctx.base,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    match written {
+        Written::Created(r) => write_response(&ctx, StatusCode::CREATED, &r, true),
+        Written::Existing(r) => write_response(&ctx, StatusCode::OK, &r, true),
+        Written::Updated(_) | Written::Deleted(_) => {
+            Err(ApiError::Internal("create returned another outcome".into()))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `DELETE [base]/[type]/[id]` and conditional delete `DELETE [base]/[type]?[search]`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use carerecord_fhir::IssueCode;
+
+use super::context::Ctx;
+use super::interactions::{self, Written};
+use super::render::version_headers;
+use crate::AppState;
+use crate::error::ApiError;
+
+fn respond(written: Written) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Written::Deleted(Some(r)) = &written {
+        version_headers(&mut resp, r);
+    }
+    resp
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Path((type_name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    let id = super::logical_id(&id)?;
+    let mut tx = state.store.begin().await?;
+    let written = interactions::delete(tx.as_mut(), rt, &id).await?;
+    tx.commit().await?;
+    Ok(respond(written))
+}
+
+pub async fn conditional_handler(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    if ctx.query.is_empty() {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            "DELETE needs an id in the URL or search parameters for a conditional delete",
+        ));
+    }
+    let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
+    let mut tx = state.store.begin().await?;
+    let written = interactions::conditional_delete(tx.as_mut(), rt, &condition, &ctx.base).await?;
+    tx.commit().await?;
+    Ok(respond(written))
+}

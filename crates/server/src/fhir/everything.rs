@@ -1,0 +1,105 @@
+//! `GET [base]/Patient/[id]/$everything`: the patient's compartment, paged, with `_since`,
+//! `_type` and `_count`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use carerecord_fhir::{IssueCode, ResourceType};
+use carerecord_search::datetime::DateRange;
+use carerecord_store::{format_instant, now_micros};
+use serde_json::json;
+
+use super::context::Ctx;
+use super::render::{json_response, json_text};
+use crate::AppState;
+use crate::error::ApiError;
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let id = super::logical_id(&id)?;
+    // The patient must exist (a deleted one answers 410).
+    state.store.read(ResourceType::Patient, &id).await?;
+    let mut since = None;
+    let mut types = Vec::new();
+    let mut count = state.settings.default_page_size;
+    let mut cursor = None;
+    for (k, v) in &ctx.query {
+        match k.as_str() {
+            "_since" => {
+                since = Some(
+                    DateRange::parse(v)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(IssueCode::Value, "_since must be an instant")
+                        })?
+                        .low,
+                );
+            }
+            "_type" => {
+                for t in v.split(',') {
+                    types.push(t.trim().parse::<ResourceType>().map_err(|_| {
+                        ApiError::bad_request(
+                            IssueCode::Value,
+                            format!("_type names an unsupported resource type '{t}'"),
+                        )
+                    })?);
+                }
+            }
+            "_count" => {
+                count = v.parse::<u32>().map_err(|_| {
+                    ApiError::bad_request(IssueCode::Value, "_count must be a whole number")
+                })?;
+            }
+            "_cursor" => cursor = Some(v.clone()),
+            _ => {}
+        }
+    }
+    let count = count.clamp(1, state.settings.max_page_size);
+    let page = state
+        .store
+        .everything(&id, since, &types, count, cursor.as_deref())
+        .await?;
+    let base = &ctx.base;
+    let path = format!("{base}/Patient/{id}/$everything");
+    let kept: Vec<(String, String)> = ctx
+        .query
+        .iter()
+        .filter(|(k, _)| k != "_cursor")
+        .cloned()
+        .collect();
+    let mut links = vec![
+        json!({"relation": "self", "url": format!("{path}?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())}),
+    ];
+    if let Some(c) = &page.next_cursor {
+        let mut next = kept.clone();
+        next.push(("_cursor".into(), c.clone()));
+        links.push(json!({"relation": "next", "url": format!("{path}?{}", serde_urlencoded::to_string(&next).unwrap_or_default())}));
+    }
+    let entries = page
+        .items
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body)
+                .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))?;
+            Ok(json!({
+                "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
+                "resource": body,
+                "search": {"mode": "match"},
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::now_v7().to_string(),
+        "meta": {"lastUpdated": format_instant(now_micros())},
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    });
+    Ok(json_response(
+        StatusCode::OK,
+        json_text(&bundle, ctx.pretty)?,
+    ))
+}

@@ -1,0 +1,59 @@
+//! `PUT [base]/[type]/[id]` (update, with `If-Match`) and `PUT [base]/[type]?[search]`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use carerecord_fhir::IssueCode;
+
+use super::body::FhirBody;
+use super::context::Ctx;
+use super::interactions::{self, Written};
+use super::render::write_response;
+use crate::AppState;
+use crate::error::ApiError;
+
+fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
+    match written {
+        Written::Created(r) => write_response(ctx, StatusCode::CREATED, &r, true),
+        Written::Updated(r) | Written::Existing(r) => {
+            write_response(ctx, StatusCode::OK, &r, false)
+        }
+        Written::Deleted(_) => Err(ApiError::Internal("update returned a deletion".into())),
+    }
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Path((type_name, id)): Path<(String, String)>,
+    ctx: Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    let id = super::logical_id(&id)?;
+    let if_match = interactions::if_match(ctx.header("if-match"))?;
+    let mut tx = state.store.begin().await?;
+    let written = interactions::update(tx.as_mut(), rt, &id, body, if_match).await?;
+    tx.commit().await?;
+    respond(&ctx, written)
+}
+
+pub async fn conditional_handler(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    ctx: Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
+    if ctx.query.is_empty() {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            "PUT needs an id in the URL or search parameters for a conditional update",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let written =
+        interactions::conditional_update(tx.as_mut(), rt, &condition, body, &ctx.base).await?;
+    tx.commit().await?;
+    respond(&ctx, written)
+}
