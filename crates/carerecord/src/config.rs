@@ -1,0 +1,339 @@
+//! The typed configuration: defaults, then a TOML file, then `CARERECORD_*` environment
+//! variables, then command-line flags — each later source wins. An invalid value stops start-up
+//! naming its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything carerecord can be configured with.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server (FHIR API, portal, health) listens.
+    pub listen: SocketAddr,
+    /// Where Prometheus metrics are served; kept off the public listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory of the embedded SQLite database (used when `database_url` is not set).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL, or `sqlite://…`; unset means SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// The public FHIR base URL (`https://record.example/fhir`); unset derives it from `Host`.
+    pub public_base_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Search page size when `_count` is absent.
+    pub default_page_size: u32,
+    /// Largest `_count` honoured.
+    pub max_page_size: u32,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            public_base_url: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            default_page_size: 50,
+            max_page_size: 1_000,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+// The database URL may carry a password: never print it.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|u| redact_url(u)),
+            )
+            .field("public_base_url", &self.public_base_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("default_page_size", &self.default_page_size)
+            .field("max_page_size", &self.max_page_size)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A configuration file or overrides: every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partial {
+    pub listen: Option<SocketAddr>,
+    pub metrics_listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_base_url: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub default_page_size: Option<u32>,
+    pub max_page_size: Option<u32>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Partial {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Partial, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {}", e.message())))
+    }
+
+    /// Reads `CARERECORD_<KEY>` variables through `get`.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Partial, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            key: &str,
+            v: Option<String>,
+        ) -> Result<Option<T>, ConfigError> {
+            v.map(|s| {
+                s.parse::<T>().map_err(|_| {
+                    ConfigError(format!("CARERECORD_{key}: '{s}' is not a valid value"))
+                })
+            })
+            .transpose()
+        }
+        let log_format = match get("CARERECORD_LOG_FORMAT").as_deref() {
+            None => None,
+            Some("text") => Some(LogFormat::Text),
+            Some("json") => Some(LogFormat::Json),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "CARERECORD_LOG_FORMAT: '{other}' must be text or json"
+                )));
+            }
+        };
+        Ok(Partial {
+            listen: parse("LISTEN", get("CARERECORD_LISTEN"))?,
+            metrics_listen: get("CARERECORD_METRICS_LISTEN"),
+            data_dir: get("CARERECORD_DATA_DIR").map(PathBuf::from),
+            database_url: get("CARERECORD_DATABASE_URL"),
+            public_base_url: get("CARERECORD_PUBLIC_BASE_URL"),
+            max_body_bytes: parse("MAX_BODY_BYTES", get("CARERECORD_MAX_BODY_BYTES"))?,
+            default_page_size: parse("DEFAULT_PAGE_SIZE", get("CARERECORD_DEFAULT_PAGE_SIZE"))?,
+            max_page_size: parse("MAX_PAGE_SIZE", get("CARERECORD_MAX_PAGE_SIZE"))?,
+            log_format,
+        })
+    }
+
+    /// Lays `self` over `c`.
+    pub fn apply(self, mut c: Config) -> Result<Config, ConfigError> {
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.metrics_listen {
+            c.metrics_listen = match v.as_str() {
+                "" | "off" | "none" => None,
+                s => Some(s.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "metrics_listen: '{s}' is not an address (or 'off')"
+                    ))
+                })?),
+            };
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.database_url {
+            c.database_url = Some(v);
+        }
+        if let Some(v) = self.public_base_url {
+            c.public_base_url = Some(v);
+        }
+        if let Some(v) = self.max_body_bytes {
+            c.max_body_bytes = v;
+        }
+        if let Some(v) = self.default_page_size {
+            c.default_page_size = v;
+        }
+        if let Some(v) = self.max_page_size {
+            c.max_page_size = v;
+        }
+        if let Some(v) = self.log_format {
+            c.log_format = v;
+        }
+        Ok(c)
+    }
+}
+
+impl Config {
+    /// Builds the configuration from its sources, later ones winning.
+    pub fn load(
+        file: Option<(&str, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: Partial,
+    ) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some((origin, text)) = file {
+            c = Partial::from_toml(text, origin)?.apply(c)?;
+        }
+        c = Partial::from_env(env)?.apply(c)?;
+        c = flags.apply(c)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Rules that span keys or ranges.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes: must be at least 1024".into()));
+        }
+        if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
+            return Err(ConfigError(
+                "default_page_size: must be between 1 and max_page_size".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return Err(ConfigError(
+                    "database_url: must start with postgres://, postgresql:// or sqlite:".into(),
+                ));
+            }
+        }
+        if let Some(b) = &self.public_base_url {
+            if !(b.starts_with("http://") || b.starts_with("https://")) {
+                return Err(ConfigError(
+                    "public_base_url: must be an http:// or https:// URL".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The default configuration as a commented TOML file.
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        format!(
+            "# carerecord configuration. Every key may also be set as CARERECORD_<KEY> in the\n\
+             # environment, which wins over this file; command-line flags win over both.\n\
+             # database_url = \"postgres://user@127.0.0.1:5432/carerecord\"  # unset: SQLite in data_dir\n\
+             # public_base_url = \"https://record.example.nhs.uk/fhir\"\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags_each_win() {
+        let file = "listen = \"127.0.0.1:1000\"\nmax_page_size = 500\ndefault_page_size = 20\n";
+        let c = Config::load(Some(("f.toml", file)), env(&[]), Partial::default()).unwrap();
+        assert_eq!(c.listen.port(), 1000);
+        assert_eq!(c.max_page_size, 500);
+
+        let c = Config::load(
+            Some(("f.toml", file)),
+            env(&[("CARERECORD_LISTEN", "127.0.0.1:2000")]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2000);
+        assert_eq!(c.max_page_size, 500, "file value kept where env is silent");
+
+        let flags = Partial {
+            listen: Some("127.0.0.1:3000".parse().unwrap()),
+            ..Partial::default()
+        };
+        let c = Config::load(
+            Some(("f.toml", file)),
+            env(&[("CARERECORD_LISTEN", "127.0.0.1:2000")]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 3000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::load(
+            Some(("f.toml", "lisen = 1\n")),
+            env(&[]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("lisen"), "{}", e.0);
+        let e = Config::load(
+            None,
+            env(&[("CARERECORD_MAX_PAGE_SIZE", "many")]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("CARERECORD_MAX_PAGE_SIZE"), "{}", e.0);
+        let e = Config::load(
+            None,
+            env(&[("CARERECORD_DATABASE_URL", "mysql://x")]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("database_url"), "{}", e.0);
+    }
+
+    #[test]
+    fn the_printed_default_is_a_valid_configuration() {
+        let c = Config::load(
+            Some(("default", &Config::default_toml())),
+            env(&[]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn debug_output_hides_database_passwords() {
+        let c = Config {
+            database_url: Some("postgres://app:s3cret@db/carerecord".into()),
+            ..Config::default()
+        };
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cret") && d.contains("app:***@db"), "{d}");
+    }
+}

@@ -1,0 +1,206 @@
+use std::sync::Arc;
+
+use carerecord_server::{AppState, ServerSettings};
+use carerecord_store::ResourceStore;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The diagnostics of an OperationOutcome body, joined.
+    pub fn diagnostics(&self) -> String {
+        self.body["issue"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["diagnostics"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn store(dir: &tempfile::TempDir) -> Arc<dyn ResourceStore> {
+    if std::env::var("CARERECORD_TEST_BACKEND").as_deref() == Ok("postgres") {
+        panic!("TODO postgres")
+    } else {
+        Arc::new(
+            carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
+                .await
+                .expect("open sqlite"),
+        )
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerSettings::default()).await
+}
+
+pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState {
+        store,
+        settings: Arc::new(settings),
+    };
+    tokio::spawn(async move {
+        let _ = carerecord_server::serve(state, listener, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestApp {
+        base: format!("http://{addr}/fhir"),
+        client: reqwest::Client::new(),
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else if path.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .put(self.url(path))
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    /// Creates `body` and returns its id.
+    pub async fn create(&self, body: &Value) -> String {
+        let rt = body["resourceType"].as_str().expect("resourceType");
+        let r = self.post(rt, body).await;
+        assert_eq!(r.status, 201, "create {rt}: {}", r.text);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// All entries' resources of a search, following `next` links.
+    pub async fn search_all(&self, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut url = self.url(path);
+        loop {
+            let r = self.get(&url).await;
+            assert_eq!(r.status, 200, "{url}: {}", r.text);
+            for e in r.body["entry"].as_array().cloned().unwrap_or_default() {
+                if e["search"]["mode"] == "match" {
+                    out.push(e["resource"].clone());
+                }
+            }
+            match next_link(&r.body) {
+                Some(n) => url = n,
+                None => return out,
+            }
+        }
+    }
+}
+
+pub fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"].as_array()?.iter().find_map(|l| {
+        (l["relation"] == "next").then(|| l["url"].as_str().unwrap_or_default().to_owned())
+    })
+}
+
+pub fn ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| e["resource"]["id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// A synthetic resident with an NHS number in the 999 test range.
+pub fn patient(nhs: &str, family: &str, given: &str, birth: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS, "value": nhs}],
+        "name": [{"family": family, "given": [given]}],
+        "gender": "female",
+        "birthDate": birth,
+        "address": [{"line": ["1 Elm Row"], "city": "London", "postalCode": "N1 9GU"}]
+    })
+}
+
+pub fn observation(patient_id: &str, loinc: &str, value: &str, unit: &str, when: &str) -> Value {
+    let v: Value = serde_json::from_str(value).expect("number");
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": "Lab test"}]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    })
+}
