@@ -1,1 +1,298 @@
+//! The PostgreSQL backend.
+//!
+//! The same logical schema as SQLite (see `migrations/`), and the same shape of
+//! implementation: the read side is `carerecord_store::engine` over [`SqlExec`], writes are the
+//! shared statements of `carerecord_store::sql`. Transactions run at READ COMMITTED (the
+//! default); a search-then-write (conditional create/update) is made safe by
+//! [`StoreTx::lock`], a transaction-scoped advisory lock on the search's key, and by the
+//! primary keys, whose violations surface as [`StoreError::AlreadyExists`].
 #![forbid(unsafe_code)]
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use carerecord_search::query::SearchQuery;
+use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
+use carerecord_store::sql::{self, Arg, Statement};
+use carerecord_store::{
+    HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
+    StoreTx, StoredResource,
+};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connections a pool opens at most unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Translates a driver error. SQLSTATEs: 23505 unique violation; 40001 serialization failure,
+/// 40P01 deadlock, 55P03 lock not available — all worth retrying, so `Busy`.
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::AlreadyExists;
+        }
+        if matches!(d.code().as_deref(), Some("40001" | "40P01" | "55P03")) {
+            return StoreError::Busy;
+        }
+    }
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        return StoreError::Busy;
+    }
+    StoreError::Backend(e.to_string())
+}
+
+impl PostgresStore {
+    /// Connects to a `postgres://` URL and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(url).map_err(db_err)?;
+        Self::connect_with(opts, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Connects with explicit options and pool size, and applies migrations.
+    pub async fn connect_with(
+        opts: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The pool, for administration and tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(db_err)
+    }
+}
+
+fn arguments(st: &Statement) -> Result<PgArguments, StoreError> {
+    let mut args = PgArguments::default();
+    for a in &st.args {
+        let r = match a {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::Int(i) => args.add(*i),
+            Arg::Real(f) => args.add(*f),
+            Arg::Null => args.add(Option::<String>::None),
+        };
+        r.map_err(|e| StoreError::Backend(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+fn decode_row(row: &PgRow, extra: usize) -> Result<Row, StoreError> {
+    let rt: String = row.try_get(0).map_err(db_err)?;
+    let resource = decode_resource(
+        &rt,
+        row.try_get(1).map_err(db_err)?,
+        row.try_get(2).map_err(db_err)?,
+        row.try_get(3).map_err(db_err)?,
+        row.try_get(4).map_err(db_err)?,
+        row.try_get(5).map_err(db_err)?,
+    )?;
+    let extra = (0..extra)
+        .map(|i| row.try_get::<Option<String>, _>(6 + i).map_err(db_err))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Row { resource, extra })
+}
+
+/// [`SqlExec`] over one connection (pooled or inside a transaction).
+struct Exec<'c>(&'c mut PgConnection);
+
+#[async_trait]
+impl SqlExec for Exec<'_> {
+    async fn resources(&mut self, st: &Statement, extra: usize) -> Result<Vec<Row>, StoreError> {
+        let rows = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| decode_row(r, extra)).collect()
+    }
+
+    async fn keys(&mut self, st: &Statement) -> Result<Vec<ResourceKey>, StoreError> {
+        let rows = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let t: String = r.try_get(0).map_err(db_err)?;
+                let id: String = r.try_get(1).map_err(db_err)?;
+                decode_key(&t, &id)
+            })
+            .collect()
+    }
+
+    async fn scalar(&mut self, st: &Statement) -> Result<i64, StoreError> {
+        let row = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        row.try_get(0).map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl ResourceStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *c)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn read(&self, rt: ResourceType, id: &LogicalId) -> Result<StoredResource, StoreError> {
+        let mut c = self.conn().await?;
+        engine::read(&mut Exec(&mut c), rt, id).await
+    }
+
+    async fn vread(
+        &self,
+        rt: ResourceType,
+        id: &LogicalId,
+        version: VersionId,
+    ) -> Result<StoredResource, StoreError> {
+        let mut c = self.conn().await?;
+        engine::vread(&mut Exec(&mut c), rt, id, version).await
+    }
+
+    async fn history(
+        &self,
+        rt: Option<ResourceType>,
+        id: Option<&LogicalId>,
+        query: &HistoryQuery,
+    ) -> Result<Page<StoredResource>, StoreError> {
+        let mut c = self.conn().await?;
+        engine::history(&mut Exec(&mut c), rt, id, query).await
+    }
+
+    async fn search(
+        &self,
+        query: &SearchQuery,
+        page_size: u32,
+    ) -> Result<SearchOutcome, StoreError> {
+        let mut c = self.conn().await?;
+        engine::search(&mut Exec(&mut c), query, page_size).await
+    }
+
+    async fn everything(
+        &self,
+        patient_id: &LogicalId,
+        since: Option<i64>,
+        types: &[ResourceType],
+        count: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredResource>, StoreError> {
+        let mut c = self.conn().await?;
+        engine::everything(&mut Exec(&mut c), patient_id, since, types, count, cursor).await
+    }
+
+    async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError> {
+        let mut c = self.conn().await?;
+        engine::read_many(&mut Exec(&mut c), keys).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        Ok(Box::new(PostgresTx { tx }))
+    }
+}
+
+struct PostgresTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PostgresTx {
+    async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
+        sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(&st)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreTx for PostgresTx {
+    async fn current(
+        &mut self,
+        rt: ResourceType,
+        id: &LogicalId,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        engine::current(&mut Exec(&mut self.tx), rt, id).await
+    }
+
+    async fn find(
+        &mut self,
+        query: &SearchQuery,
+        limit: u32,
+    ) -> Result<Vec<ResourceKey>, StoreError> {
+        let st = sql::keys_statement(query, limit)?;
+        Exec(&mut self.tx).keys(&st).await
+    }
+
+    async fn lock(&mut self, key: &str) -> Result<(), StoreError> {
+        // Held until the transaction ends; under READ COMMITTED the `find` that follows sees
+        // everything committed by whoever held the lock before.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put(&mut self, v: &PreparedVersion) -> Result<(), StoreError> {
+        for st in sql::version_statements(v) {
+            self.exec(st).await?;
+        }
+        Ok(())
+    }
+
+    async fn put_deleted(
+        &mut self,
+        rt: ResourceType,
+        id: &LogicalId,
+        version: VersionId,
+        last_updated: i64,
+    ) -> Result<(), StoreError> {
+        for st in sql::deletion_statements(rt, id, version, last_updated) {
+            self.exec(st).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}
