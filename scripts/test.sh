@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of carerecord: formatting and lints, the unit and integration tests on the
+# embedded SQLite store, and the store suite and API tests on PostgreSQL.
+#
+# PostgreSQL: uses the server at 127.0.0.1:5432 when one answers; otherwise installs
+# (apt-get install postgresql) and starts one. Set CARERECORD_TEST_POSTGRES_URL to use another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARERECORD_TEST_POSTGRES_URL="${CARERECORD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    return 0
+  fi
+  step "PostgreSQL is not answering on 127.0.0.1:5432: starting it"
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  # Trust local TCP connections for the test user, as the development machines do.
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! grep -q "carerecord-tests" "$hba" 2>/dev/null; then
+    sed -i '1i host all all 127.0.0.1/32 trust # carerecord-tests' "$hba"
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  echo "PostgreSQL did not start" >&2
+  return 1
+}
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --features carerecord-store/testsuite -- -D warnings
+
+step "tests on the embedded SQLite store"
+cargo test --workspace --features carerecord-store/testsuite
+
+ensure_postgres
+step "PostgreSQL: the store suite and the API tests"
+CARERECORD_TEST_BACKEND=postgres cargo test -p carerecord-store-postgres -p carerecord-server --features carerecord-store/testsuite
