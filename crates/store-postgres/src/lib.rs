@@ -249,7 +249,14 @@ impl StoreTx for PostgresTx {
         rt: ResourceType,
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        engine::current(&mut Exec(&mut self.tx), rt, id).await
+        // Lock the row for the rest of the transaction, so that concurrent updates of one
+        // resource serialise: the second waits, then reads the version the first wrote (READ
+        // COMMITTED re-reads a row it waited for) and writes the next one — and If-Match is
+        // checked against what is really current.
+        let mut st = engine::current_statement(rt, id);
+        st.sql.push_str(" FOR UPDATE");
+        let rows = Exec(&mut self.tx).resources(&st, 0).await?;
+        Ok(rows.into_iter().next().map(|r| r.resource))
     }
 
     async fn find(

@@ -54,9 +54,9 @@ pub fn decode_resource(
     body: String,
 ) -> Result<StoredResource, StoreError> {
     Ok(StoredResource {
-        resource_type: resource_type
-            .parse()
-            .map_err(|_| StoreError::Backend(format!("unknown resource type in store: {resource_type}")))?,
+        resource_type: resource_type.parse().map_err(|_| {
+            StoreError::Backend(format!("unknown resource type in store: {resource_type}"))
+        })?,
         id: LogicalId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
         version_id: VersionId::new(version_id).map_err(|e| StoreError::Backend(e.to_string()))?,
         last_updated,
@@ -67,17 +67,25 @@ pub fn decode_resource(
 
 pub fn decode_key(resource_type: &str, id: &str) -> Result<ResourceKey, StoreError> {
     Ok(ResourceKey {
-        resource_type: resource_type
-            .parse()
-            .map_err(|_| StoreError::Backend(format!("unknown resource type in store: {resource_type}")))?,
+        resource_type: resource_type.parse().map_err(|_| {
+            StoreError::Backend(format!("unknown resource type in store: {resource_type}"))
+        })?,
         id: LogicalId::parse(id).map_err(|e| StoreError::Backend(e.to_string()))?,
     })
 }
 
-fn key_statement(table: &str, rt: ResourceType, id: &LogicalId, version: Option<VersionId>) -> Statement {
+fn key_statement(
+    table: &str,
+    rt: ResourceType,
+    id: &LogicalId,
+    version: Option<VersionId>,
+) -> Statement {
     let mut st = Statement {
         sql: String::new(),
-        args: vec![Arg::Text(rt.as_str().to_owned()), Arg::Text(id.as_str().to_owned())],
+        args: vec![
+            Arg::Text(rt.as_str().to_owned()),
+            Arg::Text(id.as_str().to_owned()),
+        ],
     };
     let mut sql = format!(
         "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body FROM {table} r WHERE r.resource_type = $1 AND r.id = $2"
@@ -90,13 +98,20 @@ fn key_statement(table: &str, rt: ResourceType, id: &LogicalId, version: Option<
     st
 }
 
+/// The statement reading the current row of one resource (a backend may add a row lock).
+pub fn current_statement(rt: ResourceType, id: &LogicalId) -> Statement {
+    key_statement("resources", rt, id, None)
+}
+
 /// The current row, deletion markers included.
 pub async fn current(
     exec: &mut dyn SqlExec,
     rt: ResourceType,
     id: &LogicalId,
 ) -> Result<Option<StoredResource>, StoreError> {
-    let rows = exec.resources(&key_statement("resources", rt, id, None), 0).await?;
+    let rows = exec
+        .resources(&key_statement("resources", rt, id, None), 0)
+        .await?;
     Ok(rows.into_iter().next().map(|r| r.resource))
 }
 
@@ -158,7 +173,12 @@ pub async fn read_many(
                 sql::RESOURCE_COLUMNS,
                 list.join(", ")
             );
-            out.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+            out.extend(
+                exec.resources(&st, 0)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.resource),
+            );
         }
     }
     Ok(out)
@@ -234,8 +254,14 @@ async fn includes(
                 continue;
             }
             for chunk in ids.chunks(500) {
-                let st = sql::include_statement(inc.source_type, chunk, &inc.param, inc.target_type);
-                found.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+                let st =
+                    sql::include_statement(inc.source_type, chunk, &inc.param, inc.target_type);
+                found.extend(
+                    exec.resources(&st, 0)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.resource),
+                );
             }
         }
         for rev in &q.revinclude {
@@ -245,8 +271,19 @@ async fn includes(
             for target in target_types(&frontier, rev) {
                 let ids = ids_of(&frontier, target);
                 for chunk in ids.chunks(500) {
-                    let st = sql::revinclude_statement(rev.source_type, &rev.param, target, chunk, MAX_INCLUDED);
-                    found.extend(exec.resources(&st, 0).await?.into_iter().map(|r| r.resource));
+                    let st = sql::revinclude_statement(
+                        rev.source_type,
+                        &rev.param,
+                        target,
+                        chunk,
+                        MAX_INCLUDED,
+                    );
+                    found.extend(
+                        exec.resources(&st, 0)
+                            .await?
+                            .into_iter()
+                            .map(|r| r.resource),
+                    );
                 }
             }
         }
@@ -293,9 +330,19 @@ pub async fn history(
     } else {
         None
     };
-    let st = sql::history_statement(rt, id.map(LogicalId::as_str), q.since, q.count, after.as_ref());
-    let mut rows: Vec<StoredResource> =
-        exec.resources(&st, 0).await?.into_iter().map(|r| r.resource).collect();
+    let st = sql::history_statement(
+        rt,
+        id.map(LogicalId::as_str),
+        q.since,
+        q.count,
+        after.as_ref(),
+    );
+    let mut rows: Vec<StoredResource> = exec
+        .resources(&st, 0)
+        .await?
+        .into_iter()
+        .map(|r| r.resource)
+        .collect();
     let mut next_cursor = None;
     if rows.len() > q.count as usize {
         rows.truncate(q.count as usize);
@@ -343,8 +390,12 @@ pub async fn everything(
         count,
         after.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
     );
-    let mut rows: Vec<StoredResource> =
-        exec.resources(&st, 0).await?.into_iter().map(|r| r.resource).collect();
+    let mut rows: Vec<StoredResource> = exec
+        .resources(&st, 0)
+        .await?
+        .into_iter()
+        .map(|r| r.resource)
+        .collect();
     let mut next_cursor = None;
     if rows.len() > count as usize {
         rows.truncate(count as usize);

@@ -72,7 +72,12 @@ pub async fn update(
         now = now.max(c.last_updated + 1);
     }
     let p = prepare_version(rt, id, version, now, body);
-    tx.put(&p).await?;
+    // A version that is already taken means a concurrent writer got there first (two updates
+    // creating the same id): not a conflict with the client's view, so worth a retry.
+    tx.put(&p).await.map_err(|e| match e {
+        StoreError::AlreadyExists => StoreError::Busy,
+        e => e,
+    })?;
     Ok(WriteResult {
         kind,
         resource: stored(&p),
@@ -90,7 +95,12 @@ pub async fn delete(
         Some(c) if !c.deleted => {
             let version = c.version_id.next();
             let now = now_micros().max(c.last_updated + 1);
-            tx.put_deleted(rt, id, version, now).await?;
+            tx.put_deleted(rt, id, version, now)
+                .await
+                .map_err(|e| match e {
+                    StoreError::AlreadyExists => StoreError::Busy,
+                    e => e,
+                })?;
             Ok(Some(WriteResult {
                 kind: WriteKind::Deleted,
                 resource: StoredResource {
