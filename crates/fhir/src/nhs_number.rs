@@ -138,10 +138,10 @@ mod tests {
             let s: String = prefix.iter().map(|d| char::from(b'0' + *d as u8)).collect();
             let valid: Vec<u32> = (0..10).filter(|d| NhsNumber::parse(&format!("{s}{d}")).is_ok()).collect();
             prop_assert!(valid.len() <= 1);
-            if let Some(c) = check_digit(&prefix) {
-                if prefix.iter().any(|d| *d != 0) || c != 0 {
-                    prop_assert_eq!(valid, vec![c]);
-                }
+            if let Some(c) = check_digit(&prefix)
+                && (prefix.iter().any(|d| *d != 0) || c != 0)
+            {
+                prop_assert_eq!(valid, vec![c]);
             }
         }
     }

@@ -64,7 +64,8 @@ impl View {
             match self {
                 View::Full => true,
                 View::Summary => {
-                    mandatory || lists.is_some_and(|l| l.summary.iter().any(|m| is_element(base, m)))
+                    mandatory
+                        || lists.is_some_and(|l| l.summary.iter().any(|m| is_element(base, m)))
                 }
                 View::Text => base == "text" || mandatory,
                 View::Data => base != "text",
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn summary_lists_cover_every_type() {
         for t in ResourceType::ALL {
-            let l = LISTS.get(t.as_str()).expect(t.as_str());
+            let l = &LISTS[t.as_str()];
             assert!(l.summary.iter().any(|s| s == "id"), "{t}");
         }
     }
@@ -134,7 +135,10 @@ mod tests {
             "valueQuantity":{"value":120},"interpretation":[{"text":"normal"}],"note":[{"text":"n"}]});
         View::Elements(vec!["value".into()]).apply(&mut o);
         assert!(o.get("valueQuantity").is_some());
-        assert!(o.get("status").is_some() && o.get("code").is_some(), "mandatory kept");
+        assert!(
+            o.get("status").is_some() && o.get("code").is_some(),
+            "mandatory kept"
+        );
         assert!(o.get("note").is_none() && o.get("interpretation").is_none());
     }
 

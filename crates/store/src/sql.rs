@@ -200,7 +200,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..s.len())
@@ -645,7 +645,7 @@ pub fn include_statement(
         let t = st.text(t.as_str());
         sql.push_str(&format!(" AND f.target_type = {t}"));
     }
-    sql.push_str(")");
+    sql.push(')');
     st.sql = sql;
     st
 }

@@ -523,8 +523,11 @@ impl Validator {
                         NhsNumberError::AllZeros => "an NHS number cannot be all zeros",
                     };
                     self.push(
-                        Issue::error(IssueCode::BusinessRule, format!("invalid NHS number: {why}"))
-                            .at(format!("{path}.value")),
+                        Issue::error(
+                            IssueCode::BusinessRule,
+                            format!("invalid NHS number: {why}"),
+                        )
+                        .at(format!("{path}.value")),
                     );
                 }
             }

@@ -463,9 +463,14 @@ fn nhs_numbers_must_pass_modulus_11_and_are_never_echoed() {
     p["identifier"][0]["value"] = json!("999 000 0018");
     assert_valid(&p);
     p["identifier"][0]["value"] = json!("12345");
-    assert!(assert_one(&p, IssueCode::BusinessRule, "Patient.identifier[0].value").contains("10 digits"));
+    assert!(
+        assert_one(&p, IssueCode::BusinessRule, "Patient.identifier[0].value")
+            .contains("10 digits")
+    );
     p["identifier"][0]["value"] = json!("0000000000");
-    assert!(!assert_one(&p, IssueCode::BusinessRule, "Patient.identifier[0].value").contains("0000"));
+    assert!(
+        !assert_one(&p, IssueCode::BusinessRule, "Patient.identifier[0].value").contains("0000")
+    );
     p["identifier"][0].as_object_mut().unwrap().remove("value");
     assert_one(&p, IssueCode::Required, "Patient.identifier[0].value");
     // Other systems are not checked.
@@ -474,7 +479,11 @@ fn nhs_numbers_must_pass_modulus_11_and_are_never_echoed() {
     // NHS numbers are checked wherever an Identifier appears.
     let mut o = observation();
     o["subject"] = json!({"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000017"}});
-    assert_one(&o, IssueCode::BusinessRule, "Observation.subject.identifier.value");
+    assert_one(
+        &o,
+        IssueCode::BusinessRule,
+        "Observation.subject.identifier.value",
+    );
 }
 
 #[test]

@@ -259,10 +259,10 @@ async fn transaction(state: &AppState, ctx: &Ctx, raw: &[Value]) -> Result<Value
                     .await
                     .map_err(|err| err.in_entry(i))?,
                 _ => {
-                    if let Some(o) = body.as_object_mut() {
-                        if e.query.is_some() || !o.contains_key("id") {
-                            o.insert("id".into(), Value::String(id.as_str().to_owned()));
-                        }
+                    if let Some(o) = body.as_object_mut()
+                        && (e.query.is_some() || !o.contains_key("id"))
+                    {
+                        o.insert("id".into(), Value::String(id.as_str().to_owned()));
                     }
                     let if_match = interactions::if_match(e.if_match.as_deref())
                         .map_err(|err| err.in_entry(i))?;
@@ -404,10 +404,10 @@ fn replace_references(v: &mut Value, map: &HashMap<String, String>) {
         Value::Object(o) => {
             for (k, child) in o.iter_mut() {
                 if k == "reference" {
-                    if let Value::String(s) = child {
-                        if let Some(new) = map.get(s.as_str()) {
-                            *s = new.clone();
-                        }
+                    if let Value::String(s) = child
+                        && let Some(new) = map.get(s.as_str())
+                    {
+                        *s = new.clone();
                     }
                 } else {
                     replace_references(child, map);

@@ -107,10 +107,8 @@ pub fn write_response(
         }
     };
     version_headers(&mut resp, r);
-    if with_location {
-        if let Ok(v) = HeaderValue::from_str(&location(&ctx.base, r)) {
-            resp.headers_mut().insert(LOCATION, v);
-        }
+    if with_location && let Ok(v) = HeaderValue::from_str(&location(&ctx.base, r)) {
+        resp.headers_mut().insert(LOCATION, v);
     }
     Ok(resp)
 }

@@ -3,6 +3,13 @@
 //! The store is SQLite in a temporary directory, or PostgreSQL (a fresh database per test) when
 //! `CARERECORD_TEST_BACKEND=postgres`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 mod helpers;
 
 mod bundles;
