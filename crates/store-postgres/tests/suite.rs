@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates `cr_test_<uuid>` there and
 //! drops it afterwards. If the server cannot be reached the tests are skipped, unless `CI` is
 //! set, in which case they fail.
+#![allow(clippy::expect_used, reason = "test fixtures fail loudly")]
 
 use std::str::FromStr;
 use std::sync::Arc;

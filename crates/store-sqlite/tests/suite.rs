@@ -1,4 +1,5 @@
 //! The behavioural suite against SQLite: a fresh database file per test.
+#![allow(clippy::expect_used, reason = "test fixtures fail loudly")]
 
 use std::sync::Arc;
 

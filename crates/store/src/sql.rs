@@ -7,8 +7,8 @@
 
 use carerecord_fhir::ResourceType;
 use carerecord_search::query::{
-    Criterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchQuery,
-    SortKey, StringMode, TokenSystem, TokenValue, UriMode,
+    Criterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchQuery, SortKey,
+    StringMode, TokenSystem, TokenValue, UriMode,
 };
 use carerecord_search::registry::{ParamKind, lookup};
 
@@ -48,7 +48,8 @@ const TEXT_MAX: &str = "\u{10FFFF}";
 
 /// Columns every search row returns, in order: `resource_type, id, version_id, last_updated,
 /// deleted, body`, then one `TEXT` column per sort key (`s0, s1, …`) for the cursor.
-pub const RESOURCE_COLUMNS: &str = "r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body";
+pub const RESOURCE_COLUMNS: &str =
+    "r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body";
 
 /// A compiled search page.
 #[derive(Debug, Clone)]
@@ -75,9 +76,18 @@ struct CompiledSort {
 /// The `WHERE` clause (without `WHERE`) matching current resources of the query's type.
 pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, StoreError> {
     let rt = st.text(q.resource_type.as_str());
-    let mut parts = vec![format!("r.resource_type = {rt}"), "r.deleted = FALSE".to_owned()];
+    let mut parts = vec![
+        format!("r.resource_type = {rt}"),
+        "r.deleted = FALSE".to_owned(),
+    ];
     for c in &q.criteria {
-        parts.push(criterion(c, q.resource_type, "r.resource_type", "r.id", st)?);
+        parts.push(criterion(
+            c,
+            q.resource_type,
+            "r.resource_type",
+            "r.id",
+            st,
+        )?);
     }
     Ok(parts.join(" AND "))
 }
@@ -131,9 +141,8 @@ pub fn page_statement(
         .collect();
     order.push("x.id ASC".to_owned());
     let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
-    let mut outer_cols = vec![
-        "x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body".to_owned(),
-    ];
+    let mut outer_cols =
+        vec!["x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body".to_owned()];
     for i in 0..sorts.len() {
         outer_cols.push(format!("CAST(x.s{i} AS TEXT)"));
     }
@@ -482,7 +491,9 @@ fn or(parts: impl Iterator<Item = String>) -> String {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// `col` starts with `v`, as a range so that an index on `col` serves it.
@@ -821,30 +832,6 @@ impl HistoryCursor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_including_missing_values_and_dots() {
-        let c = Cursor {
-            values: vec![Some("a.b|c".to_owned()), None, Some("12".to_owned())],
-            id: "obs-1.2".to_owned(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        assert!(Cursor::decode("zz").is_err());
-        assert!(Cursor::decode("vXY.i00").is_err());
-    }
-
-    #[test]
-    fn placeholders_are_numbered_in_order_of_appearance() {
-        let mut st = Statement::default();
-        let a = st.text("x");
-        let b = st.bind(Arg::Int(1));
-        assert_eq!((a.as_str(), b.as_str()), ("$1", "$2"));
-    }
-}
-
 /// The index tables, each keyed by `(resource_type, id)` of the resource the rows belong to.
 pub const INDEX_TABLES: [&str; 7] = [
     "search_string",
@@ -924,7 +911,11 @@ pub fn version_statements(v: &crate::prepare::PreparedVersion) -> Vec<Statement>
     };
     let base_cols = ["resource_type", "id", "patient_id", "param"];
     let cols = |extra: &[&'static str]| -> Vec<&'static str> {
-        base_cols.iter().copied().chain(extra.iter().copied()).collect()
+        base_cols
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
     };
     out.extend(insert_rows(
         "search_string",
@@ -969,7 +960,11 @@ pub fn version_statements(v: &crate::prepare::PreparedVersion) -> Vec<Statement>
             .map(|e| {
                 with(
                     owner(),
-                    vec![Arg::Text(e.param.clone()), Arg::Int(e.low), Arg::Int(e.high)],
+                    vec![
+                        Arg::Text(e.param.clone()),
+                        Arg::Int(e.low),
+                        Arg::Int(e.high),
+                    ],
                 )
             })
             .collect(),
@@ -1044,7 +1039,12 @@ pub fn version_statements(v: &crate::prepare::PreparedVersion) -> Vec<Statement>
         &cols(&["value"]),
         ix.uris
             .iter()
-            .map(|e| with(owner(), vec![Arg::Text(e.param.clone()), Arg::Text(e.value.clone())]))
+            .map(|e| {
+                with(
+                    owner(),
+                    vec![Arg::Text(e.param.clone()), Arg::Text(e.value.clone())],
+                )
+            })
             .collect(),
     ));
     out
@@ -1089,4 +1089,28 @@ pub fn deletion_statements(
     ];
     out.extend(clear_index_statements(rt.as_str(), id.as_str()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_including_missing_values_and_dots() {
+        let c = Cursor {
+            values: vec![Some("a.b|c".to_owned()), None, Some("12".to_owned())],
+            id: "obs-1.2".to_owned(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(Cursor::decode("zz").is_err());
+        assert!(Cursor::decode("vXY.i00").is_err());
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_order_of_appearance() {
+        let mut st = Statement::default();
+        let a = st.text("x");
+        let b = st.bind(Arg::Int(1));
+        assert_eq!((a.as_str(), b.as_str()), ("$1", "$2"));
+    }
 }
