@@ -115,7 +115,14 @@ fn decode_row(row: &PgRow, extra: usize) -> Result<Row, StoreError> {
         row.try_get(5).map_err(db_err)?,
     )?;
     let extra = (0..extra)
-        .map(|i| row.try_get::<Option<String>, _>(6 + i).map_err(db_err))
+        .map(|i| match row.try_get::<Option<String>, _>(6 + i) {
+            Ok(v) => Ok(v),
+            // A real sort value: written exactly, so the cursor compares equal to the row.
+            Err(_) => row
+                .try_get::<Option<f64>, _>(6 + i)
+                .map(|v| v.map(|f| f.to_string()))
+                .map_err(db_err),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Row { resource, extra })
 }

@@ -30,7 +30,8 @@ pub struct Row {
 #[async_trait]
 pub trait SqlExec: Send {
     /// Rows of `resource_type, id, version_id, last_updated, deleted, body` followed by
-    /// `extra_columns` nullable text columns.
+    /// `extra_columns` nullable sort-value columns, each text or a real number; a backend
+    /// returns a real as its shortest round-trip text (Rust's `f64` `Display`).
     async fn resources(
         &mut self,
         st: &Statement,

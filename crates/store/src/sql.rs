@@ -143,8 +143,15 @@ pub fn page_statement(
     let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
     let mut outer_cols =
         vec!["x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body".to_owned()];
-    for i in 0..sorts.len() {
-        outer_cols.push(format!("CAST(x.s{i} AS TEXT)"));
+    for (i, s) in sorts.iter().enumerate() {
+        // Real values are returned as they are: SQLite's CAST to TEXT keeps only 15 significant
+        // digits, which would make the cursor's value differ from the row's (a row repeated or
+        // skipped). The backend writes them as text itself (see `SqlExec::resources`).
+        if s.ty == SortType::Real {
+            outer_cols.push(format!("x.s{i}"));
+        } else {
+            outer_cols.push(format!("CAST(x.s{i} AS TEXT)"));
+        }
     }
     st.sql = format!(
         "SELECT {} FROM (SELECT {} FROM resources r WHERE {w}) x{outer_where} ORDER BY {} LIMIT {lim}",

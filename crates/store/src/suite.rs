@@ -106,6 +106,7 @@ macro_rules! backend_suite {
             sort_by_multiple_keys,
             keyset_paging_visits_every_match_once_in_order,
             keyset_paging_with_a_sort_visits_every_match_once,
+            keyset_paging_by_a_decimal_is_exact_beyond_fifteen_digits,
             paging_does_not_duplicate_when_a_resource_is_created_mid_way,
             an_invalid_cursor_is_rejected,
             total_counts_every_match_not_just_the_page,
@@ -1994,6 +1995,39 @@ pub async fn keyset_paging_with_a_sort_visits_every_match_once(store: Store) {
     )
     .await;
     assert_eq!(sorted(seen), expected);
+}
+
+pub async fn keyset_paging_by_a_decimal_is_exact_beyond_fifteen_digits(store: Store) {
+    create(
+        &store,
+        ResourceType::Patient,
+        "pat-jane",
+        patient("9990000018", "Smith", "Jane", "1984-03-12", "female"),
+    )
+    .await;
+    let o = ResourceType::Observation;
+    // 0.30000000000000004 and 0.3 differ only in the 17th significant digit.
+    let values = [
+        ("obs-a", "0.30000000000000004"),
+        ("obs-b", "0.3"),
+        ("obs-c", "0.1"),
+        ("obs-d", "0.30000000000000004"),
+    ];
+    for (id, v) in values {
+        let mut body = observation("pat-jane", "8867-4", 0.0, "mmol/L", "2024-05-01");
+        body["valueQuantity"]["value"] = serde_json::from_str(v).unwrap();
+        create(&store, o, id, body).await;
+    }
+    let expected = strs(&["obs-c", "obs-b", "obs-a", "obs-d"]);
+    assert_eq!(
+        ids(&store, o, &[("_sort", "value-quantity")]).await,
+        expected
+    );
+    let (seen, pages) = page_through(&store, o, &[("_sort", "value-quantity")], 1).await;
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 4);
+    let (seen, _) = page_through(&store, o, &[("_sort", "-value-quantity")], 1).await;
+    assert_eq!(seen, strs(&["obs-a", "obs-d", "obs-b", "obs-c"]));
 }
 
 pub async fn paging_does_not_duplicate_when_a_resource_is_created_mid_way(store: Store) {
