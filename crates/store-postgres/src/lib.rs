@@ -8,6 +8,8 @@
 //! primary keys, whose violations surface as [`StoreError::AlreadyExists`].
 #![forbid(unsafe_code)]
 
+pub mod test_support;
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -88,6 +88,9 @@ mod tests {
         assert_eq!(v["meta"]["versionId"], json!("1"));
         assert_eq!(v["meta"]["source"], json!("urn:x"));
         assert!(p.body.contains("1.50"), "decimal text kept: {}", p.body);
-        assert!(p.body.starts_with(r#"{"resourceType":"Observation","id":"obs-1""#));
+        assert!(
+            p.body
+                .starts_with(r#"{"resourceType":"Observation","id":"obs-1""#)
+        );
     }
 }

@@ -35,8 +35,11 @@ pub trait ResourceStore: Send + Sync + 'static {
     ) -> Result<Page<StoredResource>, StoreError>;
 
     /// Runs a search: one page of matches (keyset-paged), its includes and the total.
-    async fn search(&self, query: &SearchQuery, page_size: u32)
-    -> Result<SearchOutcome, StoreError>;
+    async fn search(
+        &self,
+        query: &SearchQuery,
+        page_size: u32,
+    ) -> Result<SearchOutcome, StoreError>;
 
     /// Everything in one patient's compartment (the Patient itself included), by type and id.
     async fn everything(

@@ -2,13 +2,26 @@ use std::sync::Arc;
 
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::ResourceStore;
+use carerecord_store_postgres::test_support;
 use serde_json::{Value, json};
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    database: Option<test_support::TestDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(db) = self.database.take() {
+            db.drop_blocking();
+        }
+    }
 }
 
 pub struct Resp {
@@ -37,15 +50,21 @@ impl Resp {
     }
 }
 
-async fn store(dir: &tempfile::TempDir) -> Arc<dyn ResourceStore> {
+async fn store(
+    dir: &tempfile::TempDir,
+) -> (Arc<dyn ResourceStore>, Option<test_support::TestDatabase>) {
     if std::env::var("CARERECORD_TEST_BACKEND").as_deref() == Ok("postgres") {
-        panic!("TODO postgres")
+        match test_support::fresh(8).await.expect("a fresh test database") {
+            test_support::Fresh::Ready(store, db) => (Arc::new(store), Some(db)),
+            test_support::Fresh::Unreachable(e) => {
+                panic!("CARERECORD_TEST_BACKEND=postgres but PostgreSQL is unreachable: {e}")
+            }
+        }
     } else {
-        Arc::new(
-            carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
-                .await
-                .expect("open sqlite"),
-        )
+        let store = carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open sqlite");
+        (Arc::new(store), None)
     }
 }
 
@@ -55,7 +74,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(&dir).await;
+    let (store, database) = store(&dir).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -75,7 +94,8 @@ pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
         base: format!("http://{addr}/fhir"),
         client: reqwest::Client::new(),
         _dir: dir,
-        _shutdown: tx,
+        shutdown: Some(tx),
+        database,
     }
 }
 
