@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
+use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
@@ -99,6 +100,7 @@ fn arguments(st: &Statement) -> Result<PgArguments, StoreError> {
             Arg::Text(s) => args.add(s.clone()),
             Arg::Int(i) => args.add(*i),
             Arg::Real(f) => args.add(*f),
+            Arg::Bool(v) => args.add(*v),
             Arg::Null => args.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -233,12 +235,16 @@ impl ResourceStore for PostgresStore {
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         let tx = self.pool.begin().await.map_err(db_err)?;
-        Ok(Box::new(PostgresTx { tx }))
+        Ok(Box::new(PostgresTx {
+            tx,
+            pending: Pending::default(),
+        }))
     }
 }
 
 struct PostgresTx {
     tx: Transaction<'static, Postgres>,
+    pending: Pending,
 }
 
 impl PostgresTx {
@@ -247,6 +253,14 @@ impl PostgresTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Writes the versions kept back by `put`.
+    async fn flush_pending(&mut self) -> Result<(), StoreError> {
+        for st in self.pending.take_statements() {
+            self.exec(st).await?;
+        }
         Ok(())
     }
 }
@@ -258,6 +272,7 @@ impl StoreTx for PostgresTx {
         rt: ResourceType,
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
+        self.flush_pending().await?;
         // Lock the row for the rest of the transaction, so that concurrent updates of one
         // resource serialise: the second waits, then reads the version the first wrote (READ
         // COMMITTED re-reads a row it waited for) and writes the next one — and If-Match is
@@ -273,6 +288,7 @@ impl StoreTx for PostgresTx {
         query: &SearchQuery,
         limit: u32,
     ) -> Result<Vec<ResourceKey>, StoreError> {
+        self.flush_pending().await?;
         let st = sql::keys_statement(query, limit)?;
         Exec(&mut self.tx).keys(&st).await
     }
@@ -288,11 +304,16 @@ impl StoreTx for PostgresTx {
         Ok(())
     }
 
-    async fn put(&mut self, v: &PreparedVersion) -> Result<(), StoreError> {
-        for st in sql::version_statements(v) {
-            self.exec(st).await?;
+    async fn put(&mut self, v: PreparedVersion) -> Result<(), StoreError> {
+        if self.pending.must_flush_before(&v) {
+            self.flush_pending().await?;
         }
+        self.pending.push(v);
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await
     }
 
     async fn put_deleted(
@@ -302,13 +323,15 @@ impl StoreTx for PostgresTx {
         version: VersionId,
         last_updated: i64,
     ) -> Result<(), StoreError> {
+        self.flush_pending().await?;
         for st in sql::deletion_statements(rt, id, version, last_updated) {
             self.exec(st).await?;
         }
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush_pending().await?;
         self.tx.commit().await.map_err(db_err)
     }
 }

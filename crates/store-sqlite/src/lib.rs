@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
+use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
@@ -105,6 +106,7 @@ fn arguments(st: &Statement) -> Result<SqliteArguments, StoreError> {
             Arg::Text(s) => args.add(s.clone()),
             Arg::Int(i) => args.add(*i),
             Arg::Real(f) => args.add(*f),
+            Arg::Bool(v) => args.add(*v),
             Arg::Null => args.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -249,12 +251,16 @@ impl ResourceStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            pending: Pending::default(),
+        }))
     }
 }
 
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    pending: Pending,
 }
 
 impl SqliteTx {
@@ -263,6 +269,14 @@ impl SqliteTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Writes the versions kept back by `put`.
+    async fn flush_pending(&mut self) -> Result<(), StoreError> {
+        for st in self.pending.take_statements() {
+            self.exec(st).await?;
+        }
         Ok(())
     }
 }
@@ -274,6 +288,7 @@ impl StoreTx for SqliteTx {
         rt: ResourceType,
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
+        self.flush_pending().await?;
         engine::current(&mut Exec(&mut self.tx), rt, id).await
     }
 
@@ -282,6 +297,7 @@ impl StoreTx for SqliteTx {
         query: &SearchQuery,
         limit: u32,
     ) -> Result<Vec<ResourceKey>, StoreError> {
+        self.flush_pending().await?;
         let st = sql::keys_statement(query, limit)?;
         Exec(&mut self.tx).keys(&st).await
     }
@@ -291,11 +307,16 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn put(&mut self, v: &PreparedVersion) -> Result<(), StoreError> {
-        for st in sql::version_statements(v) {
-            self.exec(st).await?;
+    async fn put(&mut self, v: PreparedVersion) -> Result<(), StoreError> {
+        if self.pending.must_flush_before(&v) {
+            self.flush_pending().await?;
         }
+        self.pending.push(v);
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await
     }
 
     async fn put_deleted(
@@ -305,13 +326,15 @@ impl StoreTx for SqliteTx {
         version: VersionId,
         last_updated: i64,
     ) -> Result<(), StoreError> {
+        self.flush_pending().await?;
         for st in sql::deletion_statements(rt, id, version, last_updated) {
             self.exec(st).await?;
         }
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush_pending().await?;
         self.tx.commit().await.map_err(db_err)
     }
 }

@@ -9,6 +9,7 @@
 pub mod engine;
 mod error;
 mod model;
+pub mod pending;
 mod prepare;
 pub mod sql;
 mod traits;

@@ -80,7 +80,12 @@ pub trait StoreTx: Send {
     async fn lock(&mut self, key: &str) -> Result<(), StoreError>;
 
     /// Writes a new version: history row, current row and index rows (replacing the old ones).
-    async fn put(&mut self, version: &PreparedVersion) -> Result<(), StoreError>;
+    /// The write may be held back and batched with others until the transaction next reads,
+    /// deletes, flushes or commits; errors such as a taken id may surface then.
+    async fn put(&mut self, version: PreparedVersion) -> Result<(), StoreError>;
+
+    /// Writes everything `put` has held back.
+    async fn flush(&mut self) -> Result<(), StoreError>;
 
     /// Writes a deletion marker as version `version` and removes the resource's index rows.
     async fn put_deleted(

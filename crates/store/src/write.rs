@@ -31,11 +31,25 @@ pub async fn create(
     if tx.current(rt, id).await?.is_some() {
         return Err(StoreError::AlreadyExists);
     }
+    create_new(tx, rt, id, body).await
+}
+
+/// Creates `id` as version 1 without first looking for it: for ids the server has just made
+/// (UUIDs), where a collision cannot happen in practice and would still be refused by the
+/// database's key when the write is flushed. Skipping the look-up lets a transaction's creates
+/// be written together.
+pub async fn create_new(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    id: &LogicalId,
+    body: Value,
+) -> Result<WriteResult, StoreError> {
     let p = prepare_version(rt, id, VersionId::FIRST, now_micros(), body);
-    tx.put(&p).await?;
+    let resource = stored(&p);
+    tx.put(p).await?;
     Ok(WriteResult {
         kind: WriteKind::Created,
-        resource: stored(&p),
+        resource,
     })
 }
 
@@ -72,16 +86,19 @@ pub async fn update(
         now = now.max(c.last_updated + 1);
     }
     let p = prepare_version(rt, id, version, now, body);
-    // A version that is already taken means a concurrent writer got there first (two updates
-    // creating the same id): not a conflict with the client's view, so worth a retry.
-    tx.put(&p).await.map_err(|e| match e {
+    let resource = stored(&p);
+    // Written at once, so that a version already taken shows here: it means a concurrent
+    // writer got there first (two updates creating the same id) — not a conflict with the
+    // client's view, so worth a retry.
+    let written = match tx.put(p).await {
+        Ok(()) => tx.flush().await,
+        Err(e) => Err(e),
+    };
+    written.map_err(|e| match e {
         StoreError::AlreadyExists => StoreError::Busy,
         e => e,
     })?;
-    Ok(WriteResult {
-        kind,
-        resource: stored(&p),
-    })
+    Ok(WriteResult { kind, resource })
 }
 
 /// Deletes `id`, writing a deletion marker as a new version. `None` when there was nothing to

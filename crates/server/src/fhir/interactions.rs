@@ -118,7 +118,7 @@ pub async fn create(
         Some(id) => id,
         None => new_id()?,
     };
-    let w = write::create(tx, rt, &id, body).await?;
+    let w = write::create_new(tx, rt, &id, body).await?;
     Ok(Written::Created(w.resource))
 }
 

@@ -1,0 +1,347 @@
+//! The statements that write versions, shared by both backends.
+//!
+//! Writes are batched: a transaction Bundle of forty resources becomes one multi-row `INSERT`
+//! per table instead of hundreds of single-row statements, which is what makes bulk import fast
+//! on both databases (and on SQLite, whose driver pays a thread hop per statement).
+
+use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+
+use super::{Arg, Statement};
+use crate::prepare::PreparedVersion;
+
+/// The index tables, each keyed by `(resource_type, id)` of the resource the rows belong to.
+pub const INDEX_TABLES: [&str; 7] = [
+    "search_string",
+    "search_token",
+    "search_date",
+    "search_reference",
+    "search_number",
+    "search_quantity",
+    "search_uri",
+];
+
+/// Bound values per statement, well under SQLite's (32,766) and PostgreSQL's (65,535) limits.
+const MAX_ARGS: usize = 30_000;
+
+fn opt_text(v: Option<&str>) -> Arg {
+    match v {
+        Some(s) => Arg::Text(s.to_owned()),
+        None => Arg::Null,
+    }
+}
+
+/// Rows for one table, flushed as multi-row `INSERT`s of at most [`MAX_ARGS`] values.
+struct TableRows {
+    table: &'static str,
+    columns: &'static [&'static str],
+    rows: Vec<Vec<Arg>>,
+    /// Appended after `VALUES …` (an upsert clause).
+    suffix: &'static str,
+}
+
+impl TableRows {
+    fn new(table: &'static str, columns: &'static [&'static str]) -> Self {
+        TableRows {
+            table,
+            columns,
+            rows: Vec::new(),
+            suffix: "",
+        }
+    }
+
+    fn into_statements(self, out: &mut Vec<Statement>) {
+        let per_statement = (MAX_ARGS / self.columns.len()).max(1);
+        for chunk in self.rows.chunks(per_statement) {
+            let mut st = Statement::default();
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                let ps: Vec<String> = row.iter().map(|a| st.bind(a.clone())).collect();
+                tuples.push(format!("({})", ps.join(", ")));
+            }
+            st.sql = format!(
+                "INSERT INTO {} ({}) VALUES {}{}",
+                self.table,
+                self.columns.join(", "),
+                tuples.join(", "),
+                self.suffix
+            );
+            out.push(st);
+        }
+    }
+}
+
+const VERSION_COLUMNS: &[&str] = &[
+    "resource_type",
+    "id",
+    "version_id",
+    "patient_id",
+    "last_updated",
+    "deleted",
+    "body",
+];
+
+/// The statements that write new versions: their history rows, current rows and index rows
+/// (old index rows removed first for versions after the first). Each `(type, id)` must appear
+/// at most once in `versions` (a multi-row upsert cannot touch one row twice).
+pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for v in versions {
+        if v.version_id.get() > 1 {
+            out.extend(clear_index_statements(
+                v.resource_type.as_str(),
+                v.id.as_str(),
+            ));
+        }
+    }
+    let mut history = TableRows::new("resource_history", VERSION_COLUMNS);
+    let mut current = TableRows::new("resources", VERSION_COLUMNS);
+    current.suffix = " ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
+        patient_id = excluded.patient_id, last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body";
+    let mut strings = TableRows::new(
+        "search_string",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "param",
+            "normalized",
+            "exact",
+        ],
+    );
+    let mut tokens = TableRows::new(
+        "search_token",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "param",
+            "system",
+            "code",
+            "text",
+        ],
+    );
+    let mut dates = TableRows::new(
+        "search_date",
+        &["resource_type", "id", "patient_id", "param", "low", "high"],
+    );
+    let mut references = TableRows::new(
+        "search_reference",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "param",
+            "target_type",
+            "target_id",
+            "url",
+            "identifier_system",
+            "identifier_value",
+        ],
+    );
+    let mut numbers = TableRows::new(
+        "search_number",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "param",
+            "value",
+            "low",
+            "high",
+        ],
+    );
+    let mut quantities = TableRows::new(
+        "search_quantity",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "param",
+            "value",
+            "low",
+            "high",
+            "system",
+            "code",
+            "unit",
+        ],
+    );
+    let mut uris = TableRows::new(
+        "search_uri",
+        &["resource_type", "id", "patient_id", "param", "value"],
+    );
+
+    for v in versions {
+        let rt = Arg::Text(v.resource_type.as_str().to_owned());
+        let id = Arg::Text(v.id.as_str().to_owned());
+        let pid = opt_text(v.patient_id.as_deref());
+        let version_row = vec![
+            rt.clone(),
+            id.clone(),
+            Arg::Int(v.version_id.get()),
+            pid.clone(),
+            Arg::Int(v.last_updated),
+            Arg::Bool(false),
+            Arg::Text(v.body.clone()),
+        ];
+        history.rows.push(version_row.clone());
+        current.rows.push(version_row);
+        let owner = |param: &str| {
+            vec![
+                rt.clone(),
+                id.clone(),
+                pid.clone(),
+                Arg::Text(param.to_owned()),
+            ]
+        };
+        let ix = &v.index;
+        for e in &ix.strings {
+            let mut r = owner(&e.param);
+            r.extend([Arg::Text(e.normalized.clone()), Arg::Text(e.exact.clone())]);
+            strings.rows.push(r);
+        }
+        for e in &ix.tokens {
+            let mut r = owner(&e.param);
+            r.extend([
+                opt_text(e.system.as_deref()),
+                opt_text(e.code.as_deref()),
+                opt_text(e.text.as_deref()),
+            ]);
+            tokens.rows.push(r);
+        }
+        for e in &ix.dates {
+            let mut r = owner(&e.param);
+            r.extend([Arg::Int(e.low), Arg::Int(e.high)]);
+            dates.rows.push(r);
+        }
+        for e in &ix.references {
+            let mut r = owner(&e.param);
+            r.extend([
+                opt_text(e.target_type.map(|t| t.as_str())),
+                opt_text(e.target_id.as_deref()),
+                opt_text(e.url.as_deref()),
+                opt_text(e.identifier_system.as_deref()),
+                opt_text(e.identifier_value.as_deref()),
+            ]);
+            references.rows.push(r);
+        }
+        for e in &ix.numbers {
+            let mut r = owner(&e.param);
+            r.extend([Arg::Real(e.value), Arg::Real(e.low), Arg::Real(e.high)]);
+            numbers.rows.push(r);
+        }
+        for e in &ix.quantities {
+            let mut r = owner(&e.param);
+            r.extend([
+                Arg::Real(e.value),
+                Arg::Real(e.low),
+                Arg::Real(e.high),
+                opt_text(e.system.as_deref()),
+                opt_text(e.code.as_deref()),
+                opt_text(e.unit.as_deref()),
+            ]);
+            quantities.rows.push(r);
+        }
+        for e in &ix.uris {
+            let mut r = owner(&e.param);
+            r.push(Arg::Text(e.value.clone()));
+            uris.rows.push(r);
+        }
+    }
+    for t in [
+        history, current, strings, tokens, dates, references, numbers, quantities, uris,
+    ] {
+        t.into_statements(&mut out);
+    }
+    out
+}
+
+/// Removes every index row of one resource.
+pub fn clear_index_statements(rt: &str, id: &str) -> Vec<Statement> {
+    INDEX_TABLES
+        .iter()
+        .map(|table| Statement {
+            sql: format!("DELETE FROM {table} WHERE resource_type = $1 AND id = $2"),
+            args: vec![Arg::Text(rt.to_owned()), Arg::Text(id.to_owned())],
+        })
+        .collect()
+}
+
+pub fn deletion_statements(
+    rt: ResourceType,
+    id: &LogicalId,
+    version: VersionId,
+    last_updated: i64,
+) -> Vec<Statement> {
+    let args = || {
+        vec![
+            Arg::Text(rt.as_str().to_owned()),
+            Arg::Text(id.as_str().to_owned()),
+            Arg::Int(version.get()),
+            Arg::Int(last_updated),
+        ]
+    };
+    let mut out = vec![
+        Statement {
+            sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body) \
+                  SELECT resource_type, id, $3, patient_id, $4, TRUE, '' FROM resources WHERE resource_type = $1 AND id = $2".to_owned(),
+            args: args(),
+        },
+        Statement {
+            sql: "UPDATE resources SET version_id = $3, last_updated = $4, deleted = TRUE, body = '' WHERE resource_type = $1 AND id = $2".to_owned(),
+            args: args(),
+        },
+    ];
+    out.extend(clear_index_statements(rt.as_str(), id.as_str()));
+    out
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::prepare_version;
+    use serde_json::json;
+
+    fn version(i: usize) -> PreparedVersion {
+        let id = LogicalId::parse(&format!("obs-{i}")).unwrap();
+        let body = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+            "valueQuantity": {"value": 4.5, "unit": "mmol/L"}});
+        prepare_version(ResourceType::Observation, &id, VersionId::FIRST, 0, body)
+    }
+
+    #[test]
+    fn a_batch_becomes_one_insert_per_table_when_it_fits() {
+        let vs: Vec<PreparedVersion> = (0..10).map(version).collect();
+        let refs: Vec<&PreparedVersion> = vs.iter().collect();
+        let sts = versions_statements(&refs);
+        let history = sts
+            .iter()
+            .filter(|s| s.sql.starts_with("INSERT INTO resource_history"))
+            .count();
+        assert_eq!(history, 1);
+        assert!(
+            sts.iter().all(|s| !s.sql.starts_with("DELETE")),
+            "first versions clear nothing"
+        );
+    }
+
+    #[test]
+    fn large_batches_are_split_below_the_bound_value_limit() {
+        let vs: Vec<PreparedVersion> = (0..1_500).map(version).collect();
+        let refs: Vec<&PreparedVersion> = vs.iter().collect();
+        let sts = versions_statements(&refs);
+        assert!(sts.iter().all(|s| s.args.len() <= MAX_ARGS));
+        let rows: usize = sts
+            .iter()
+            .filter(|s| s.sql.starts_with("INSERT INTO resources "))
+            .map(|s| s.args.len() / VERSION_COLUMNS.len())
+            .sum();
+        assert_eq!(rows, 1_500);
+        assert!(
+            sts.iter()
+                .filter(|s| s.sql.starts_with("INSERT INTO resources "))
+                .count()
+                > 1
+        );
+    }
+}
