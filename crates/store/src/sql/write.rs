@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn large_batches_are_split_below_the_bound_value_limit() {
-        let vs: Vec<PreparedVersion> = (0..1_500).map(version).collect();
+        let vs: Vec<PreparedVersion> = (0..5_000).map(version).collect();
         let refs: Vec<&PreparedVersion> = vs.iter().collect();
         let sts = versions_statements(&refs);
         assert!(sts.iter().all(|s| s.args.len() <= MAX_ARGS));
@@ -336,7 +336,7 @@ mod tests {
             .filter(|s| s.sql.starts_with("INSERT INTO resources "))
             .map(|s| s.args.len() / VERSION_COLUMNS.len())
             .sum();
-        assert_eq!(rows, 1_500);
+        assert_eq!(rows, 5_000);
         assert!(
             sts.iter()
                 .filter(|s| s.sql.starts_with("INSERT INTO resources "))
