@@ -69,13 +69,24 @@ fn rewrite(v: &mut Value, ids: &HashMap<String, String>) {
     }
 }
 
+/// How each resource is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// `write::create`: looks the id up first, then writes.
+    Create,
+    /// `write::create_new`: writes without the look-up (what the server does for the ids it
+    /// assigns), so the backend may batch a transaction's writes.
+    CreateNew,
+}
+
 /// Writes one Bundle in one store transaction; returns the Patient's id (the first entry) and
-/// the number of resources written. With `validate`, every resource is validated first, as the
-/// server does on create.
+/// the number of resources written. With `validate_each`, every resource is validated first, as
+/// the server does on create.
 pub async fn import_bundle(
     store: &dyn ResourceStore,
     bundle: &Value,
     validate_each: bool,
+    how: Write,
 ) -> anyhow::Result<(LogicalId, usize)> {
     let entries = resolve(bundle)?;
     let first = entries
@@ -91,7 +102,12 @@ pub async fn import_bundle(
                 bail!("{} is invalid: {issues:?}", e.resource_type);
             }
         }
-        write::create(tx.as_mut(), e.resource_type, &e.id, e.body).await?;
+        match how {
+            Write::Create => write::create(tx.as_mut(), e.resource_type, &e.id, e.body).await?,
+            Write::CreateNew => {
+                write::create_new(tx.as_mut(), e.resource_type, &e.id, e.body).await?
+            }
+        };
     }
     tx.commit().await?;
     Ok((first, n))
