@@ -50,3 +50,12 @@ cargo test --workspace --features carerecord-store/testsuite
 ensure_postgres
 step "PostgreSQL: the store suite and the API tests"
 CARERECORD_TEST_BACKEND=postgres cargo test -p carerecord-store-postgres -p carerecord-server --features carerecord-store/testsuite
+
+step "an independent FHIR client (SMART fhirclient) against the carerecord binary"
+venv=target/conformance-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check fhirclient==4.4.0
+cargo build -p carerecord
+CARERECORD_BIN=target/debug/carerecord "$venv/bin/python" -m unittest -v tests/conformance/test_fhirclient.py
