@@ -288,3 +288,61 @@ async fn post_search_takes_form_parameters() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r.body), vec![a]);
 }
+
+#[tokio::test]
+async fn token_text_missing_and_meta_parameters_are_searchable() {
+    let app = spawn_app().await;
+    let (a, b) = residents(&app).await;
+    let mut o = observation(&a, "2823-3", "4.1", "mmol/L", "2026-11-01");
+    o["code"]["text"] = json!("Serum potassium");
+    o["meta"] = json!({
+        "profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation-Lab"],
+        "source": "https://fhir.carerecord.example/source/ZX401",
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]
+    });
+    let k = app.create(&o).await;
+    let mut plain = observation(&b, "718-7", "131", "g/L", "2026-11-01");
+    plain.as_object_mut().unwrap().remove("effectiveDateTime");
+    let h = app.create(&plain).await;
+
+    assert_eq!(
+        ids(&app.get("Observation?code:text=serum pot").await.body),
+        vec![k.clone()]
+    );
+    assert_eq!(
+        ids(&app.get("Observation?date:missing=true").await.body),
+        vec![h.clone()]
+    );
+    assert_eq!(
+        ids(&app.get("Observation?date:missing=false").await.body),
+        vec![k.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get("Observation?_profile=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation-Lab")
+            .await
+            .body),
+        vec![k.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get("Observation?_source=https://fhir.carerecord.example/source/ZX401")
+            .await
+            .body),
+        vec![k.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get("Observation?_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R")
+            .await
+            .body),
+        vec![k.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get("Observation?_source:below=https://fhir.carerecord.example/source")
+            .await
+            .body),
+        vec![k]
+    );
+}
