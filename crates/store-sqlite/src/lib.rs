@@ -51,27 +51,12 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
-        Self::open_with(opts).await
+        Self::open_with(tuned(SqliteConnectOptions::new().filename(path))).await
     }
 
-    /// Opens a `sqlite://path` URL.
+    /// Opens a `sqlite://path` URL, with the same settings as [`SqliteStore::open`].
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(db_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        Self::open_with(opts).await
+        Self::open_with(tuned(SqliteConnectOptions::from_str(url).map_err(db_err)?)).await
     }
 
     async fn open_with(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
@@ -97,6 +82,18 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// WAL so readers never wait for the writer; `NORMAL` sync is durable across application
+/// crashes in WAL mode; a generous busy timeout rides out checkpoints.
+fn tuned(opts: SqliteConnectOptions) -> SqliteConnectOptions {
+    opts.create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory")
 }
 
 fn arguments(st: &Statement) -> Result<SqliteArguments, StoreError> {
