@@ -84,12 +84,14 @@ impl SqliteStore {
     }
 }
 
-/// WAL so readers never wait for the writer; `NORMAL` sync is durable across application
-/// crashes in WAL mode; a generous busy timeout rides out checkpoints.
+/// WAL so readers never wait for the writer. `FULL` sync: a commit is on disk before it is
+/// acknowledged, even across a power cut (`NORMAL` would only survive an application crash) —
+/// a source system that was told "stored" must never lose the record. Batched writes keep the
+/// cost to one sync per transaction. A generous busy timeout rides out checkpoints.
 fn tuned(opts: SqliteConnectOptions) -> SqliteConnectOptions {
     opts.create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
