@@ -217,22 +217,21 @@ impl Config {
                 "default_page_size: must be between 1 and max_page_size".into(),
             ));
         }
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://")
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://")
                 || url.starts_with("postgresql://")
                 || url.starts_with("sqlite:"))
-            {
-                return Err(ConfigError(
-                    "database_url: must start with postgres://, postgresql:// or sqlite:".into(),
-                ));
-            }
+        {
+            return Err(ConfigError(
+                "database_url: must start with postgres://, postgresql:// or sqlite:".into(),
+            ));
         }
-        if let Some(b) = &self.public_base_url {
-            if !(b.starts_with("http://") || b.starts_with("https://")) {
-                return Err(ConfigError(
-                    "public_base_url: must be an http:// or https:// URL".into(),
-                ));
-            }
+        if let Some(b) = &self.public_base_url
+            && !(b.starts_with("http://") || b.starts_with("https://"))
+        {
+            return Err(ConfigError(
+                "public_base_url: must be an http:// or https:// URL".into(),
+            ));
         }
         Ok(())
     }
