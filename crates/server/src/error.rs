@@ -8,6 +8,10 @@ use carerecord_store::StoreError;
 
 use crate::request_id;
 
+/// The extension on every error `OperationOutcome` that names the request.
+pub const REQUEST_ID_EXTENSION: &str =
+    "https://fhir.carerecord.example/StructureDefinition/request-id";
+
 /// An error answered to a FHIR client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -126,8 +130,17 @@ impl ApiError {
     }
 
     /// The `OperationOutcome` body.
+    /// Carries the request id in an extension, so a support desk can find the log lines of
+    /// any refused request from what the client saw.
     pub fn outcome(&self) -> serde_json::Value {
-        operation_outcome(&self.issues())
+        let mut oo = operation_outcome(&self.issues());
+        if let Some(id) = request_id::current() {
+            oo["extension"] = serde_json::json!([{
+                "url": REQUEST_ID_EXTENSION,
+                "valueString": id,
+            }]);
+        }
+        oo
     }
 }
 

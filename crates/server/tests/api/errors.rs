@@ -159,3 +159,22 @@ async fn a_garbled_cursor_is_a_400_not_a_crash() {
     let r = app.get("Patient?_cursor=not-a-cursor").await;
     assert_eq!(r.status, 400, "{}", r.text);
 }
+
+#[tokio::test]
+async fn every_error_outcome_names_the_request_id_the_response_header_carries() {
+    let app = spawn_app().await;
+    let r = app.get("Patient/nobody").await;
+    let header = r
+        .header("x-request-id")
+        .expect("request id header")
+        .to_owned();
+    assert_eq!(r.body["extension"][0]["valueString"], header.as_str());
+    let r = app
+        .send(
+            app.client
+                .get(app.url("Patient/nobody"))
+                .header("x-request-id", "ticket-42"),
+        )
+        .await;
+    assert_eq!(r.body["extension"][0]["valueString"], "ticket-42");
+}
