@@ -74,6 +74,13 @@ struct Args {
     /// Requests before each latency measurement that are not counted (connection set-up).
     #[arg(long, default_value_t = 50)]
     warmup: usize,
+    /// A latency measurement stops after this many seconds even if fewer than `samples`
+    /// requests were made (the tables say how many were).
+    #[arg(long, default_value_t = 120)]
+    phase_seconds: u64,
+    /// An import step stops after this many seconds; later sizes are then skipped.
+    #[arg(long, default_value_t = 1800)]
+    import_seconds: u64,
 }
 
 const PREFER_MINIMAL: &str = "return=minimal";
@@ -243,9 +250,17 @@ async fn measure(
             args.import_via
         );
         let t = Instant::now();
-        let resources = import(args, shared, done, size).await?;
+        let (resources, reached) = import(args, shared, done, size).await?;
         let secs = t.elapsed().as_secs_f64();
         total_resources += resources;
+        let cut_short = reached < size;
+        if cut_short {
+            eprintln!(
+                "  import stopped at {reached} patients after --import-seconds {}",
+                args.import_seconds
+            );
+        }
+        let size = reached;
         done = size;
         eprintln!(
             "  {resources} resources in {secs:.1} s = {:.0} resources/s",
@@ -286,12 +301,20 @@ async fn measure(
             everything,
             db_bytes: db_file.and_then(|f| file_bytes(f)),
         });
+        if cut_short {
+            break;
+        }
     }
     Ok(steps)
 }
 
 /// Imports patients `from..to` from `concurrency` tasks; returns the resources written.
-async fn import(args: &Args, shared: &Arc<Shared>, from: u64, to: u64) -> anyhow::Result<u64> {
+async fn import(
+    args: &Args,
+    shared: &Arc<Shared>,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<(u64, u64)> {
     let next = Arc::new(AtomicU64::new(from));
     let written = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
@@ -304,8 +327,12 @@ async fn import(args: &Args, shared: &Arc<Shared>, from: u64, to: u64) -> anyhow
             shared.clone(),
         );
         let (seed, via) = (args.seed, args.import_via);
+        let deadline = Instant::now() + Duration::from_secs(args.import_seconds);
         tasks.push(tokio::spawn(async move {
             loop {
+                if Instant::now() >= deadline {
+                    return;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= to {
                     return;
@@ -352,7 +379,9 @@ async fn import(args: &Args, shared: &Arc<Shared>, from: u64, to: u64) -> anyhow
             bail!("more than 1% of Bundles failed to import");
         }
     }
-    Ok(written.load(Ordering::Relaxed))
+    // Patients handed out (imported or failed): less than `to` when the deadline struck.
+    let reached = next.load(Ordering::Relaxed).min(to);
+    Ok((written.load(Ordering::Relaxed), reached))
 }
 
 /// POSTs one transaction Bundle, retrying a busy store (503) a few times; returns the Patient's id.
@@ -437,9 +466,13 @@ async fn latency(
             ids.clone(),
         );
         let mut rng = Rng::new(args.seed ^ (t as u64 + 1).wrapping_mul(0x5851_F42D_4C95_7F2D));
+        let deadline = Instant::now() + Duration::from_secs(args.phase_seconds);
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let counted = if warm
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1))
                     .is_ok()
@@ -522,19 +555,22 @@ fn print_report(args: &Args, steps: &[Step]) {
     }
     println!("\np95 and max (ms):\n");
     println!(
-        "| patients | read p95 / max | search p95 / max | $everything p95 / max | import s (step) | db size MiB |"
+        "| patients | read p95 / max (n) | search p95 / max (n) | $everything p95 / max (n) | import s (step) | db size MiB |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     for s in steps {
         println!(
-            "| {} | {} / {} | {} / {} | {} / {} | {:.1} | {} |",
+            "| {} | {} / {} ({}) | {} / {} ({}) | {} / {} ({}) | {:.1} | {} |",
             s.patients,
             ms(s.read.p95),
             ms(s.read.max),
+            s.read.count,
             ms(s.search.p95),
             ms(s.search.max),
+            s.search.count,
             ms(s.everything.p95),
             ms(s.everything.max),
+            s.everything.count,
             s.import_secs,
             s.db_bytes.map_or_else(
                 || "—".to_owned(),
