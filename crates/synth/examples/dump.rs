@@ -47,7 +47,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             write(&e["resource"])?;
         }
     }
-    drop(write);
     for f in files.values_mut() {
         f.flush()?;
     }
