@@ -467,11 +467,17 @@ async fn latency(
         );
         let mut rng = Rng::new(args.seed ^ (t as u64 + 1).wrapping_mul(0x5851_F42D_4C95_7F2D));
         let deadline = Instant::now() + Duration::from_secs(args.phase_seconds);
+        let start_all = Instant::now();
+        let warm_for = Duration::from_secs(args.phase_seconds) / 10;
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
                 if Instant::now() >= deadline {
                     break;
+                }
+                // Warm-up stops after a tenth of the phase, so slow requests leave time to measure.
+                if start_all.elapsed() >= warm_for {
+                    warm.store(0, Ordering::Relaxed);
                 }
                 let counted = if warm
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1))
