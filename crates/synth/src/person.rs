@@ -183,10 +183,11 @@ impl Gen<'_> {
             }
         }
         let url = format!("{rt}/{id}");
-        self.entries.push(json!({
-            "resource": Value::Object(res),
-            "request": {"method": "PUT", "url": url}
-        }));
+        // Built by moving, not with `json!`, which would deep-copy the resource.
+        let mut entry = Map::new();
+        entry.insert("resource".into(), Value::Object(res));
+        entry.insert("request".into(), json!({"method": "PUT", "url": url}));
+        self.entries.push(Value::Object(entry));
         match self.by_source.iter_mut().find(|(s, _)| *s == src) {
             Some((_, v)) => v.push(url.clone()),
             None => self.by_source.push((src, vec![url.clone()])),
@@ -617,11 +618,11 @@ pub(crate) fn bundle(l: &London, i: u32, plan: &PersonPlan) -> Value {
     }
 
     provenance(&mut g);
-    json!({
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": g.entries
-    })
+    let mut b = Map::new();
+    b.insert("resourceType".into(), json!("Bundle"));
+    b.insert("type".into(), json!("transaction"));
+    b.insert("entry".into(), Value::Array(g.entries));
+    Value::Object(b)
 }
 
 /// The Patient (and, for a merged record, the retired duplicate).
