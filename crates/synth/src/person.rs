@@ -712,9 +712,11 @@ fn patient(g: &mut Gen<'_>, p: &Person, middle: &str, admissions: &[(i64, i64)],
     let kin_given = g
         .rng
         .pick(if p.female { MALE_GIVEN } else { FEMALE_GIVEN }, "Sam");
-    let kin_rel = g
-        .rng
-        .pick(&["daughter", "son", "niece", "nephew"], "daughter");
+    let kin_rel = if p.female {
+        g.rng.pick(&["son", "nephew", "husband"], "son")
+    } else {
+        g.rng.pick(&["daughter", "niece", "wife"], "daughter")
+    };
     let phone = format!("020 7946 0{:03}", g.rng.range(0, 999));
     let kin_phone = format!("020 7946 0{:03}", g.rng.range(0, 999));
     let practice = org_ref(g.practice());
