@@ -84,14 +84,35 @@ pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, Store
         format!("r.resource_type = {rt}"),
         "r.deleted = FALSE".to_owned(),
     ];
-    for c in &q.criteria {
-        parts.push(criterion(
-            c,
-            q.resource_type,
-            "r.resource_type",
-            "r.id",
-            st,
-        )?);
+    // The most selective criterion drives (an `IN` over its index rows); the others are tested
+    // on the resources it yields. `_id` drives by itself through the primary key.
+    let has_id = q
+        .criteria
+        .iter()
+        .any(|c| matches!(c, Criterion::Id { negate: false, .. }));
+    let driver = if has_id {
+        None
+    } else {
+        q.criteria
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| driving_rank(c).map(|r| (r, i)))
+            .min()
+            .map(|(_, i)| i)
+    };
+    for (i, c) in q.criteria.iter().enumerate() {
+        if Some(i) == driver {
+            let sub = driving_subquery(c, q.resource_type, st)?;
+            parts.push(format!("r.id IN ({sub})"));
+        } else {
+            parts.push(criterion(
+                c,
+                q.resource_type,
+                "r.resource_type",
+                "r.id",
+                st,
+            )?);
+        }
     }
     Ok(parts.join(" AND "))
 }
@@ -321,55 +342,55 @@ fn sort_expr(
 }
 
 /// One criterion as a boolean SQL expression about the resource `(type_expr, id_expr)`.
-fn criterion(
-    c: &Criterion,
-    rt: ResourceType,
-    type_expr: &str,
-    id_expr: &str,
-    st: &mut Statement,
-) -> Result<String, StoreError> {
-    let exists = |table: &str, param: &str, cond: &str, st: &mut Statement| -> String {
-        let p = st.text(param);
-        format!(
-            "EXISTS (SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-        )
-    };
-    Ok(match c {
-        Criterion::Id { values, negate } => {
-            let list = values
-                .iter()
-                .map(|v| st.text(v))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let not = if *negate { "NOT " } else { "" };
-            format!("{id_expr} {not}IN ({list})")
-        }
+/// A criterion that is a match on one index table: the table, the bound parameter-code
+/// placeholder, the condition on the row's values, and whether the match is negated (`:not`).
+struct IndexMatch {
+    table: &'static str,
+    param: String,
+    cond: String,
+    negate: bool,
+}
+
+/// Whether `c` is a plain match on one index table (so it can be written as `EXISTS` over that
+/// table, or drive the search as an `IN` subquery).
+fn is_index_match(c: &Criterion) -> bool {
+    match c {
+        Criterion::Date { param, .. } => param != "_lastUpdated",
+        Criterion::Token { .. }
+        | Criterion::TokenText { .. }
+        | Criterion::String { .. }
+        | Criterion::Number { .. }
+        | Criterion::Quantity { .. }
+        | Criterion::Reference { .. }
+        | Criterion::ReferenceIdentifier { .. }
+        | Criterion::Uri { .. } => true,
+        Criterion::Id { .. } | Criterion::Chain { .. } | Criterion::Missing { .. } => false,
+    }
+}
+
+/// Binds the parameter code, then the value condition, of an index-table criterion.
+fn index_match(c: &Criterion, st: &mut Statement) -> Option<IndexMatch> {
+    let m = |table, param: &str, st: &mut Statement| (table, st.text(param));
+    let (table, param, cond, negate) = match c {
         Criterion::Token {
             param,
             values,
             negate,
         } => {
-            // Reserve the param placeholder first so numbering follows appearance.
-            let p = st.text(param);
-            let cond = or(values.iter().map(|v| token_cond(v, st)));
-            let e = format!(
-                "EXISTS (SELECT 1 FROM search_token i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            );
-            if *negate { format!("NOT {e}") } else { e }
+            let (t, p) = m("search_token", param, st);
+            (t, p, or(values.iter().map(|v| token_cond(v, st))), *negate)
         }
         Criterion::TokenText { param, values } => {
-            let p = st.text(param);
+            let (t, p) = m("search_token", param, st);
             let cond = or(values.iter().map(|v| starts_with("i.text", v, st)));
-            format!(
-                "EXISTS (SELECT 1 FROM search_token i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            )
+            (t, p, cond, false)
         }
         Criterion::String {
             param,
             mode,
             values,
         } => {
-            let p = st.text(param);
+            let (t, p) = m("search_string", param, st);
             let cond = or(values.iter().map(|v| match mode {
                 StringMode::StartsWith => starts_with("i.normalized", v, st),
                 StringMode::Exact => format!("i.exact = {}", st.text(v)),
@@ -378,70 +399,37 @@ fn criterion(
                     format!("i.normalized LIKE {pat} ESCAPE '\\'")
                 }
             }));
-            format!(
-                "EXISTS (SELECT 1 FROM search_string i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            )
+            (t, p, cond, false)
         }
-        Criterion::Date { param, values } => {
-            if param == "_lastUpdated" {
-                // Stored on the resource row itself, as an instant.
-                let lu = if id_expr == "r.id" {
-                    "r.last_updated".to_owned()
-                } else {
-                    format!(
-                        "(SELECT lu.last_updated FROM resources lu WHERE lu.resource_type = {type_expr} AND lu.id = {id_expr})"
-                    )
-                };
-                let cond = or(values.iter().map(|v| date_cond(v, &lu, &lu, st)));
-                format!("({cond})")
-            } else {
-                let p = st.text(param);
-                let cond = or(values.iter().map(|v| date_cond(v, "i.low", "i.high", st)));
-                format!(
-                    "EXISTS (SELECT 1 FROM search_date i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-                )
-            }
+        Criterion::Date { param, values } if param != "_lastUpdated" => {
+            let (t, p) = m("search_date", param, st);
+            let cond = or(values.iter().map(|v| date_cond(v, "i.low", "i.high", st)));
+            (t, p, cond, false)
         }
         Criterion::Number { param, values } => {
-            let p = st.text(param);
-            let cond = or(values.iter().map(|v| number_cond(v, st)));
-            format!(
-                "EXISTS (SELECT 1 FROM search_number i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            )
+            let (t, p) = m("search_number", param, st);
+            (t, p, or(values.iter().map(|v| number_cond(v, st))), false)
         }
         Criterion::Quantity { param, values } => {
-            let p = st.text(param);
-            let cond = or(values.iter().map(|v| quantity_cond(v, st)));
-            format!(
-                "EXISTS (SELECT 1 FROM search_quantity i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            )
+            let (t, p) = m("search_quantity", param, st);
+            (t, p, or(values.iter().map(|v| quantity_cond(v, st))), false)
         }
         Criterion::Reference { param, values } => {
-            let p = st.text(param);
-            let cond = or(values.iter().map(|v| reference_cond(v, st)));
-            format!(
-                "EXISTS (SELECT 1 FROM search_reference i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+            let (t, p) = m("search_reference", param, st);
+            (
+                t,
+                p,
+                or(values.iter().map(|v| reference_cond(v, st))),
+                false,
             )
         }
         Criterion::ReferenceIdentifier { param, values } => {
-            let p = st.text(param);
-            let cond = or(values.iter().map(|v| identifier_cond(v, st)));
-            format!(
-                "EXISTS (SELECT 1 FROM search_reference i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
-            )
-        }
-        Criterion::Chain {
-            param,
-            target_type,
-            inner,
-        } => {
-            let p = st.text(param);
-            let tt = st.text(target_type.as_str());
-            // The chained criterion is about the referenced resource, reached through `c`.
-            let inner_sql = criterion(inner, *target_type, "c.target_type", "c.target_id", st)?;
-            let _ = rt;
-            format!(
-                "EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql})"
+            let (t, p) = m("search_reference", param, st);
+            (
+                t,
+                p,
+                or(values.iter().map(|v| identifier_cond(v, st))),
+                false,
             )
         }
         Criterion::Uri {
@@ -449,7 +437,7 @@ fn criterion(
             mode,
             values,
         } => {
-            let p = st.text(param);
+            let (t, p) = m("search_uri", param, st);
             let cond = or(values.iter().map(|v| match mode {
                 UriMode::Exact => format!("i.value = {}", st.text(v)),
                 UriMode::Below => {
@@ -462,8 +450,116 @@ fn criterion(
                     format!("substr({a}, 1, length(i.value)) = i.value")
                 }
             }));
+            (t, p, cond, false)
+        }
+        _ => return None,
+    };
+    Some(IndexMatch {
+        table,
+        param,
+        cond,
+        negate,
+    })
+}
+
+/// How well a criterion narrows a search when the database starts from it: lower is better;
+/// `None` for criteria that cannot drive (negations, `:missing`, `_lastUpdated`, `:contains`).
+fn driving_rank(c: &Criterion) -> Option<u8> {
+    match c {
+        Criterion::Reference { .. } => Some(1),
+        Criterion::ReferenceIdentifier { .. } => Some(2),
+        Criterion::Chain { inner, .. } => driving_rank(inner).map(|_| 3),
+        Criterion::Token { negate: false, .. } => Some(4),
+        Criterion::String { mode, .. } if *mode != StringMode::Contains => Some(5),
+        Criterion::Uri { .. } => Some(6),
+        Criterion::Date { param, .. } if param != "_lastUpdated" => Some(7),
+        Criterion::Quantity { .. } | Criterion::Number { .. } => Some(8),
+        Criterion::TokenText { .. } => Some(9),
+        _ => None,
+    }
+}
+
+/// `SELECT i.id FROM <index table> …` listing the ids of `rt` resources that match `c`, for a
+/// criterion with a [`driving_rank`]. Starting from it, the database reads only the index rows
+/// that match instead of testing every resource of the type.
+fn driving_subquery(
+    c: &Criterion,
+    rt: ResourceType,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
+    let t = st.text(rt.as_str());
+    if let Criterion::Chain {
+        param,
+        target_type,
+        inner,
+    } = c
+    {
+        let p = st.text(param);
+        let tt = st.text(target_type.as_str());
+        let inner_ids = driving_subquery(inner, *target_type, st)?;
+        return Ok(format!(
+            "SELECT c.id FROM search_reference c WHERE c.resource_type = {t} AND c.param = {p} AND c.target_type = {tt} AND c.target_id IN ({inner_ids})"
+        ));
+    }
+    let m = index_match(c, st).ok_or_else(|| {
+        StoreError::UnsupportedSearch("this criterion cannot start a search".into())
+    })?;
+    Ok(format!(
+        "SELECT i.id FROM {} i WHERE i.resource_type = {t} AND i.param = {} AND ({})",
+        m.table, m.param, m.cond
+    ))
+}
+
+/// One criterion as a boolean SQL expression about the resource `(type_expr, id_expr)`.
+fn criterion(
+    c: &Criterion,
+    rt: ResourceType,
+    type_expr: &str,
+    id_expr: &str,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
+    if is_index_match(c)
+        && let Some(m) = index_match(c, st)
+    {
+        let e = format!(
+            "EXISTS (SELECT 1 FROM {} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {} AND ({}))",
+            m.table, m.param, m.cond
+        );
+        return Ok(if m.negate { format!("NOT {e}") } else { e });
+    }
+    Ok(match c {
+        Criterion::Id { values, negate } => {
+            let list = values
+                .iter()
+                .map(|v| st.text(v))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let not = if *negate { "NOT " } else { "" };
+            format!("{id_expr} {not}IN ({list})")
+        }
+        Criterion::Date { values, .. } => {
+            // `_lastUpdated`: stored on the resource row itself, as an instant.
+            let lu = if id_expr == "r.id" {
+                "r.last_updated".to_owned()
+            } else {
+                format!(
+                    "(SELECT lu.last_updated FROM resources lu WHERE lu.resource_type = {type_expr} AND lu.id = {id_expr})"
+                )
+            };
+            let cond = or(values.iter().map(|v| date_cond(v, &lu, &lu, st)));
+            format!("({cond})")
+        }
+        Criterion::Chain {
+            param,
+            target_type,
+            inner,
+        } => {
+            let p = st.text(param);
+            let tt = st.text(target_type.as_str());
+            // The chained criterion is about the referenced resource, reached through `c`.
+            let inner_sql = criterion(inner, *target_type, "c.target_type", "c.target_id", st)?;
             format!(
-                "EXISTS (SELECT 1 FROM search_uri i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p} AND ({cond}))"
+                "EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql})"
             )
         }
         Criterion::Missing { param, missing } => {
@@ -473,8 +569,16 @@ fn criterion(
             let table = table_for(def.kind).ok_or_else(|| {
                 StoreError::UnsupportedSearch(format!(":missing is not supported on '{param}'"))
             })?;
-            let e = exists(table, param, "1 = 1", st);
+            let p = st.text(param);
+            let e = format!(
+                "EXISTS (SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p})"
+            );
             if *missing { format!("NOT {e}") } else { e }
+        }
+        _ => {
+            return Err(StoreError::UnsupportedSearch(
+                "this search criterion is not supported".into(),
+            ));
         }
     })
 }
@@ -843,6 +947,33 @@ impl HistoryCursor {
     }
 }
 
+/// Placeholders must appear as `$1, $2, …` in order, each once: backends may bind them
+/// positionally (SQLite does).
+#[cfg(test)]
+pub(crate) fn assert_in_order(st: &Statement) {
+    let mut expected = 1;
+    let b = st.sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut end = start;
+            while end < b.len() && b[end].is_ascii_digit() {
+                end += 1;
+            }
+            if end > start {
+                let n: usize = st.sql[start..end].parse().unwrap();
+                assert_eq!(n, expected, "out of order in: {}", st.sql);
+                expected += 1;
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    assert_eq!(expected - 1, st.args.len(), "argument count in: {}", st.sql);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,6 +987,83 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode("vXY.i00").is_err());
+    }
+
+    #[test]
+    fn compiled_searches_number_their_placeholders_in_order() {
+        use carerecord_fhir::ResourceType;
+        use carerecord_search::query::{Handling, parse};
+        let cases = [
+            "subject=Patient/p1&code=http://loinc.org|2823-3&date=ge2026-01&_sort=-date,code",
+            "subject:Patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018&_lastUpdated=gt2020",
+            "value-quantity=gt5||mmol/L&code:text=pot&date:missing=true&_id=a,b",
+            "_source:below=https://x.example&_profile=https://p.example&_tag=s|c",
+        ];
+        for q in cases {
+            let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
+            let query = parse(
+                ResourceType::Observation,
+                &pairs,
+                Handling::Strict,
+                "http://h/fhir",
+            )
+            .unwrap();
+            assert_in_order(&count_statement(&query).unwrap());
+            assert_in_order(&keys_statement(&query, 2).unwrap());
+            let page = page_statement(&query, 10, None).unwrap();
+            assert_in_order(&page.statement);
+            let cursor = Cursor {
+                values: vec![Some("1".into()); page.sort_columns],
+                id: "x".into(),
+            };
+            assert_in_order(&page_statement(&query, 10, Some(&cursor)).unwrap().statement);
+        }
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        assert_in_order(&include_statement(
+            ResourceType::Observation,
+            &ids,
+            "subject",
+            Some(ResourceType::Patient),
+        ));
+        assert_in_order(&revinclude_statement(
+            ResourceType::Observation,
+            "subject",
+            ResourceType::Patient,
+            &ids,
+            5,
+        ));
+        assert_in_order(&everything_statement(
+            "p",
+            Some(1),
+            &[ResourceType::Observation],
+            5,
+            Some(("Observation", "o")),
+        ));
+        let hc = HistoryCursor {
+            last_updated: 1,
+            resource_type: "Patient".into(),
+            id: "p".into(),
+            version_id: 2,
+        };
+        assert_in_order(&history_statement(
+            Some(ResourceType::Patient),
+            Some("p"),
+            Some(1),
+            5,
+            Some(&hc),
+        ));
+        assert_in_order(&history_count_statement(
+            Some(ResourceType::Patient),
+            Some("p"),
+            Some(1),
+        ));
+    }
+
+    fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     #[test]

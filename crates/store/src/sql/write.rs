@@ -272,28 +272,30 @@ pub fn deletion_statements(
     version: VersionId,
     last_updated: i64,
 ) -> Vec<Statement> {
+    // Placeholders in order of appearance, each used once (the contract of this module).
     let args = || {
         vec![
-            Arg::Text(rt.as_str().to_owned()),
-            Arg::Text(id.as_str().to_owned()),
             Arg::Int(version.get()),
             Arg::Int(last_updated),
+            Arg::Text(rt.as_str().to_owned()),
+            Arg::Text(id.as_str().to_owned()),
         ]
     };
     let mut out = vec![
         Statement {
             sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body) \
-                  SELECT resource_type, id, $3, patient_id, $4, TRUE, '' FROM resources WHERE resource_type = $1 AND id = $2".to_owned(),
+                  SELECT resource_type, id, $1, patient_id, $2, TRUE, '' FROM resources WHERE resource_type = $3 AND id = $4".to_owned(),
             args: args(),
         },
         Statement {
-            sql: "UPDATE resources SET version_id = $3, last_updated = $4, deleted = TRUE, body = '' WHERE resource_type = $1 AND id = $2".to_owned(),
+            sql: "UPDATE resources SET version_id = $1, last_updated = $2, deleted = TRUE, body = '' WHERE resource_type = $3 AND id = $4".to_owned(),
             args: args(),
         },
     ];
     out.extend(clear_index_statements(rt.as_str(), id.as_str()));
     out
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +309,19 @@ mod tests {
             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
             "valueQuantity": {"value": 4.5, "unit": "mmol/L"}});
         prepare_version(ResourceType::Observation, &id, VersionId::FIRST, 0, body)
+    }
+
+    #[test]
+    fn every_write_statement_numbers_its_placeholders_in_order() {
+        let vs: Vec<PreparedVersion> = (0..3).map(version).collect();
+        let refs: Vec<&PreparedVersion> = vs.iter().collect();
+        for st in versions_statements(&refs) {
+            super::super::assert_in_order(&st);
+        }
+        let id = LogicalId::parse("obs-1").unwrap();
+        for st in deletion_statements(ResourceType::Observation, &id, VersionId::FIRST.next(), 5) {
+            super::super::assert_in_order(&st);
+        }
     }
 
     #[test]
