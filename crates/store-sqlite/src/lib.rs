@@ -161,19 +161,6 @@ fn decode_row(row: &SqliteRow, extra: usize) -> Result<Row, StoreError> {
 /// [`SqlExec`] over one connection (pooled or inside a transaction).
 struct Exec<'c>(&'c mut SqliteConnection);
 
-#[cfg(test)]
-mod tests {
-    use super::positional;
-
-    #[test]
-    fn numbered_placeholders_become_anonymous_ones_in_order() {
-        assert_eq!(
-            positional("SELECT $1, '$x' WHERE a = $2 AND b IN ($3, $10)"),
-            "SELECT ?, '$x' WHERE a = ? AND b IN (?, ?)"
-        );
-    }
-}
-
 #[async_trait]
 impl SqlExec for Exec<'_> {
     async fn resources(&mut self, st: &Statement, extra: usize) -> Result<Vec<Row>, StoreError> {
@@ -370,5 +357,18 @@ impl StoreTx for SqliteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending().await?;
         self.tx.commit().await.map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+
+    #[test]
+    fn numbered_placeholders_become_anonymous_ones_in_order() {
+        assert_eq!(
+            positional("SELECT $1, '$x' WHERE a = $2 AND b IN ($3, $10)"),
+            "SELECT ?, '$x' WHERE a = ? AND b IN (?, ?)"
+        );
     }
 }
