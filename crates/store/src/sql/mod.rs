@@ -326,9 +326,16 @@ fn sort_expr(
                 (SortType::Text, false) => format!("'{TEXT_MAX}'"),
                 (SortType::Text, true) => "''".to_owned(),
             };
+            // The aggregate is over an expression, not the bare column, so that SQLite does not
+            // answer MIN/MAX by walking the value index of every resource's rows in order; the
+            // lookup must seek this resource's rows through the owner index.
+            let value = match ty {
+                SortType::Text => format!("(i.{col} || '')"),
+                SortType::Int | SortType::Real => format!("(i.{col} + 0)"),
+            };
             (
                 format!(
-                    "COALESCE((SELECT {agg}(i.{col}) FROM {table} i WHERE i.resource_type = r.resource_type AND i.id = r.id AND i.param = {p}), {sentinel})"
+                    "COALESCE((SELECT {agg}({value}) FROM {table} i WHERE i.resource_type = r.resource_type AND i.id = r.id AND i.param = {p}), {sentinel})"
                 ),
                 ty,
             )
