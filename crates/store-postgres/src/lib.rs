@@ -69,7 +69,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+            // Room for every shape of batched insert and search the store prepares.
+            .connect_with(opts.statement_cache_capacity(512))
             .await
             .map_err(db_err)?;
         MIGRATOR

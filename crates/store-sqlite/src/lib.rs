@@ -96,6 +96,8 @@ fn tuned(opts: SqliteConnectOptions) -> SqliteConnectOptions {
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory")
+        // Room for every shape of batched insert and search the store prepares.
+        .statement_cache_capacity(512)
 }
 
 /// The statement's SQL with `$1, $2, …` written as anonymous `?` placeholders.

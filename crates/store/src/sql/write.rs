@@ -50,8 +50,11 @@ impl TableRows {
     }
 
     fn into_statements(self, out: &mut Vec<Statement>) {
-        let per_statement = (MAX_ARGS / self.columns.len()).max(1);
-        for chunk in self.rows.chunks(per_statement) {
+        let mut rest: &[Vec<Arg>] = &self.rows;
+        while !rest.is_empty() {
+            let n = chunk_len(rest.len(), self.columns.len());
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
             let mut st = Statement::default();
             let mut tuples = Vec::with_capacity(chunk.len());
             for row in chunk {
@@ -69,6 +72,22 @@ impl TableRows {
         }
     }
 }
+
+/// Rows in the next statement: [`MAX_CHUNK`] while that many remain, then the largest power of
+/// two that fits. Statement texts therefore come in a handful of shapes per table, which the
+/// drivers keep prepared, instead of a new text — parsed and planned afresh — for every batch.
+fn chunk_len(remaining: usize, columns: usize) -> usize {
+    let max = MAX_CHUNK.min((MAX_ARGS / columns.max(1)).max(1));
+    if remaining >= max {
+        max
+    } else {
+        // remaining ≥ 1 here: the largest power of two not above it.
+        1 << (usize::BITS - 1 - remaining.leading_zeros())
+    }
+}
+
+/// Rows per multi-row `INSERT` at the most.
+const MAX_CHUNK: usize = 64;
 
 const VERSION_COLUMNS: &[&str] = &[
     "resource_type",
@@ -325,15 +344,19 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_becomes_one_insert_per_table_when_it_fits() {
+    fn batches_split_into_a_few_statement_shapes() {
+        assert_eq!(chunk_len(200, 7), 64);
+        assert_eq!(chunk_len(10, 7), 8);
+        assert_eq!(chunk_len(1, 7), 1);
         let vs: Vec<PreparedVersion> = (0..10).map(version).collect();
         let refs: Vec<&PreparedVersion> = vs.iter().collect();
         let sts = versions_statements(&refs);
-        let history = sts
+        let history: Vec<usize> = sts
             .iter()
             .filter(|s| s.sql.starts_with("INSERT INTO resource_history"))
-            .count();
-        assert_eq!(history, 1);
+            .map(|s| s.args.len() / VERSION_COLUMNS.len())
+            .collect();
+        assert_eq!(history, vec![8, 2], "10 rows as 8 + 2");
         assert!(
             sts.iter().all(|s| !s.sql.starts_with("DELETE")),
             "first versions clear nothing"
