@@ -32,7 +32,8 @@ pub fn prepare_version(
     if let Some(obj) = body.as_object_mut() {
         stamp(obj, id, version_id, last_updated);
     }
-    let index = extract(resource_type, &body);
+    let mut index = extract(resource_type, &body);
+    slim(&mut index);
     let patient_id = patient_compartment(resource_type, id.as_str(), &body);
     PreparedVersion {
         resource_type,
@@ -43,6 +44,36 @@ pub fn prepare_version(
         index,
         patient_id,
     }
+}
+
+/// Drops index rows that search never reads: `_id` is matched on the resource row itself, and
+/// a value indexed twice for one parameter (a code repeated in two codings) matches once.
+fn slim(index: &mut IndexEntries) {
+    index.tokens.retain(|t| t.param != "_id");
+    let mut seen = std::collections::HashSet::new();
+    index.tokens.retain(|t| {
+        seen.insert((
+            t.param.clone(),
+            t.system.clone(),
+            t.code.clone(),
+            t.text.clone(),
+        ))
+    });
+    let mut seen = std::collections::HashSet::new();
+    index.references.retain(|r| {
+        seen.insert((
+            r.param.clone(),
+            r.target_type,
+            r.target_id.clone(),
+            r.url.clone(),
+            r.identifier_system.clone(),
+            r.identifier_value.clone(),
+        ))
+    });
+    let mut seen = std::collections::HashSet::new();
+    index
+        .strings
+        .retain(|s| seen.insert((s.param.clone(), s.exact.clone())));
 }
 
 fn stamp(obj: &mut Map<String, Value>, id: &LogicalId, version_id: VersionId, last_updated: i64) {
@@ -74,6 +105,25 @@ fn stamp(obj: &mut Map<String, Value>, id: &LogicalId, version_id: VersionId, la
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn id_rows_and_repeated_values_are_not_indexed() {
+        let id = LogicalId::parse("c1").unwrap();
+        let body = json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [
+                {"system": "http://snomed.info/sct", "code": "52448006"},
+                {"system": "http://snomed.info/sct", "code": "52448006"}]}});
+        let p = prepare_version(ResourceType::Condition, &id, VersionId::FIRST, 0, body);
+        assert!(p.index.tokens.iter().all(|t| t.param != "_id"));
+        let codes = p
+            .index
+            .tokens
+            .iter()
+            .filter(|t| t.param == "code" && t.code.as_deref() == Some("52448006"))
+            .count();
+        assert_eq!(codes, 1);
+        assert_eq!(p.patient_id.as_deref(), Some("p"));
+    }
 
     #[test]
     fn stamping_sets_id_and_meta_and_keeps_decimal_text() {
