@@ -10,7 +10,7 @@ use carerecord_store::{format_instant, now_micros};
 use serde_json::json;
 
 use super::context::Ctx;
-use super::render::{json_response, json_text};
+use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -63,20 +63,7 @@ pub async fn handler(
         .await?;
     let base = &ctx.base;
     let path = format!("{base}/Patient/{id}/$everything");
-    let kept: Vec<(String, String)> = ctx
-        .query
-        .iter()
-        .filter(|(k, _)| k != "_cursor")
-        .cloned()
-        .collect();
-    let mut links = vec![
-        json!({"relation": "self", "url": format!("{path}?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())}),
-    ];
-    if let Some(c) = &page.next_cursor {
-        let mut next = kept.clone();
-        next.push(("_cursor".into(), c.clone()));
-        links.push(json!({"relation": "next", "url": format!("{path}?{}", serde_urlencoded::to_string(&next).unwrap_or_default())}));
-    }
+    let links = paging_links(&path, &ctx.query, page.next_cursor.as_deref());
     let entries = page
         .items
         .iter()

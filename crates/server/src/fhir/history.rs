@@ -10,7 +10,7 @@ use carerecord_store::{HistoryQuery, StoredResource, format_instant, now_micros}
 use serde_json::json;
 
 use super::context::Ctx;
-use super::render::{json_response, json_text};
+use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -92,20 +92,7 @@ async fn run(
         (Some(t), None) => format!("{base}/{t}/_history"),
         _ => format!("{base}/_history"),
     };
-    let kept: Vec<(String, String)> = ctx
-        .query
-        .iter()
-        .filter(|(k, _)| k != "_cursor")
-        .cloned()
-        .collect();
-    let mut links = vec![
-        json!({"relation": "self", "url": format!("{path}?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())}),
-    ];
-    if let Some(c) = &page.next_cursor {
-        let mut next = kept.clone();
-        next.push(("_cursor".into(), c.clone()));
-        links.push(json!({"relation": "next", "url": format!("{path}?{}", serde_urlencoded::to_string(&next).unwrap_or_default())}));
-    }
+    let links = paging_links(&path, &ctx.query, page.next_cursor.as_deref());
     let entries = page
         .items
         .iter()

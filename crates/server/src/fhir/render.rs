@@ -23,6 +23,33 @@ pub fn http_date(micros: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The `self` and `next` links of a paged Bundle at `path`: the request's parameters (less
+/// `_cursor` and formatting ones), and for `next` the cursor of the following page.
+pub fn paging_links(
+    path: &str,
+    query: &[(String, String)],
+    next_cursor: Option<&str>,
+) -> Vec<Value> {
+    let kept: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "_cursor" | "_format" | "_pretty"))
+        .cloned()
+        .collect();
+    let url = |q: &[(String, String)]| {
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        )
+    };
+    let mut links = vec![serde_json::json!({"relation": "self", "url": url(&kept)})];
+    if let Some(c) = next_cursor {
+        let mut next = kept.clone();
+        next.push(("_cursor".into(), c.to_owned()));
+        links.push(serde_json::json!({"relation": "next", "url": url(&next)}));
+    }
+    links
+}
+
 /// The resource's JSON text as the client asked for it (view applied, pretty or compact).
 /// The stored text is sent untouched when nothing changes it.
 pub fn resource_text(body: &str, view: &View, pretty: bool) -> Result<String, ApiError> {

@@ -12,7 +12,7 @@ use carerecord_store::{StoredResource, format_instant, now_micros};
 
 use super::body::read_limited;
 use super::context::{Ctx, parse_query};
-use super::render::{json_response, resource_text};
+use super::render::{json_response, paging_links, resource_text};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -87,19 +87,14 @@ pub async fn searchset(
         _ => View::Full,
     };
 
-    let kept: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(k, _)| k != "_cursor" && k != "_format" && k != "_pretty")
-        .cloned()
-        .collect();
-    let self_query = serde_urlencoded::to_string(&kept).unwrap_or_default();
-    let mut links = vec![link("self", &format!("{base}/{rt}?{self_query}"))];
-    if let Some(c) = &outcome.next_cursor {
-        let mut next = kept.clone();
-        next.push(("_cursor".into(), c.clone()));
-        let next_query = serde_urlencoded::to_string(&next).unwrap_or_default();
-        links.push(link("next", &format!("{base}/{rt}?{next_query}")));
-    }
+    let links: Vec<String> = paging_links(
+        &format!("{base}/{rt}"),
+        pairs,
+        outcome.next_cursor.as_deref(),
+    )
+    .iter()
+    .map(serde_json::Value::to_string)
+    .collect();
 
     let mut entries = Vec::with_capacity(outcome.matches.len() + outcome.included.len() + 1);
     for r in &outcome.matches {
@@ -134,10 +129,6 @@ pub async fn searchset(
         text = super::render::json_text(&v, true)?;
     }
     Ok(text)
-}
-
-fn link(relation: &str, url: &str) -> String {
-    serde_json::json!({"relation": relation, "url": url}).to_string()
 }
 
 fn entry(base: &str, r: &StoredResource, mode: &str, view: &View) -> Result<String, ApiError> {
