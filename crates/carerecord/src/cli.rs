@@ -27,6 +27,12 @@ pub enum Command {
     Serve(StoreFlags),
     /// Create or upgrade the database schema, then exit.
     Migrate(StoreFlags),
+    /// Start on a fresh embedded store preloaded with a small synthetic London.
+    Demo(StoreFlags),
+    /// Write a synthetic London as FHIR transaction Bundles (organisations.json, people.ndjson).
+    Generate(GenerateArgs),
+    /// Load NDJSON or JSON files of Bundles or resources into the configured store.
+    Import(ImportArgs),
     /// Show or check the configuration.
     Config {
         #[command(subcommand)]
@@ -68,4 +74,29 @@ impl From<StoreFlags> for Partial {
             ..Partial::default()
         }
     }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// Directory to write into.
+    #[arg(long, default_value = "synthetic-london")]
+    pub out: PathBuf,
+    /// How many people.
+    #[arg(long, default_value_t = 400)]
+    pub patients: u32,
+    /// How many care homes.
+    #[arg(long, default_value_t = 12)]
+    pub care_homes: u32,
+    /// The seed: the same seed writes byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// Files or directories of `.json` / `.ndjson`.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }

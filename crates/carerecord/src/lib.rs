@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod generate;
+pub mod load;
 
 use std::sync::Arc;
 
@@ -116,5 +118,127 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "carerecord listening; FHIR base http://{addr}/fhir");
     carerecord_server::serve(app_state(&config, store), listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// A progress bar on a terminal; a line every few seconds otherwise (CI logs, pipes).
+pub struct Bar {
+    bar: indicatif::ProgressBar,
+    last_line: std::time::Instant,
+    started: std::time::Instant,
+    total: u64,
+}
+
+impl Bar {
+    pub fn new(total: u64, what: &str) -> Bar {
+        let bar = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} · {{msg}} · ETA {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        Bar {
+            bar,
+            last_line: std::time::Instant::now(),
+            started: std::time::Instant::now(),
+            total,
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl load::Progress for Bar {
+    fn advance(&mut self, items: u64, accepted: u64) {
+        let rate = accepted as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_position(items);
+        self.bar
+            .set_message(format!("{accepted} resources, {rate:.0}/s"));
+        if self.bar.is_hidden() && self.last_line.elapsed().as_secs() >= 5 {
+            self.last_line = std::time::Instant::now();
+            eprintln!(
+                "{items}/{} items, {accepted} resources, {rate:.0} resources/s",
+                self.total
+            );
+        }
+    }
+}
+
+/// `carerecord import`.
+pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Result<load::Report> {
+    let files = load::files(paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no .json or .ndjson files in the paths given");
+    }
+    let total = load::count_items(&files)?;
+    let store = open_store(config).await?;
+    let state = app_state(config, store);
+    let mut bar = Bar::new(total, "items");
+    let report = load::import_files(&state, &files, &mut bar).await?;
+    bar.finish();
+    Ok(report)
+}
+
+/// `carerecord demo`: a fresh store (a temporary directory unless `--data-dir` names one),
+/// preloaded with the default synthetic London, then served.
+pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    if !data_dir_given {
+        config.data_dir = temp.path().to_owned();
+    }
+    config.database_url = None;
+    let existing = config.data_dir.join("carerecord.db").exists();
+    let store = open_store(&config).await?;
+    let state = app_state(&config, store.clone());
+    let opts = carerecord_synth::Options::default();
+    let london = carerecord_synth::London::new(&opts);
+    if existing {
+        eprintln!(
+            "using the demo data already in {}",
+            config.data_dir.display()
+        );
+    } else {
+        eprintln!(
+            "loading a synthetic London: {} people, {} care homes…",
+            london.people(),
+            opts.care_homes
+        );
+        let items = std::iter::once(generate::organisations_bundle(&london))
+            .chain((0..london.people()).map(|i| london.person_bundle(i)));
+        let mut bar = Bar::new(u64::from(london.people()) + 1, "bundles");
+        let report = load::import_values(&state, items, &mut bar).await;
+        bar.finish();
+        eprintln!(
+            "loaded {} resources in {:.1} s ({:.0}/s){}",
+            report.accepted,
+            report.elapsed.as_secs_f64(),
+            report.rate(),
+            if report.rejected.is_empty() {
+                String::new()
+            } else {
+                format!("; {} refused", report.rejected.len())
+            }
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("\ncarerecord demo is ready: FHIR API at http://{addr}/fhir\n");
+    println!("Try:");
+    println!("  curl http://{addr}/fhir/metadata");
+    println!("  curl 'http://{addr}/fhir/Organization?_count=5'");
+    println!("  curl 'http://{addr}/fhir/Patient?_count=5&_sort=family'");
+    println!("  curl 'http://{addr}/fhir/Patient/pat-000010/$everything'");
+    println!("  curl 'http://{addr}/fhir/Composition?subject=Patient/pat-000010'");
+    println!("\nThe awkward cases:");
+    for (what, id) in london.awkward_cases() {
+        println!("  Patient/{id}: {what}");
+    }
+    println!("\nStop with Ctrl-C.");
+    carerecord_server::serve(state, listener, shutdown_signal()).await?;
+    drop(temp);
     Ok(())
 }

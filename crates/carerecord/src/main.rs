@@ -73,6 +73,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Generate(args) => {
+            let opts = carerecord_synth::Options {
+                seed: args.seed,
+                patients: args.patients,
+                care_homes: args.care_homes,
+            };
+            let bar = indicatif::ProgressBar::new(u64::from(args.patients));
+            let done = carerecord::generate::write(&opts, &args.out, |n| {
+                bar.set_position(u64::from(n));
+            })?;
+            bar.finish_and_clear();
+            println!(
+                "wrote {} people ({} resources) to {} in {:.1} s ({:.0} resources/s)",
+                done.people,
+                done.resources,
+                args.out.display(),
+                done.elapsed.as_secs_f64(),
+                done.resources as f64 / done.elapsed.as_secs_f64().max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Import(args) => {
+            let config = load(cli.config.as_deref(), args.store)?;
+            init_tracing(config.log_format);
+            let report = runtime.block_on(carerecord::import(&config, &args.paths))?;
+            println!(
+                "imported {} resources from {} files ({} bundles) in {:.1} s ({:.0} resources/s)",
+                report.accepted,
+                report.files,
+                report.bundles,
+                report.elapsed.as_secs_f64(),
+                report.rate()
+            );
+            if report.rejected.is_empty() {
+                Ok(())
+            } else {
+                eprintln!("{} items were refused:", report.rejected.len());
+                for r in &report.rejected {
+                    eprintln!("  {}:{}: {}", r.file, r.line, r.reason);
+                }
+                Err(anyhow::anyhow!(
+                    "{} items were refused; everything else was imported",
+                    report.rejected.len()
+                ))
+            }
+        }
+        Command::Demo(flags) => {
+            let given = flags.data_dir.is_some();
+            let config = load(cli.config.as_deref(), flags)?;
+            init_tracing(config.log_format);
+            runtime.block_on(carerecord::demo(config, given))
+        }
         Command::Serve(flags) => {
             let config = load(cli.config.as_deref(), flags)?;
             init_tracing(config.log_format);

@@ -17,11 +17,12 @@ use carerecord_store::{StoreTx, StoredResource, format_instant, now_micros};
 use serde_json::{Value, json};
 
 use super::body::FhirBody;
-use super::context::{Ctx, parse_query};
+use super::context::{Ctx, PreferReturn, parse_query};
 use super::interactions::{self, Written};
 use super::render::{json_response, json_text, location};
 use crate::AppState;
 use crate::error::ApiError;
+use carerecord_search::query::Handling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -100,11 +101,39 @@ fn parse_entry(e: &Value, base: &str) -> Result<Entry, ApiError> {
     })
 }
 
+/// What processing a Bundle needs to know of the request it came in.
+#[derive(Debug, Clone)]
+pub struct BundleOptions {
+    /// The FHIR base URL (absolute references to it are local).
+    pub base: String,
+    pub prefer_return: PreferReturn,
+    pub handling: Handling,
+}
+
 pub async fn handler(
     State(state): State<AppState>,
     ctx: Ctx,
     FhirBody(bundle): FhirBody,
 ) -> Result<Response, ApiError> {
+    let opts = BundleOptions {
+        base: ctx.base.clone(),
+        prefer_return: ctx.prefer_return,
+        handling: ctx.handling,
+    };
+    let response = process(&state, &bundle, &opts).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json_text(&response, ctx.pretty)?,
+    ))
+}
+
+/// Processes a `batch` or `transaction` Bundle and returns the response Bundle. Also the path
+/// of `carerecord import`, so that loading files and posting to the API behave the same.
+pub async fn process(
+    state: &AppState,
+    bundle: &Value,
+    opts: &BundleOptions,
+) -> Result<Value, ApiError> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(bad(
             "POST to the base URL takes a Bundle of type batch or transaction",
@@ -116,19 +145,13 @@ pub async fn handler(
         .get("entry")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
-    let response = match kind {
-        "transaction" => transaction(&state, &ctx, raw_entries).await?,
-        "batch" => batch(&state, &ctx, raw_entries).await,
-        other => {
-            return Err(bad(format!(
-                "the Bundle type must be batch or transaction, not '{other}'"
-            )));
-        }
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        json_text(&response, ctx.pretty)?,
-    ))
+    match kind {
+        "transaction" => transaction(state, opts, raw_entries).await,
+        "batch" => Ok(batch(state, opts, raw_entries).await),
+        other => Err(bad(format!(
+            "the Bundle type must be batch or transaction, not '{other}'"
+        ))),
+    }
 }
 
 fn response_bundle(kind: &str, entries: Vec<Value>) -> Value {
@@ -146,7 +169,7 @@ fn status_line(s: StatusCode) -> String {
 }
 
 /// The response entry for a write.
-fn written_entry(ctx: &Ctx, w: &Written) -> Result<Value, ApiError> {
+fn written_entry(ctx: &BundleOptions, w: &Written) -> Result<Value, ApiError> {
     let (status, r): (StatusCode, Option<&StoredResource>) = match w {
         Written::Created(r) => (StatusCode::CREATED, Some(r)),
         Written::Updated(r) | Written::Existing(r) => (StatusCode::OK, Some(r)),
@@ -160,7 +183,7 @@ fn written_entry(ctx: &Ctx, w: &Written) -> Result<Value, ApiError> {
         if !r.deleted {
             response["location"] = json!(location(&ctx.base, r));
             entry["fullUrl"] = json!(format!("{}/{}/{}", ctx.base, r.resource_type, r.id));
-            if ctx.prefer_return != super::context::PreferReturn::Minimal {
+            if ctx.prefer_return != PreferReturn::Minimal {
                 entry["resource"] = serde_json::from_str(&r.body)
                     .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))?;
             }
@@ -174,7 +197,11 @@ fn error_entry(e: &ApiError) -> Value {
     json!({"response": {"status": status_line(e.status()), "outcome": e.outcome()}})
 }
 
-async fn transaction(state: &AppState, ctx: &Ctx, raw: &[Value]) -> Result<Value, ApiError> {
+async fn transaction(
+    state: &AppState,
+    ctx: &BundleOptions,
+    raw: &[Value],
+) -> Result<Value, ApiError> {
     let entries = raw
         .iter()
         .enumerate()
@@ -296,7 +323,11 @@ async fn transaction(state: &AppState, ctx: &Ctx, raw: &[Value]) -> Result<Value
 
 /// Where a PUT entry writes: the id in its URL, or the single match of its condition (a new id
 /// when nothing matches).
-async fn put_target(tx: &mut dyn StoreTx, ctx: &Ctx, e: &Entry) -> Result<LogicalId, ApiError> {
+async fn put_target(
+    tx: &mut dyn StoreTx,
+    ctx: &BundleOptions,
+    e: &Entry,
+) -> Result<LogicalId, ApiError> {
     if let Some(cond) = &e.query {
         let found = interactions::matches(tx, e.rt, cond, &ctx.base).await?;
         return match found.as_slice() {
@@ -323,7 +354,11 @@ async fn put_target(tx: &mut dyn StoreTx, ctx: &Ctx, e: &Entry) -> Result<Logica
     }
 }
 
-async fn delete_entry(tx: &mut dyn StoreTx, ctx: &Ctx, e: &Entry) -> Result<Written, ApiError> {
+async fn delete_entry(
+    tx: &mut dyn StoreTx,
+    ctx: &BundleOptions,
+    e: &Entry,
+) -> Result<Written, ApiError> {
     if let Some(cond) = &e.query {
         return interactions::conditional_delete(tx, e.rt, cond, &ctx.base).await;
     }
@@ -339,7 +374,7 @@ async fn delete_entry(tx: &mut dyn StoreTx, ctx: &Ctx, e: &Entry) -> Result<Writ
 /// references (`Patient?identifier=…`) to the one resource they match.
 async fn rewrite_references(
     tx: &mut dyn StoreTx,
-    ctx: &Ctx,
+    ctx: &BundleOptions,
     v: &mut Value,
     ids: &HashMap<String, String>,
 ) -> Result<(), ApiError> {
@@ -420,7 +455,7 @@ fn replace_references(v: &mut Value, map: &HashMap<String, String>) {
 }
 
 /// A GET entry: read, vread or search.
-async fn read_entry(state: &AppState, ctx: &Ctx, e: &Entry) -> Result<Value, ApiError> {
+async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<Value, ApiError> {
     let (status, resource) = match e.rest.as_slice() {
         [] => {
             let pairs = parse_query(e.query.as_deref())?;
@@ -449,7 +484,7 @@ fn parse_body(r: &StoredResource) -> Result<Value, ApiError> {
     serde_json::from_str(&r.body).map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
 }
 
-async fn batch(state: &AppState, ctx: &Ctx, raw: &[Value]) -> Value {
+async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Value {
     let mut out = Vec::with_capacity(raw.len());
     for e in raw {
         let result = async {

@@ -1,7 +1,7 @@
 //! The FHIR R4 REST API: one file per interaction.
 
 mod body;
-mod bundle;
+pub mod bundle;
 mod capabilities;
 mod context;
 mod create;
@@ -19,7 +19,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use carerecord_fhir::{IssueCode, ResourceType};
 
-pub use context::Ctx;
+pub use carerecord_search::query::Handling;
+pub use context::{Ctx, PreferReturn};
 
 use crate::AppState;
 use crate::error::ApiError;

@@ -1,0 +1,307 @@
+//! Loading FHIR data: `carerecord import` (files of Bundles or resources) and the demo's
+//! preload. Everything goes through the same Bundle processing as `POST /fhir`, so a file
+//! and the API accept and refuse exactly the same things.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use carerecord_server::AppState;
+use carerecord_server::error::ApiError;
+use carerecord_server::fhir::bundle::{BundleOptions, process};
+use carerecord_server::fhir::{Handling, PreferReturn};
+use serde_json::{Value, json};
+
+/// Plain resources (not in a Bundle) are written this many to a transaction.
+const RESOURCES_PER_TRANSACTION: usize = 200;
+
+/// One refused item, located in its file.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub files: usize,
+    pub bundles: u64,
+    pub accepted: u64,
+    pub rejected: Vec<Rejection>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Receives progress: items done so far and resources accepted so far.
+pub trait Progress {
+    fn advance(&mut self, items: u64, accepted: u64);
+}
+
+impl Progress for () {
+    fn advance(&mut self, _: u64, _: u64) {}
+}
+
+/// The Bundle processing options for loading: nothing echoed back.
+fn options() -> BundleOptions {
+    BundleOptions {
+        base: "urn:carerecord:import".to_owned(),
+        prefer_return: PreferReturn::Minimal,
+        handling: Handling::Strict,
+    }
+}
+
+/// The `.json` and `.ndjson` files under `paths` (directories are walked), sorted.
+pub fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        collect(p, &mut out).with_context(|| format!("cannot read {}", p.display()))?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        for entry in std::fs::read_dir(p)? {
+            collect(&entry?.path(), out)?;
+        }
+    } else if p.is_file() {
+        if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("json") | Some("ndjson")
+        ) {
+            out.push(p.to_owned());
+        }
+    } else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file or directory",
+        ));
+    }
+    Ok(())
+}
+
+/// How many items (lines of NDJSON, whole JSON files) `files` hold, for the progress bar.
+pub fn count_items(files: &[PathBuf]) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for f in files {
+        if is_ndjson(f) {
+            let file = std::fs::File::open(f)?;
+            n += BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .count() as u64;
+        } else {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn is_ndjson(f: &Path) -> bool {
+    f.extension().and_then(|e| e.to_str()) == Some("ndjson")
+}
+
+/// Loads every file. A refused item is reported and the rest go on.
+pub async fn import_files(
+    state: &AppState,
+    files: &[PathBuf],
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut loader = Loader {
+        state,
+        report: Report::default(),
+        pending: Vec::new(),
+        items: 0,
+    };
+    for f in files {
+        loader.report.files += 1;
+        let name = f.display().to_string();
+        if is_ndjson(f) {
+            let file = std::fs::File::open(f).with_context(|| format!("cannot open {name}"))?;
+            for (i, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.with_context(|| format!("cannot read {name}"))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                loader.item(&name, i + 1, &line).await;
+                progress.advance(loader.items, loader.report.accepted);
+            }
+        } else {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {name}"))?;
+            loader.item(&name, 1, &text).await;
+            progress.advance(loader.items, loader.report.accepted);
+        }
+        loader.flush().await;
+    }
+    loader.flush().await;
+    progress.advance(loader.items, loader.report.accepted);
+    loader.report.elapsed = started.elapsed();
+    loader
+        .report
+        .rejected
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(loader.report)
+}
+
+/// Loads Bundles that are already in memory (the demo's preload).
+pub async fn import_values(
+    state: &AppState,
+    items: impl Iterator<Item = Value>,
+    progress: &mut dyn Progress,
+) -> Report {
+    let started = Instant::now();
+    let mut loader = Loader {
+        state,
+        report: Report::default(),
+        pending: Vec::new(),
+        items: 0,
+    };
+    for (i, v) in items.enumerate() {
+        loader.value("(generated)", i + 1, v).await;
+        progress.advance(loader.items, loader.report.accepted);
+    }
+    loader.flush().await;
+    loader.report.elapsed = started.elapsed();
+    loader.report
+}
+
+struct Loader<'a> {
+    state: &'a AppState,
+    report: Report,
+    /// Plain resources waiting to be written together: (file, line, resource).
+    pending: Vec<(String, usize, Value)>,
+    items: u64,
+}
+
+fn reason(e: &ApiError) -> String {
+    e.issues()
+        .iter()
+        .map(|i| match i.expression.first() {
+            Some(at) => format!("{} (at {at})", i.diagnostics),
+            None => i.diagnostics.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Loader<'_> {
+    async fn item(&mut self, file: &str, line: usize, text: &str) {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.value(file, line, v).await,
+            Err(e) => {
+                self.items += 1;
+                self.reject(file, line, format!("not valid JSON ({e})"));
+            }
+        }
+    }
+
+    fn reject(&mut self, file: &str, line: usize, reason: String) {
+        self.report.rejected.push(Rejection {
+            file: file.to_owned(),
+            line,
+            reason,
+        });
+    }
+
+    async fn value(&mut self, file: &str, line: usize, v: Value) {
+        self.items += 1;
+        let is_bundle = v.get("resourceType").and_then(Value::as_str) == Some("Bundle");
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+        if is_bundle && matches!(kind, "transaction" | "batch") {
+            self.bundle(file, line, &v).await;
+        } else if v.get("resourceType").and_then(Value::as_str).is_some() {
+            self.pending.push((file.to_owned(), line, v));
+            if self.pending.len() >= RESOURCES_PER_TRANSACTION {
+                self.flush().await;
+            }
+        } else {
+            self.reject(
+                file,
+                line,
+                "not a FHIR resource (no resourceType)".to_owned(),
+            );
+        }
+    }
+
+    async fn bundle(&mut self, file: &str, line: usize, v: &Value) {
+        let entries = v.get("entry").and_then(Value::as_array).map_or(0, Vec::len) as u64;
+        match process(self.state, v, &options()).await {
+            Ok(response) => {
+                self.report.bundles += 1;
+                let statuses: Vec<&str> = response["entry"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| e["response"]["status"].as_str().unwrap_or(""))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (i, status) in statuses.iter().enumerate() {
+                    if status.starts_with('2') {
+                        self.report.accepted += 1;
+                    } else {
+                        let outcome = &response["entry"][i]["response"]["outcome"];
+                        let why = outcome["issue"][0]["diagnostics"]
+                            .as_str()
+                            .unwrap_or(status)
+                            .to_owned();
+                        self.reject(file, line, format!("entry {i}: {why}"));
+                    }
+                }
+                if statuses.is_empty() {
+                    self.report.accepted += entries;
+                }
+            }
+            Err(e) => self.reject(file, line, reason(&e)),
+        }
+    }
+
+    /// Writes waiting plain resources as one transaction; if it is refused, one by one so that
+    /// only the bad ones are rejected.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let entry = |r: &Value| {
+            let rt = r["resourceType"].as_str().unwrap_or("");
+            match r.get("id").and_then(Value::as_str) {
+                Some(id) => {
+                    json!({"resource": r, "request": {"method": "PUT", "url": format!("{rt}/{id}")}})
+                }
+                None => json!({"resource": r, "request": {"method": "POST", "url": rt}}),
+            }
+        };
+        let all = json!({"resourceType": "Bundle", "type": "transaction",
+            "entry": pending.iter().map(|(_, _, r)| entry(r)).collect::<Vec<_>>()});
+        if process(self.state, &all, &options()).await.is_ok() {
+            self.report.accepted += pending.len() as u64;
+            return;
+        }
+        for (file, line, r) in pending {
+            let one =
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry(&r)]});
+            match process(self.state, &one, &options()).await {
+                Ok(_) => self.report.accepted += 1,
+                Err(e) => {
+                    // The error is worded for a Bundle entry: say it of the line's resource.
+                    let rt = r["resourceType"].as_str().unwrap_or("resource");
+                    let why = reason(&e)
+                        .replace("entry 0: ", "")
+                        .replace("Bundle.entry[0].resource", rt);
+                    self.reject(&file, line, why);
+                }
+            }
+        }
+    }
+}
