@@ -1,18 +1,22 @@
-//! In-process import into SQLite through the store API: one store transaction per generated
-//! Bundle (`begin`, a `write::create`/`create_new` per resource, `commit`), with ids assigned
-//! and `urn:uuid:` references rewritten as the server does, and each resource validated.
-//! Throughput is in resources per second. The store grows across iterations (it starts empty).
+//! In-process import into SQLite through the store API: one store transaction per person's
+//! generated Bundle (`begin`, a `write::create`/`create_new` per resource under the id of its
+//! `PUT` entry, `commit`), each resource validated unless the name says otherwise. Throughput is
+//! in resources per second. The store grows across iterations; it starts with the London's
+//! organisations (loaded untimed) and no people.
 //!
 //! `cargo bench -p carerecord-bench --bench import`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use carerecord_bench::data;
 use carerecord_bench::inprocess::{Write, import_bundle};
-use carerecord_bench::synth;
 use carerecord_store::ResourceStore;
 use carerecord_store_sqlite::SqliteStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// People in the generated London: more than the iterations of a run.
+const PEOPLE: u32 = 20_000;
 
 fn sqlite_import(c: &mut Criterion) {
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
@@ -23,8 +27,13 @@ fn sqlite_import(c: &mut Criterion) {
         eprintln!("no tokio runtime");
         return;
     };
-    // Resources per Bundle vary (35–43); report the mean for throughput.
-    let sample: usize = (0..100).map(|i| synth::record(1, i).resource_count()).sum();
+    // Enough people for every iteration criterion makes (each imports a new one).
+    let london = data::london(1, PEOPLE);
+    let organisations = data::organisation_bundles(&london);
+    // Resources per Bundle vary with the person; report the mean for throughput.
+    let sample: usize = (0..100)
+        .map(|i| data::resource_count(&london.person_bundle(i)))
+        .sum();
     let per_bundle = sample as u64 / 100;
     let mut g = c.benchmark_group("import_sqlite");
     g.throughput(Throughput::Elements(per_bundle));
@@ -43,13 +52,27 @@ fn sqlite_import(c: &mut Criterion) {
                 return;
             }
         };
-        let mut next = 0u64;
+        let loaded = rt.block_on(async {
+            for b in &organisations {
+                import_bundle(store.as_ref(), b, false, Write::CreateNew).await?;
+            }
+            anyhow::Ok(())
+        });
+        if let Err(e) = loaded {
+            eprintln!("loading the organisations failed: {e:#}");
+            return;
+        }
+        let mut next = 0u32;
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
+                let iters = u32::try_from(iters).unwrap_or(u32::MAX);
+                if next.saturating_add(iters) > london.people() {
+                    eprintln!("more iterations than the {PEOPLE} people generated");
+                }
                 let records: Vec<_> = (0..iters)
-                    .map(|i| synth::record(1, next + i).bundle)
+                    .map(|i| london.person_bundle(next.saturating_add(i)))
                     .collect();
-                next += iters;
+                next = next.saturating_add(iters);
                 let store: &dyn ResourceStore = store.as_ref();
                 let start = Instant::now();
                 rt.block_on(async {

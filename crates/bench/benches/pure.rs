@@ -4,8 +4,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use carerecord_bench::inprocess::{Entry, resolve};
-use carerecord_bench::synth;
+use carerecord_bench::data;
+use carerecord_bench::inprocess::{self, Entry};
 use carerecord_fhir::ResourceType;
 use carerecord_fhir::validate::validate;
 use carerecord_search::index::extract;
@@ -14,8 +14,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BASE: &str = "http://127.0.0.1:8080/fhir";
 
+/// The first person of a seed-42 London whose record has every type in [`TYPES`] (a resident
+/// with lab results and a hospital stay).
 fn entries() -> Vec<Entry> {
-    resolve(&synth::record(42, 0).bundle).unwrap_or_default()
+    let london = data::london(42, 400);
+    let mut first = Vec::new();
+    for i in 0..london.people() {
+        let entries = inprocess::entries(&london.person_bundle(i)).unwrap_or_default();
+        if TYPES.iter().all(|rt| of_type(&entries, *rt).is_some()) {
+            return entries;
+        }
+        if first.is_empty() {
+            first = entries;
+        }
+    }
+    first
 }
 
 fn of_type(entries: &[Entry], rt: ResourceType) -> Option<&Entry> {
@@ -85,7 +98,7 @@ fn pairs(q: &str) -> Vec<(String, String)> {
 type Search = (&'static str, ResourceType, Vec<(String, String)>);
 
 fn query_parsing(c: &mut Criterion) {
-    let id = "01936b1e-7c4a-7d2e-9f00-1234567890ab";
+    let id = "pat-000001";
     let searches: Vec<Search> = vec![
         (
             "observation_code_sorted",

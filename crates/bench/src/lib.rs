@@ -1,7 +1,8 @@
-//! Benchmarks and load testing for carerecord.
+//! Benchmarks and load testing for carerecord, on the synthetic London of `carerecord-synth`.
 //!
-//! - [`synth`]: a deterministic generator of synthetic care-home resident records, one FHIR R4
-//!   transaction Bundle per resident.
+//! - [`data`]: the data set (a [`carerecord_synth::London`] sized for the run), its
+//!   organisations as transaction Bundles, and what the latency phases need to know about each
+//!   person (Patient id, LOINC codes).
 //! - [`inprocess`]: writing those Bundles straight through the store API (no HTTP), as the
 //!   server's transaction handler would.
 //! - [`stats`]: latency percentiles.
@@ -10,6 +11,6 @@
 //! `benches/` measure the pure pieces and in-process import.
 #![forbid(unsafe_code)]
 
+pub mod data;
 pub mod inprocess;
 pub mod stats;
-pub mod synth;

@@ -1,6 +1,8 @@
-//! `carerecord-load`: imports generated residents into a real carerecord server (in-process, on
-//! 127.0.0.1:0) over HTTP, growing the store through each of `--sizes`, and after each step
-//! measures read, patient-scoped search and `$everything` latency. Prints a markdown table.
+//! `carerecord-load`: imports a synthetic London (`carerecord-synth`, planned for the largest of
+//! `--sizes` people) into a real carerecord server (in-process, on 127.0.0.1:0) over HTTP: first
+//! its organisations, then its people, growing the store through each of `--sizes`, and after
+//! each step measures read, patient-scoped search and `$everything` latency. Prints a markdown
+//! table.
 //!
 //! ```sh
 //! cargo build --release -p carerecord-bench
@@ -18,13 +20,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use carerecord_bench::data::{self, Person};
 use carerecord_bench::inprocess::{Write, import_bundle};
 use carerecord_bench::stats::{Percentiles, ms};
-use carerecord_bench::synth::{self, COMMON_LOINC, Rng};
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::ResourceStore;
 use carerecord_store_postgres::{PostgresStore, test_support};
 use carerecord_store_sqlite::SqliteStore;
+use carerecord_synth::London;
 use clap::{Parser, ValueEnum};
 use tokio::sync::Mutex;
 
@@ -36,14 +39,14 @@ enum Backend {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ImportVia {
-    /// POST transaction Bundles to the server (the measurement the targets are about).
+    /// POST transaction Bundles (of PUTs) to the server (the measurement the targets are about).
     Http,
     /// Write the same Bundles straight through the store API in this process (no HTTP, no
     /// Bundle parsing): shows how much of import time is the store's.
     Store,
 }
 
-/// Load-tests carerecord over HTTP with synthetic care-home residents.
+/// Load-tests carerecord over HTTP with a synthetic London's people and care-home residents.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -100,8 +103,35 @@ struct Shared {
     base: String,
     client: reqwest::Client,
     store: Arc<dyn ResourceStore>,
-    /// Patient ids by index (the order they were imported in).
-    patients: Mutex<Vec<Option<String>>>,
+    /// The data set, planned for the largest size.
+    london: London,
+    /// Imported people by index: Patient id and LOINC codes.
+    patients: Mutex<Vec<Option<Person>>>,
+}
+
+/// A small deterministic PRNG (SplitMix64) for choosing patients and codes.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`0` when `n == 0`).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (self.next_u64() % n as u64) as usize
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -196,20 +226,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()?;
     let max = args.sizes.iter().copied().max().unwrap_or(0);
+    let plan_start = Instant::now();
+    let london = data::london(
+        args.seed,
+        u32::try_from(max).context("--sizes must be below 2^32")?,
+    );
+    eprintln!(
+        "planned a London of {} people in {:.1} s",
+        london.people(),
+        plan_start.elapsed().as_secs_f64()
+    );
     let shared = Arc::new(Shared {
         base: format!("http://{addr}/fhir"),
         client,
         store: store.clone(),
+        london,
         patients: Mutex::new(vec![None; usize::try_from(max)?]),
     });
 
     let gen_start = Instant::now();
-    let gen_n = 200;
+    let gen_n = shared.london.people().clamp(1, 200);
     let mut gen_bytes = 0usize;
     for i in 0..gen_n {
-        gen_bytes += synth::record(args.seed, i).bundle.to_string().len();
+        gen_bytes += shared.london.person_bundle(i).to_string().len();
     }
-    let gen_each = gen_start.elapsed().as_secs_f64() / gen_n as f64;
+    let gen_each = gen_start.elapsed().as_secs_f64() / f64::from(gen_n);
     eprintln!(
         "generating + serialising one Bundle takes {:.3} ms on this machine (mean body {} KiB); \
          it is inside the import timing",
@@ -217,7 +258,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gen_bytes / gen_n as usize / 1024
     );
 
-    let result = measure(&args, &shared, db_file.as_ref()).await;
+    let result = match load_organisations(&args, &shared).await {
+        Ok(()) => measure(&args, &shared, db_file.as_ref()).await,
+        Err(e) => Err(e),
+    };
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
@@ -230,6 +274,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     drop(dir);
     let steps = result?;
     print_report(&args, &steps);
+    Ok(())
+}
+
+/// Loads the London's organisations (and care home Locations), which people's records
+/// reference, as transaction Bundles of PUTs; not part of any measurement.
+async fn load_organisations(args: &Args, shared: &Shared) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let mut n = 0;
+    for bundle in data::organisation_bundles(&shared.london) {
+        n += data::resource_count(&bundle);
+        match args.import_via {
+            ImportVia::Http => post_bundle(shared, &bundle).await?,
+            ImportVia::Store => {
+                import_bundle(shared.store.as_ref(), &bundle, true, Write::Update).await?;
+            }
+        }
+    }
+    eprintln!(
+        "loaded {n} organisations and locations in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -266,7 +331,7 @@ async fn measure(
             "  {resources} resources in {secs:.1} s = {:.0} resources/s",
             resources as f64 / secs
         );
-        let ids: Vec<String> = shared
+        let people: Vec<Person> = shared
             .patients
             .lock()
             .await
@@ -275,13 +340,22 @@ async fn measure(
             .flatten()
             .cloned()
             .collect();
-        if ids.is_empty() {
+        if people.is_empty() {
             bail!("no patients were imported");
         }
-        let ids = Arc::new(ids);
-        let read = latency(args, shared, &ids, Kind::Read).await?;
-        let search = latency(args, shared, &ids, Kind::Search).await?;
-        let everything = latency(args, shared, &ids, Kind::Everything).await?;
+        // Searches are for people with lab results, each for one of their own LOINC codes.
+        let with_labs: Vec<Person> = people
+            .iter()
+            .filter(|p| !p.loinc.is_empty())
+            .cloned()
+            .collect();
+        if with_labs.is_empty() {
+            bail!("no imported patient has lab results to search for");
+        }
+        let (people, with_labs) = (Arc::new(people), Arc::new(with_labs));
+        let read = latency(args, shared, &people, Kind::Read).await?;
+        let search = latency(args, shared, &with_labs, Kind::Search).await?;
+        let everything = latency(args, shared, &people, Kind::Everything).await?;
         eprintln!(
             "  read p50/p99 {}/{} ms, search {}/{} ms, $everything {}/{} ms",
             ms(read.p50),
@@ -326,7 +400,7 @@ async fn import(
             failures.clone(),
             shared.clone(),
         );
-        let (seed, via) = (args.seed, args.import_via);
+        let via = args.import_via;
         let deadline = Instant::now() + Duration::from_secs(args.import_seconds);
         tasks.push(tokio::spawn(async move {
             loop {
@@ -337,26 +411,30 @@ async fn import(
                 if i >= to {
                     return;
                 }
-                let record = synth::record(seed, i);
-                let n = record.resource_count() as u64;
-                let outcome = match via {
-                    ImportVia::Http => post_bundle(&shared, &record.bundle).await,
-                    ImportVia::Store => import_bundle(
-                        shared.store.as_ref(),
-                        &record.bundle,
-                        true,
-                        Write::CreateNew,
-                    )
-                    .await
-                    .map(|(id, _)| id.as_str().to_owned()),
+                let bundle = match u32::try_from(i) {
+                    Ok(i) => shared.london.person_bundle(i),
+                    Err(_) => return,
+                };
+                let n = data::resource_count(&bundle) as u64;
+                let outcome = match Person::of(&bundle) {
+                    None => Err(anyhow::anyhow!("the generated Bundle has no Patient")),
+                    Some(person) => match via {
+                        ImportVia::Http => post_bundle(&shared, &bundle).await,
+                        ImportVia::Store => {
+                            import_bundle(shared.store.as_ref(), &bundle, true, Write::Update)
+                                .await
+                                .map(|_| ())
+                        }
+                    }
+                    .map(|()| person),
                 };
                 match outcome {
-                    Ok(id) => {
+                    Ok(person) => {
                         written.fetch_add(n, Ordering::Relaxed);
                         if let Ok(slot) = usize::try_from(i) {
                             let mut p = shared.patients.lock().await;
                             if let Some(s) = p.get_mut(slot) {
-                                *s = Some(id);
+                                *s = Some(person);
                             }
                         }
                     }
@@ -384,8 +462,9 @@ async fn import(
     Ok((written.load(Ordering::Relaxed), reached))
 }
 
-/// POSTs one transaction Bundle, retrying a busy store (503) a few times; returns the Patient's id.
-async fn post_bundle(shared: &Shared, bundle: &serde_json::Value) -> anyhow::Result<String> {
+/// POSTs one transaction Bundle, retrying a busy store (503) a few times, and checks that the
+/// response has an entry for each of the Bundle's.
+async fn post_bundle(shared: &Shared, bundle: &serde_json::Value) -> anyhow::Result<()> {
     let body = bundle.to_string();
     let mut attempt = 0;
     loop {
@@ -411,16 +490,11 @@ async fn post_bundle(shared: &Shared, bundle: &serde_json::Value) -> anyhow::Res
             );
         }
         let v: serde_json::Value = serde_json::from_str(&text)?;
-        let location = v["entry"][0]["response"]["location"]
-            .as_str()
-            .context("the first entry's response has a location")?;
-        // `[base/]Patient/{id}/_history/1`
-        let id = location
-            .split("Patient/")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .context("a Patient location")?;
-        return Ok(id.to_owned());
+        let (sent, got) = (data::resource_count(bundle), data::resource_count(&v));
+        if sent != got {
+            bail!("{sent} entries sent, {got} in the transaction-response");
+        }
+        return Ok(());
     }
 }
 
@@ -431,22 +505,26 @@ enum Kind {
     Everything,
 }
 
-fn url(base: &str, kind: Kind, id: &str, rng: &mut Rng) -> String {
+fn url(base: &str, kind: Kind, person: &Person, rng: &mut Rng) -> String {
+    let id = &person.patient_id;
     match kind {
         Kind::Read => format!("{base}/Patient/{id}"),
         Kind::Search => format!(
             "{base}/Observation?subject=Patient/{id}&code=http://loinc.org%7C{}&_sort=-date&_count=20",
-            rng.pick(COMMON_LOINC)
+            person
+                .loinc
+                .get(rng.below(person.loinc.len()))
+                .map_or("2951-2", String::as_str)
         ),
         Kind::Everything => format!("{base}/Patient/{id}/$everything?_count=50"),
     }
 }
 
-/// `samples` requests of `kind` for random known patients from `concurrency` tasks.
+/// `samples` requests of `kind` for random people of `ids` from `concurrency` tasks.
 async fn latency(
     args: &Args,
     shared: &Arc<Shared>,
-    ids: &Arc<Vec<String>>,
+    ids: &Arc<Vec<Person>>,
     kind: Kind,
 ) -> anyhow::Result<Percentiles> {
     let warm = Arc::new(AtomicUsize::new(0));
@@ -492,8 +570,10 @@ async fn latency(
                 } else {
                     break;
                 };
-                let id = &ids[rng.below(ids.len())];
-                let u = url(&shared.base, kind, id, &mut rng);
+                let Some(person) = ids.get(rng.below(ids.len())) else {
+                    break;
+                };
+                let u = url(&shared.base, kind, person, &mut rng);
                 let start = Instant::now();
                 let resp = shared.client.get(&u).send().await?;
                 let status = resp.status();
