@@ -59,3 +59,14 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check fhirclient==4.4.0
 cargo build -p carerecord
 CARERECORD_BIN=target/debug/carerecord "$venv/bin/python" -m unittest -v tests/conformance/test_fhirclient.py
+
+step "an independent validator (fhir.resources 6.4.0, FHIR 4.0.1) on a generated sample"
+fr_venv=target/fhir-resources-venv
+if [ ! -x "$fr_venv/bin/python" ]; then
+  python3 -m venv "$fr_venv"
+fi
+"$fr_venv/bin/pip" install -q --disable-pip-version-check fhir.resources==6.4.0 "pydantic<2"
+sample=$(mktemp -d)
+target/debug/carerecord generate --out "$sample" --patients 40 --care-homes 3 --seed 11
+"$fr_venv/bin/python" tests/conformance/check_synth_with_fhir_resources.py "$sample"
+rm -rf "$sample"
