@@ -1,9 +1,10 @@
 //! Search compiled to SQL, once for both backends.
 //!
 //! The statements use `$1, $2, …` placeholders, numbered in order of appearance and each used
-//! once, which PostgreSQL and SQLite both read the same way. Every criterion becomes an
-//! `EXISTS` over one index table, so the planner can drive from whichever index is most
-//! selective; sorting and keyset paging work on computed sort columns in an outer query.
+//! once, which PostgreSQL and SQLite both read the same way. The most selective criterion
+//! drives the search (`r.id IN (…its index rows…)`); every other criterion is a per-resource
+//! probe of one index table ([`has_row`]); sorting and keyset paging work on computed sort
+//! columns in an outer query.
 
 use carerecord_fhir::ResourceType;
 use carerecord_search::query::{
@@ -358,7 +359,7 @@ struct IndexMatch {
     negate: bool,
 }
 
-/// Whether `c` is a plain match on one index table (so it can be written as `EXISTS` over that
+/// Whether `c` is a plain match on one index table (so it can be written as a probe of that
 /// table, or drive the search as an `IN` subquery).
 fn is_index_match(c: &Criterion) -> bool {
     match c {
@@ -528,11 +529,11 @@ fn criterion(
     if is_index_match(c)
         && let Some(m) = index_match(c, st)
     {
-        let e = format!(
-            "EXISTS (SELECT 1 FROM {} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {} AND ({}))",
+        let probe = format!(
+            "SELECT 1 FROM {} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {} AND ({})",
             m.table, m.param, m.cond
         );
-        return Ok(if m.negate { format!("NOT {e}") } else { e });
+        return Ok(has_row(&probe, m.negate));
     }
     Ok(match c {
         Criterion::Id { values, negate } => {
@@ -565,8 +566,11 @@ fn criterion(
             let tt = st.text(target_type.as_str());
             // The chained criterion is about the referenced resource, reached through `c`.
             let inner_sql = criterion(inner, *target_type, "c.target_type", "c.target_id", st)?;
-            format!(
-                "EXISTS (SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql})"
+            has_row(
+                &format!(
+                    "SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql}"
+                ),
+                false,
             )
         }
         Criterion::Missing { param, missing } => {
@@ -577,10 +581,12 @@ fn criterion(
                 StoreError::UnsupportedSearch(format!(":missing is not supported on '{param}'"))
             })?;
             let p = st.text(param);
-            let e = format!(
-                "EXISTS (SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p})"
-            );
-            if *missing { format!("NOT {e}") } else { e }
+            has_row(
+                &format!(
+                    "SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p}"
+                ),
+                *missing,
+            )
         }
         _ => {
             return Err(StoreError::UnsupportedSearch(
@@ -588,6 +594,16 @@ fn criterion(
             ));
         }
     })
+}
+
+/// Whether the correlated `probe` finds a row (or, `negate`d, finds none), written as a
+/// scalar subquery rather than `EXISTS`: PostgreSQL turns `EXISTS` into a join it may plan
+/// as a scan of every index row of the parameter (it did, with statistics lagging a bulk
+/// load), while a scalar subquery stays a per-row index probe — so a search costs what its
+/// driving criterion yields, whatever the statistics say. SQLite treats both alike.
+fn has_row(probe: &str, negate: bool) -> String {
+    let test = if negate { "IS NULL" } else { "IS NOT NULL" };
+    format!("(({probe} LIMIT 1) {test})")
 }
 
 fn table_for(kind: ParamKind) -> Option<&'static str> {
