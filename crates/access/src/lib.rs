@@ -1,7 +1,13 @@
-//! Appropriate access: who is asking ([`Principal`]), in which [`Role`], for which organisation,
-//! and — in [`policy`] — the one decision about what they may see. Pure: the store compiles the
-//! decision's visibility into its queries, the server maps denials to OperationOutcomes.
+//! Appropriate access: who is asking ([`Principal`]), in which [`Role`], for which organisation;
+//! what the policy needs to know about each resource ([`classify`]); and what a principal may
+//! see ([`Visibility`]), which the store compiles into its queries. Pure: no I/O.
 
+pub mod classify;
+pub mod policy;
 mod role;
+mod visibility;
 
+pub use classify::{Classification, Classifier, CodeLists, Relationship, RelationshipKind};
+pub use policy::{Denial, PolicySettings};
 pub use role::{OrgKind, Principal, PrincipalId, Role, View};
+pub use visibility::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, Scope, Visibility};

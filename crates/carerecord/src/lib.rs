@@ -55,6 +55,7 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
             max_body_bytes: config.max_body_bytes,
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
+            policy: carerecord_access::PolicySettings::default(),
         }),
     }
 }

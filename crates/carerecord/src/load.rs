@@ -54,6 +54,7 @@ fn options() -> BundleOptions {
         base: "urn:carerecord:import".to_owned(),
         prefer_return: PreferReturn::Minimal,
         handling: Handling::Strict,
+        access: carerecord_server::access::Access::service("carerecord-import"),
     }
 }
 

@@ -31,6 +31,8 @@ pub enum IssueCode {
     Value,
     Invariant,
     Security,
+    /// The user needs to sign in (R4 `login`).
+    Login,
     Forbidden,
     NotFound,
     Deleted,
@@ -44,6 +46,8 @@ pub enum IssueCode {
     Exception,
     Informational,
     Incomplete,
+    /// Information left out by privacy or access rules (R4 `suppressed`).
+    Suppressed,
     Transient,
     BusinessRule,
 }
@@ -57,6 +61,7 @@ impl IssueCode {
             IssueCode::Value => "value",
             IssueCode::Invariant => "invariant",
             IssueCode::Security => "security",
+            IssueCode::Login => "login",
             IssueCode::Forbidden => "forbidden",
             IssueCode::NotFound => "not-found",
             IssueCode::Deleted => "deleted",
@@ -70,6 +75,7 @@ impl IssueCode {
             IssueCode::Exception => "exception",
             IssueCode::Informational => "informational",
             IssueCode::Incomplete => "incomplete",
+            IssueCode::Suppressed => "suppressed",
             IssueCode::Transient => "transient",
             IssueCode::BusinessRule => "business-rule",
         }

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use carerecord_access::Denial;
 use carerecord_fhir::{Issue, IssueCode, operation_outcome};
 use carerecord_store::StoreError;
 
@@ -40,6 +41,12 @@ pub enum ApiError {
     /// An error about one entry of a Bundle: the entry's status and issues.
     #[error("bundle entry failed")]
     Entry(StatusCode, Vec<Issue>),
+    /// No valid credentials came with the request.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// The access policy refused; the denial names its rule and says why in plain words.
+    #[error("forbidden: {}", .0.rule())]
+    Forbidden(Denial),
     /// Internal detail is logged with the request id and never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +70,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Entry(status, _) => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,6 +100,11 @@ impl ApiError {
                 IssueCode::Transient,
                 "the server is busy; please try again in a moment",
             ),
+            ApiError::Unauthenticated => one(
+                IssueCode::Login,
+                "sign in first: this request needs a valid bearer token",
+            ),
+            ApiError::Forbidden(d) => one(IssueCode::Forbidden, &d.message()),
             ApiError::Internal(_) => {
                 let id = request_id::current().unwrap_or_default();
                 one(
@@ -184,6 +198,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::fhir::FHIR_JSON),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carerecord\""),
+            );
+        }
         resp
     }
 }

@@ -4,6 +4,7 @@
 //! until `shutdown` resolves, then drains in-flight requests.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod error;
 pub mod fhir;
 mod health;
@@ -29,6 +30,8 @@ pub struct ServerSettings {
     pub default_page_size: u32,
     /// Largest page size honoured.
     pub max_page_size: u32,
+    /// The access policy's settings (encounter window, break-glass duration).
+    pub policy: carerecord_access::PolicySettings,
 }
 
 impl Default for ServerSettings {
@@ -38,6 +41,7 @@ impl Default for ServerSettings {
             max_body_bytes: 16 * 1024 * 1024,
             default_page_size: 50,
             max_page_size: 1_000,
+            policy: carerecord_access::PolicySettings::default(),
         }
     }
 }

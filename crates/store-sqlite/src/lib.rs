@@ -11,8 +11,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
+use carerecord_store::BreakGlassGrant;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
@@ -217,9 +219,14 @@ impl ResourceStore for SqliteStore {
         Ok(())
     }
 
-    async fn read(&self, rt: ResourceType, id: &LogicalId) -> Result<StoredResource, StoreError> {
+    async fn read(
+        &self,
+        rt: ResourceType,
+        id: &LogicalId,
+        vis: &Visibility,
+    ) -> Result<StoredResource, StoreError> {
         let mut c = self.reader().await?;
-        engine::read(&mut Exec(&mut c), rt, id).await
+        engine::read(&mut Exec(&mut c), rt, id, vis).await
     }
 
     async fn vread(
@@ -227,9 +234,10 @@ impl ResourceStore for SqliteStore {
         rt: ResourceType,
         id: &LogicalId,
         version: VersionId,
+        vis: &Visibility,
     ) -> Result<StoredResource, StoreError> {
         let mut c = self.reader().await?;
-        engine::vread(&mut Exec(&mut c), rt, id, version).await
+        engine::vread(&mut Exec(&mut c), rt, id, version, vis).await
     }
 
     async fn history(
@@ -237,18 +245,20 @@ impl ResourceStore for SqliteStore {
         rt: Option<ResourceType>,
         id: Option<&LogicalId>,
         query: &HistoryQuery,
+        vis: &Visibility,
     ) -> Result<Page<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
-        engine::history(&mut Exec(&mut c), rt, id, query).await
+        engine::history(&mut Exec(&mut c), rt, id, query, vis).await
     }
 
     async fn search(
         &self,
         query: &SearchQuery,
         page_size: u32,
+        vis: &Visibility,
     ) -> Result<SearchOutcome, StoreError> {
         let mut c = self.reader().await?;
-        engine::search(&mut Exec(&mut c), query, page_size).await
+        engine::search(&mut Exec(&mut c), query, page_size, vis).await
     }
 
     async fn everything(
@@ -258,14 +268,28 @@ impl ResourceStore for SqliteStore {
         types: &[ResourceType],
         count: u32,
         cursor: Option<&str>,
+        vis: &Visibility,
     ) -> Result<Page<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
-        engine::everything(&mut Exec(&mut c), patient_id, since, types, count, cursor).await
+        engine::everything(
+            &mut Exec(&mut c),
+            patient_id,
+            since,
+            types,
+            count,
+            cursor,
+            vis,
+        )
+        .await
     }
 
-    async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError> {
+    async fn read_many(
+        &self,
+        keys: &[ResourceKey],
+        vis: &Visibility,
+    ) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
-        engine::read_many(&mut Exec(&mut c), keys).await
+        engine::read_many(&mut Exec(&mut c), keys, vis).await
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
@@ -312,7 +336,7 @@ impl StoreTx for SqliteTx {
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
         self.flush_pending().await?;
-        engine::current(&mut Exec(&mut self.tx), rt, id).await
+        engine::current(&mut Exec(&mut self.tx), rt, id, &Visibility::All).await
     }
 
     async fn find(
@@ -321,7 +345,7 @@ impl StoreTx for SqliteTx {
         limit: u32,
     ) -> Result<Vec<ResourceKey>, StoreError> {
         self.flush_pending().await?;
-        let st = sql::keys_statement(query, limit)?;
+        let st = sql::keys_statement(query, limit, &Visibility::All)?;
         Exec(&mut self.tx).keys(&st).await
     }
 
@@ -354,6 +378,10 @@ impl StoreTx for SqliteTx {
             self.exec(st).await?;
         }
         Ok(())
+    }
+
+    async fn put_break_glass(&mut self, grant: &BreakGlassGrant) -> Result<(), StoreError> {
+        self.exec(sql::break_glass_statement(grant)).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -7,11 +7,13 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::{Include, SearchQuery, Total};
 
 use crate::error::StoreError;
 use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
+use crate::sql::visibility::{self, Mode};
 use crate::sql::{self, Arg, Cursor, HistoryCursor, Statement};
 
 /// How many resources one search may pull in through `_include`/`_revinclude`.
@@ -80,6 +82,7 @@ fn key_statement(
     rt: ResourceType,
     id: &LogicalId,
     version: Option<VersionId>,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement {
         sql: String::new(),
@@ -95,33 +98,38 @@ fn key_statement(
         st.args.push(Arg::Int(v.get()));
         sql.push_str(" AND r.version_id = $3");
     }
+    visibility::and(&mut sql, "r", vis, &mut st);
     st.sql = sql;
     st
 }
 
 /// The statement reading the current row of one resource (a backend may add a row lock).
 pub fn current_statement(rt: ResourceType, id: &LogicalId) -> Statement {
-    key_statement("resources", rt, id, None)
+    key_statement("resources", rt, id, None, &Visibility::All)
 }
 
-/// The current row, deletion markers included.
+/// The current row, deletion markers included (those of resources `vis` could see).
 pub async fn current(
     exec: &mut dyn SqlExec,
     rt: ResourceType,
     id: &LogicalId,
+    vis: &Visibility,
 ) -> Result<Option<StoredResource>, StoreError> {
     let rows = exec
-        .resources(&key_statement("resources", rt, id, None), 0)
+        .resources(&key_statement("resources", rt, id, None, vis), 0)
         .await?;
     Ok(rows.into_iter().next().map(|r| r.resource))
 }
 
+/// Reads the current version. A resource `vis` may not see reads as `NotFound`, exactly as
+/// one that does not exist: the caller decides what to tell the principal.
 pub async fn read(
     exec: &mut dyn SqlExec,
     rt: ResourceType,
     id: &LogicalId,
+    vis: &Visibility,
 ) -> Result<StoredResource, StoreError> {
-    match current(exec, rt, id).await? {
+    match current(exec, rt, id, vis).await? {
         None => Err(StoreError::NotFound),
         Some(r) if r.deleted => Err(StoreError::Gone(r.version_id)),
         Some(r) => Ok(r),
@@ -133,9 +141,13 @@ pub async fn vread(
     rt: ResourceType,
     id: &LogicalId,
     version: VersionId,
+    vis: &Visibility,
 ) -> Result<StoredResource, StoreError> {
     let rows = exec
-        .resources(&key_statement("resource_history", rt, id, Some(version)), 0)
+        .resources(
+            &key_statement("resource_history", rt, id, Some(version), vis),
+            0,
+        )
         .await?;
     match rows.into_iter().next().map(|r| r.resource) {
         None => Err(StoreError::NotFound),
@@ -147,6 +159,7 @@ pub async fn vread(
 pub async fn read_many(
     exec: &mut dyn SqlExec,
     keys: &[ResourceKey],
+    vis: &Visibility,
 ) -> Result<Vec<StoredResource>, StoreError> {
     let mut out = Vec::with_capacity(keys.len());
     // Group by type so each statement is one indexed IN list.
@@ -169,11 +182,13 @@ pub async fn read_many(
                     format!("${}", st.args.len())
                 })
                 .collect();
-            st.sql = format!(
+            let mut text = format!(
                 "SELECT {} FROM resources r WHERE r.resource_type = $1 AND r.deleted = FALSE AND r.id IN ({})",
                 sql::RESOURCE_COLUMNS,
                 list.join(", ")
             );
+            visibility::and(&mut text, "r", vis, &mut st);
+            st.sql = text;
             out.extend(
                 exec.resources(&st, 0)
                     .await?
@@ -189,23 +204,33 @@ pub async fn search(
     exec: &mut dyn SqlExec,
     q: &SearchQuery,
     page_size: u32,
+    vis: &Visibility,
 ) -> Result<SearchOutcome, StoreError> {
     let total = match q.total {
         Total::None => None,
         // Counting is one indexed query; estimate and accurate are both answered exactly.
         Total::Estimate | Total::Accurate => {
-            let n = exec.scalar(&sql::count_statement(q)?).await?;
+            let n = exec
+                .scalar(&sql::count_statement(q, vis, Mode::Visible)?)
+                .await?;
             Some(u64::try_from(n).unwrap_or(0))
         }
+    };
+    // Said once, on the first page: later pages would repeat the same number.
+    let withheld = if q.cursor.is_none() {
+        withheld_count(exec, q, vis).await?
+    } else {
+        0
     };
     if page_size == 0 {
         return Ok(SearchOutcome {
             total,
+            withheld,
             ..SearchOutcome::default()
         });
     }
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let page = sql::page_statement(q, page_size, cursor.as_ref())?;
+    let page = sql::page_statement(q, page_size, cursor.as_ref(), vis)?;
     let mut rows = exec.resources(&page.statement, page.sort_columns).await?;
     let mut next_cursor = None;
     if rows.len() > page_size as usize {
@@ -221,19 +246,36 @@ pub async fn search(
         }
     }
     let matches: Vec<StoredResource> = rows.into_iter().map(|r| r.resource).collect();
-    let included = includes(exec, q, &matches).await?;
+    let included = includes(exec, q, &matches, vis).await?;
     Ok(SearchOutcome {
         matches,
         included,
         next_cursor,
         total,
+        withheld,
     })
+}
+
+/// How many matches are withheld from a scoped principal because they are sensitive.
+async fn withheld_count(
+    exec: &mut dyn SqlExec,
+    q: &SearchQuery,
+    vis: &Visibility,
+) -> Result<u64, StoreError> {
+    if matches!(vis, Visibility::All) {
+        return Ok(0);
+    }
+    let n = exec
+        .scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 async fn includes(
     exec: &mut dyn SqlExec,
     q: &SearchQuery,
     matches: &[StoredResource],
+    vis: &Visibility,
 ) -> Result<Vec<StoredResource>, StoreError> {
     if q.include.is_empty() && q.revinclude.is_empty() {
         return Ok(Vec::new());
@@ -255,8 +297,13 @@ async fn includes(
                 continue;
             }
             for chunk in ids.chunks(500) {
-                let st =
-                    sql::include_statement(inc.source_type, chunk, &inc.param, inc.target_type);
+                let st = sql::include_statement(
+                    inc.source_type,
+                    chunk,
+                    &inc.param,
+                    inc.target_type,
+                    vis,
+                );
                 found.extend(
                     exec.resources(&st, 0)
                         .await?
@@ -278,6 +325,7 @@ async fn includes(
                         target,
                         chunk,
                         MAX_INCLUDED,
+                        vis,
                     );
                     found.extend(
                         exec.resources(&st, 0)
@@ -323,10 +371,11 @@ pub async fn history(
     rt: Option<ResourceType>,
     id: Option<&LogicalId>,
     q: &HistoryQuery,
+    vis: &Visibility,
 ) -> Result<Page<StoredResource>, StoreError> {
     let after = q.cursor.as_deref().map(HistoryCursor::decode).transpose()?;
     let total = if after.is_none() {
-        let st = sql::history_count_statement(rt, id.map(LogicalId::as_str), q.since);
+        let st = sql::history_count_statement(rt, id.map(LogicalId::as_str), q.since, vis);
         Some(u64::try_from(exec.scalar(&st).await?).unwrap_or(0))
     } else {
         None
@@ -337,6 +386,7 @@ pub async fn history(
         q.since,
         q.count,
         after.as_ref(),
+        vis,
     );
     let mut rows: Vec<StoredResource> = exec
         .resources(&st, 0)
@@ -363,6 +413,7 @@ pub async fn history(
         items: rows,
         next_cursor,
         total,
+        withheld: 0,
     })
 }
 
@@ -373,6 +424,7 @@ pub async fn everything(
     types: &[ResourceType],
     count: u32,
     cursor: Option<&str>,
+    vis: &Visibility,
 ) -> Result<Page<StoredResource>, StoreError> {
     let after = match cursor {
         Some(c) => {
@@ -390,6 +442,7 @@ pub async fn everything(
         types,
         count,
         after.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
+        vis,
     );
     let mut rows: Vec<StoredResource> = exec
         .resources(&st, 0)
@@ -410,9 +463,49 @@ pub async fn everything(
             );
         }
     }
+    let withheld = if after.is_none() {
+        everything_withheld(exec, patient_id, since, types, vis).await?
+    } else {
+        0
+    };
     Ok(Page {
         items: rows,
         next_cursor,
         total: None,
+        withheld,
     })
+}
+
+/// How many of a patient's resources are withheld from a scoped principal as sensitive.
+async fn everything_withheld(
+    exec: &mut dyn SqlExec,
+    patient_id: &LogicalId,
+    since: Option<i64>,
+    types: &[ResourceType],
+    vis: &Visibility,
+) -> Result<u64, StoreError> {
+    if matches!(vis, Visibility::All) {
+        return Ok(0);
+    }
+    let mut st = Statement::default();
+    let p = st.bind(Arg::Text(patient_id.as_str().to_owned()));
+    let mut text =
+        format!("SELECT COUNT(*) FROM resources r WHERE r.patient_id = {p} AND r.deleted = FALSE");
+    if let Some(s) = since {
+        let s = st.bind(Arg::Int(s));
+        text.push_str(&format!(" AND r.last_updated >= {s}"));
+    }
+    if !types.is_empty() {
+        let list: Vec<String> = types
+            .iter()
+            .map(|t| st.bind(Arg::Text(t.as_str().to_owned())))
+            .collect();
+        text.push_str(&format!(" AND r.resource_type IN ({})", list.join(", ")));
+    }
+    if let Some(c) = visibility::condition("r", vis, Mode::Withheld, &mut st) {
+        text.push_str(" AND ");
+        text.push_str(&c);
+    }
+    st.sql = text;
+    Ok(u64::try_from(exec.scalar(&st).await?).unwrap_or(0))
 }

@@ -38,6 +38,21 @@ pub struct WriteResult {
     pub resource: StoredResource,
 }
 
+/// An emergency ("break-glass") grant: `principal_key` may see `patient_id` until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassGrant {
+    pub grant_id: String,
+    pub principal_key: String,
+    pub org_id: String,
+    pub patient_id: String,
+    /// A coded reason (`emergency`, `lacks-capacity`, `other`).
+    pub reason_code: String,
+    /// The user's own words; kept for review, never logged.
+    pub reason_text: String,
+    pub granted_at: i64,
+    pub expires_at: i64,
+}
+
 /// `_history` controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
@@ -54,6 +69,8 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
     pub total: Option<u64>,
+    /// Items withheld because they are sensitive (see [`SearchOutcome::withheld`]).
+    pub withheld: u64,
 }
 
 /// The result of a search: matches, included resources, the next page's cursor and the total.
@@ -63,6 +80,9 @@ pub struct SearchOutcome {
     pub included: Vec<StoredResource>,
     pub next_cursor: Option<String>,
     pub total: Option<u64>,
+    /// Matches withheld from this principal only because they are sensitive: counted so the
+    /// response can say so, never shown (0 when nothing is withheld).
+    pub withheld: u64,
 }
 
 pub fn now_micros() -> i64 {

@@ -1,3 +1,4 @@
+use carerecord_access::{Classification, Classifier};
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::index::{IndexEntries, extract};
 use carerecord_search::registry::patient_compartment;
@@ -16,6 +17,8 @@ pub struct PreparedVersion {
     pub body: String,
     pub index: IndexEntries,
     pub patient_id: Option<String>,
+    /// What the access policy needs: source, sensitivity, relationships, objection.
+    pub class: Classification,
 }
 
 /// Stamps `id`, `meta.versionId` and `meta.lastUpdated` into `body` and computes its index rows.
@@ -35,6 +38,7 @@ pub fn prepare_version(
     let mut index = extract(resource_type, &body);
     slim(&mut index);
     let patient_id = patient_compartment(resource_type, id.as_str(), &body);
+    let class = Classifier::current().classify(resource_type, &body, patient_id.as_deref());
     PreparedVersion {
         resource_type,
         id: id.clone(),
@@ -43,6 +47,7 @@ pub fn prepare_version(
         body: body.to_string(),
         index,
         patient_id,
+        class,
     }
 }
 

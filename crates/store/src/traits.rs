@@ -1,12 +1,20 @@
 use async_trait::async_trait;
+use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 
 use crate::error::StoreError;
-use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
+use crate::model::{
+    BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource,
+};
 use crate::prepare::PreparedVersion;
 
 /// Reads, searches and opens write transactions. Held as `Arc<dyn ResourceStore>`.
+///
+/// Every method that reads records takes the principal's [`Visibility`], which the store
+/// compiles into its queries: what the principal may not see is never read, so it cannot leak
+/// through a count, a page, a cursor or an include. A resource that exists but is not visible
+/// reads as `NotFound`, like one that does not exist.
 #[async_trait]
 pub trait ResourceStore: Send + Sync + 'static {
     /// The backend's name for logs and health (`sqlite`, `postgres`).
@@ -16,7 +24,12 @@ pub trait ResourceStore: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError>;
 
     /// The current version; `Gone` when it is deleted, `NotFound` when it never existed.
-    async fn read(&self, rt: ResourceType, id: &LogicalId) -> Result<StoredResource, StoreError>;
+    async fn read(
+        &self,
+        rt: ResourceType,
+        id: &LogicalId,
+        vis: &Visibility,
+    ) -> Result<StoredResource, StoreError>;
 
     /// One version; a deletion marker reads as `Gone`.
     async fn vread(
@@ -24,6 +37,7 @@ pub trait ResourceStore: Send + Sync + 'static {
         rt: ResourceType,
         id: &LogicalId,
         version: VersionId,
+        vis: &Visibility,
     ) -> Result<StoredResource, StoreError>;
 
     /// Versions newest first: of one resource (`id` set), of one type (`rt` set), or of all.
@@ -32,6 +46,7 @@ pub trait ResourceStore: Send + Sync + 'static {
         rt: Option<ResourceType>,
         id: Option<&LogicalId>,
         query: &HistoryQuery,
+        vis: &Visibility,
     ) -> Result<Page<StoredResource>, StoreError>;
 
     /// Runs a search: one page of matches (keyset-paged), its includes and the total.
@@ -39,6 +54,7 @@ pub trait ResourceStore: Send + Sync + 'static {
         &self,
         query: &SearchQuery,
         page_size: u32,
+        vis: &Visibility,
     ) -> Result<SearchOutcome, StoreError>;
 
     /// Everything in one patient's compartment (the Patient itself included), by type and id.
@@ -49,10 +65,15 @@ pub trait ResourceStore: Send + Sync + 'static {
         types: &[ResourceType],
         count: u32,
         cursor: Option<&str>,
+        vis: &Visibility,
     ) -> Result<Page<StoredResource>, StoreError>;
 
     /// Reads several current resources by key (missing and deleted ones are left out).
-    async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError>;
+    async fn read_many(
+        &self,
+        keys: &[ResourceKey],
+        vis: &Visibility,
+    ) -> Result<Vec<StoredResource>, StoreError>;
 
     /// Starts a write transaction. Dropping it without `commit` rolls everything back.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
@@ -95,6 +116,10 @@ pub trait StoreTx: Send {
         version: VersionId,
         last_updated: i64,
     ) -> Result<(), StoreError>;
+
+    /// Records a break-glass grant: from now until it expires, its principal sees the person
+    /// (unless they objected). Commits with the transaction — and so with its audit entry.
+    async fn put_break_glass(&mut self, grant: &BreakGlassGrant) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -21,6 +21,7 @@ use super::context::{Ctx, PreferReturn, parse_query};
 use super::interactions::{self, Written};
 use super::render::{json_response, json_text, location};
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 use carerecord_search::query::Handling;
 
@@ -108,10 +109,13 @@ pub struct BundleOptions {
     pub base: String,
     pub prefer_return: PreferReturn,
     pub handling: Handling,
+    /// Who is asking: writes need a role that may write, reads see what it may see.
+    pub access: Access,
 }
 
 pub async fn handler(
     State(state): State<AppState>,
+    access: Access,
     ctx: Ctx,
     FhirBody(bundle): FhirBody,
 ) -> Result<Response, ApiError> {
@@ -119,6 +123,7 @@ pub async fn handler(
         base: ctx.base.clone(),
         prefer_return: ctx.prefer_return,
         handling: ctx.handling,
+        access,
     };
     let response = process(&state, &bundle, &opts).await?;
     Ok(json_response(
@@ -145,6 +150,12 @@ pub async fn process(
         .get("entry")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
+    let writes = raw_entries
+        .iter()
+        .any(|e| e.pointer("/request/method").and_then(Value::as_str) != Some("GET"));
+    if writes {
+        opts.access.check_write()?;
+    }
     match kind {
         "transaction" => transaction(state, opts, raw_entries).await,
         "batch" => Ok(batch(state, opts, raw_entries).await),
@@ -459,21 +470,38 @@ async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<
     let (status, resource) = match e.rest.as_slice() {
         [] => {
             let pairs = parse_query(e.query.as_deref())?;
-            let text =
-                super::search::searchset(state, e.rt, &pairs, &ctx.base, ctx.handling, false)
-                    .await?;
+            let text = super::search::searchset(
+                state,
+                &ctx.access,
+                e.rt,
+                &pairs,
+                &ctx.base,
+                ctx.handling,
+                false,
+            )
+            .await?;
             let v: Value =
                 serde_json::from_str(&text).map_err(|err| ApiError::Internal(err.to_string()))?;
             (StatusCode::OK, v)
         }
         [id] => {
-            let r = state.store.read(e.rt, &super::logical_id(id)?).await?;
-            (StatusCode::OK, parse_body(&r)?)
+            let a = &ctx.access;
+            let r = state
+                .store
+                .read(e.rt, &super::logical_id(id)?, a.vis_for(e.rt)?)
+                .await
+                .map_err(|err| a.not_found_is_denied(err))?;
+            (StatusCode::OK, parse_body(&a.shown(r))?)
         }
         [id, h, vid] if h == "_history" => {
             let v = VersionId::parse(vid).map_err(|err| bad(err.to_string()))?;
-            let r = state.store.vread(e.rt, &super::logical_id(id)?, v).await?;
-            (StatusCode::OK, parse_body(&r)?)
+            let a = &ctx.access;
+            let r = state
+                .store
+                .vread(e.rt, &super::logical_id(id)?, v, a.vis_for(e.rt)?)
+                .await
+                .map_err(|err| a.not_found_is_denied(err))?;
+            (StatusCode::OK, parse_body(&a.shown(r))?)
         }
         _ => return Err(bad("this GET is not supported inside a Bundle")),
     };

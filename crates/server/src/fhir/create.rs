@@ -9,14 +9,17 @@ use super::context::Ctx;
 use super::interactions::{self, Written};
 use super::render::write_response;
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 
 pub async fn handler(
     State(state): State<AppState>,
+    access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
+    access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::create(

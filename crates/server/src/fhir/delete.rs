@@ -9,6 +9,7 @@ use super::context::Ctx;
 use super::interactions::{self, Written};
 use super::render::version_headers;
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 
 fn respond(written: Written) -> Response {
@@ -21,8 +22,10 @@ fn respond(written: Written) -> Response {
 
 pub async fn handler(
     State(state): State<AppState>,
+    access: Access,
     Path((type_name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let mut tx = state.store.begin().await?;
@@ -33,9 +36,11 @@ pub async fn handler(
 
 pub async fn conditional_handler(
     State(state): State<AppState>,
+    access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
+    access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     if ctx.query.is_empty() {
         return Err(ApiError::bad_request(

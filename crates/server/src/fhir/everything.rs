@@ -12,16 +12,24 @@ use serde_json::json;
 use super::context::Ctx;
 use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
+use crate::access::{Access, withheld_issue};
 use crate::error::ApiError;
 
 pub async fn handler(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let id = super::logical_id(&id)?;
-    // The patient must exist (a deleted one answers 410).
-    state.store.read(ResourceType::Patient, &id).await?;
+    let vis = access.vis()?;
+    // The patient must exist and be visible (a deleted one answers 410); one that is not
+    // visible is refused the same way whether or not it exists.
+    state
+        .store
+        .read(ResourceType::Patient, &id, vis)
+        .await
+        .map_err(|e| access.not_found_is_denied(e))?;
     let mut since = None;
     let mut types = Vec::new();
     let mut count = state.settings.default_page_size;
@@ -59,14 +67,15 @@ pub async fn handler(
     let count = count.clamp(1, state.settings.max_page_size);
     let page = state
         .store
-        .everything(&id, since, &types, count, cursor.as_deref())
+        .everything(&id, since, &types, count, cursor.as_deref(), vis)
         .await?;
     let base = &ctx.base;
     let path = format!("{base}/Patient/{id}/$everything");
     let links = paging_links(&path, &ctx.query, page.next_cursor.as_deref());
-    let entries = page
+    let mut entries = page
         .items
-        .iter()
+        .into_iter()
+        .map(|r| access.shown(r))
         .map(|r| {
             let body: serde_json::Value = serde_json::from_str(&r.body)
                 .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))?;
@@ -77,6 +86,12 @@ pub async fn handler(
             }))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    if let Some(issue) = withheld_issue(page.withheld) {
+        entries.push(json!({
+            "resource": carerecord_fhir::operation_outcome(&[issue]),
+            "search": {"mode": "outcome"},
+        }));
+    }
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::now_v7().to_string(),

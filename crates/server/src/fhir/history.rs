@@ -12,34 +12,44 @@ use serde_json::json;
 use super::context::Ctx;
 use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 
-pub async fn system(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
-    run(&state, None, None, &ctx).await
+pub async fn system(
+    State(state): State<AppState>,
+    access: Access,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    run(&state, None, None, &access, &ctx).await
 }
 
 pub async fn type_level(
     State(state): State<AppState>,
     Path(type_name): Path<String>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
-    run(&state, Some(rt), None, &ctx).await
+    access.vis_for(rt)?;
+    run(&state, Some(rt), None, &access, &ctx).await
 }
 
 pub async fn instance(
     State(state): State<AppState>,
     Path((type_name, id)): Path<(String, String)>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
-    // A resource that never existed has no history: 404 rather than an empty Bundle.
-    match state.store.read(rt, &id).await {
+    let vis = access.vis_for(rt)?;
+    // A resource that never existed has no history: 404 rather than an empty Bundle (and
+    // one the principal may not see is refused, as if it did not exist).
+    match state.store.read(rt, &id, vis).await {
         Ok(_) | Err(carerecord_store::StoreError::Gone(_)) => {}
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(access.not_found_is_denied(e)),
     }
-    run(&state, Some(rt), Some(&id), &ctx).await
+    run(&state, Some(rt), Some(&id), &access, &ctx).await
 }
 
 fn history_query(ctx: &Ctx, max: u32, default: u32) -> Result<HistoryQuery, ApiError> {
@@ -78,6 +88,7 @@ async fn run(
     state: &AppState,
     rt: Option<ResourceType>,
     id: Option<&LogicalId>,
+    access: &Access,
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
     let q = history_query(
@@ -85,7 +96,7 @@ async fn run(
         state.settings.max_page_size,
         state.settings.default_page_size,
     )?;
-    let page = state.store.history(rt, id, &q).await?;
+    let page = state.store.history(rt, id, &q, access.vis()?).await?;
     let base = &ctx.base;
     let path = match (rt, id) {
         (Some(t), Some(i)) => format!("{base}/{t}/{i}/_history"),
@@ -95,8 +106,9 @@ async fn run(
     let links = paging_links(&path, &ctx.query, page.next_cursor.as_deref());
     let entries = page
         .items
-        .iter()
-        .map(|r| history_entry(base, r))
+        .into_iter()
+        .map(|r| access.shown(r))
+        .map(|r| history_entry(base, &r))
         .collect::<Result<Vec<_>, _>>()?;
     let mut bundle = json!({
         "resourceType": "Bundle",

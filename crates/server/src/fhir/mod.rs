@@ -1,6 +1,7 @@
 //! The FHIR R4 REST API: one file per interaction.
 
 mod body;
+mod break_glass;
 pub mod bundle;
 mod capabilities;
 mod context;
@@ -48,13 +49,34 @@ pub fn router() -> Router<AppState> {
                 .put(update::handler)
                 .delete(delete::handler),
         )
-        .route("/{type}/{id}/{sub}", get(read::sub_handler))
+        .route(
+            "/{type}/{id}/{sub}",
+            get(read::sub_handler).post(operation_handler),
+        )
         .route("/{type}/{id}/_history/{vid}", get(read::vread_handler))
         // Bodies are read with our own limit so an oversize body gets an OperationOutcome.
         .layer(DefaultBodyLimit::disable())
         .fallback(|| async {
             ApiError::NotFound("there is no FHIR interaction at this address".into())
         })
+}
+
+/// `POST [type]/[id]/$operation`: instance-level operations.
+async fn operation_handler(
+    state: axum::extract::State<AppState>,
+    axum::extract::Path((type_name, id, op)): axum::extract::Path<(String, String, String)>,
+    access: crate::access::Access,
+    ctx: Ctx,
+    body: body::FhirBody,
+) -> Result<axum::response::Response, ApiError> {
+    match (type_name.as_str(), op.as_str()) {
+        ("Patient", "$break-glass") => {
+            break_glass::handler(state, axum::extract::Path(id), access, ctx, body).await
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "'{op}' is not an operation supported on {type_name}"
+        ))),
+    }
 }
 
 /// The resource type named in a URL; an unknown one is a 404 that says so.

@@ -8,41 +8,55 @@ use carerecord_fhir::{IssueCode, VersionId};
 use super::context::Ctx;
 use super::render::read_response;
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 
 pub async fn handler(
     State(state): State<AppState>,
     Path((type_name, id)): Path<(String, String)>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
-    let r = state.store.read(rt, &id).await?;
-    read_response(&ctx, &r)
+    let vis = access.vis_for(rt)?;
+    let r = state
+        .store
+        .read(rt, &id, vis)
+        .await
+        .map_err(|e| access.not_found_is_denied(e))?;
+    read_response(&ctx, &access.shown(r))
 }
 
 pub async fn vread_handler(
     State(state): State<AppState>,
     Path((type_name, id, vid)): Path<(String, String, String)>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let v = VersionId::parse(&vid)
         .map_err(|e| ApiError::bad_request(IssueCode::Invalid, e.to_string()))?;
-    let r = state.store.vread(rt, &id, v).await?;
-    read_response(&ctx, &r)
+    let vis = access.vis_for(rt)?;
+    let r = state
+        .store
+        .vread(rt, &id, v, vis)
+        .await
+        .map_err(|e| access.not_found_is_denied(e))?;
+    read_response(&ctx, &access.shown(r))
 }
 
 pub async fn sub_handler(
     state: State<AppState>,
     Path((type_name, id, sub)): Path<(String, String, String)>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     match sub.as_str() {
-        "_history" => super::history::instance(state, Path((type_name, id)), ctx).await,
+        "_history" => super::history::instance(state, Path((type_name, id)), access, ctx).await,
         "$everything" if type_name == "Patient" => {
-            super::everything::handler(state, Path(id), ctx).await
+            super::everything::handler(state, Path(id), access, ctx).await
         }
         other => Err(ApiError::NotFound(format!(
             "'{other}' is not an operation or interaction supported on {type_name}"

@@ -14,15 +14,26 @@ use super::body::read_limited;
 use super::context::{Ctx, parse_query};
 use super::render::{json_response, paging_links, resource_text};
 use crate::AppState;
+use crate::access::{Access, withheld_issue};
 use crate::error::ApiError;
 
 pub async fn get_handler(
     State(state): State<AppState>,
     Path(type_name): Path<String>,
+    access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
-    let text = searchset(&state, rt, &ctx.query, &ctx.base, ctx.handling, ctx.pretty).await?;
+    let text = searchset(
+        &state,
+        &access,
+        rt,
+        &ctx.query,
+        &ctx.base,
+        ctx.handling,
+        ctx.pretty,
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, text))
 }
 
@@ -30,6 +41,7 @@ pub async fn get_handler(
 pub async fn post_handler(
     State(state): State<AppState>,
     Path(type_name): Path<String>,
+    access: Access,
     ctx: Ctx,
     req: axum::extract::Request<Body>,
 ) -> Result<Response, ApiError> {
@@ -51,19 +63,30 @@ pub async fn post_handler(
     })?;
     let mut pairs = ctx.query.clone();
     pairs.extend(parse_query(Some(body))?);
-    let text = searchset(&state, rt, &pairs, &ctx.base, ctx.handling, ctx.pretty).await?;
+    let text = searchset(
+        &state,
+        &access,
+        rt,
+        &pairs,
+        &ctx.base,
+        ctx.handling,
+        ctx.pretty,
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, text))
 }
 
 /// Runs a search and writes its searchset Bundle as JSON text.
 pub async fn searchset(
     state: &AppState,
+    access: &Access,
     rt: ResourceType,
     pairs: &[(String, String)],
     base: &str,
     handling: Handling,
     pretty: bool,
 ) -> Result<String, ApiError> {
+    let vis = access.vis_for(rt)?;
     let mut q = parse(rt, pairs, handling, base).map_err(ApiError::BadRequest)?;
     let settings = &state.settings;
     let mut page_size = q
@@ -78,7 +101,7 @@ pub async fn searchset(
     if q.cursor.is_some() && q.total != Total::Accurate {
         q.total = Total::None;
     }
-    let outcome = state.store.search(&q, page_size).await?;
+    let outcome = state.store.search(&q, page_size, vis).await?;
     let view = match (q.summary, &q.elements) {
         (Some(Summary::True), _) => View::Summary,
         (Some(Summary::Text), _) => View::Text,
@@ -97,16 +120,18 @@ pub async fn searchset(
     .collect();
 
     let mut entries = Vec::with_capacity(outcome.matches.len() + outcome.included.len() + 1);
-    for r in &outcome.matches {
-        entries.push(entry(base, r, "match", &view)?);
+    for r in outcome.matches {
+        entries.push(entry(base, &access.shown(r), "match", &view)?);
     }
-    for r in &outcome.included {
-        entries.push(entry(base, r, "include", &view)?);
+    for r in outcome.included {
+        entries.push(entry(base, &access.shown(r), "include", &view)?);
     }
-    if !q.ignored.is_empty() {
+    let mut issues = q.ignored.clone();
+    issues.extend(withheld_issue(outcome.withheld));
+    if !issues.is_empty() {
         entries.push(format!(
             r#"{{"resource":{},"search":{{"mode":"outcome"}}}}"#,
-            operation_outcome(&q.ignored)
+            operation_outcome(&issues)
         ));
     }
     let mut text = String::with_capacity(entries.iter().map(String::len).sum::<usize>() + 512);

@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::interactions::{self, Written};
 use super::render::write_response;
 use crate::AppState;
+use crate::access::Access;
 use crate::error::ApiError;
 
 fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
@@ -24,10 +25,12 @@ fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
 
 pub async fn handler(
     State(state): State<AppState>,
+    access: Access,
     Path((type_name, id)): Path<(String, String)>,
     ctx: Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
+    access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let if_match = interactions::if_match(ctx.header("if-match"))?;
@@ -39,10 +42,12 @@ pub async fn handler(
 
 pub async fn conditional_handler(
     State(state): State<AppState>,
+    access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
+    access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     if ctx.query.is_empty() {

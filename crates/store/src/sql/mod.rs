@@ -13,8 +13,11 @@ use carerecord_search::query::{
 };
 use carerecord_search::registry::{ParamKind, lookup};
 
+use carerecord_access::Visibility;
+
 use crate::error::StoreError;
 
+pub mod visibility;
 mod write;
 pub use write::{INDEX_TABLES, clear_index_statements, deletion_statements, versions_statements};
 
@@ -36,7 +39,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    fn bind(&mut self, arg: Arg) -> String {
+    pub(crate) fn bind(&mut self, arg: Arg) -> String {
         self.args.push(arg);
         format!("${}", self.args.len())
     }
@@ -79,7 +82,15 @@ struct CompiledSort {
 }
 
 /// The `WHERE` clause (without `WHERE`) matching current resources of the query's type.
-pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, StoreError> {
+///
+/// With `mode` [`visibility::Mode::Visible`] it matches what `vis` lets the principal see; with
+/// `Withheld`, the matches withheld from them only because they are sensitive.
+pub fn where_clause(
+    q: &SearchQuery,
+    vis: &Visibility,
+    mode: visibility::Mode,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
     let rt = st.text(q.resource_type.as_str());
     let mut parts = vec![
         format!("r.resource_type = {rt}"),
@@ -103,7 +114,7 @@ pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, Store
     };
     for (i, c) in q.criteria.iter().enumerate() {
         if Some(i) == driver {
-            let sub = driving_subquery(c, q.resource_type, st)?;
+            let sub = driving_subquery(c, q.resource_type, vis, st)?;
             parts.push(format!("r.id IN ({sub})"));
         } else {
             parts.push(criterion(
@@ -111,25 +122,37 @@ pub fn where_clause(q: &SearchQuery, st: &mut Statement) -> Result<String, Store
                 q.resource_type,
                 "r.resource_type",
                 "r.id",
+                vis,
                 st,
             )?);
         }
+    }
+    if let Some(v) = visibility::condition("r", vis, mode, st) {
+        parts.push(v);
     }
     Ok(parts.join(" AND "))
 }
 
 /// `SELECT count(*)` of the search's matches.
-pub fn count_statement(q: &SearchQuery) -> Result<Statement, StoreError> {
+pub fn count_statement(
+    q: &SearchQuery,
+    vis: &Visibility,
+    mode: visibility::Mode,
+) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
-    let w = where_clause(q, &mut st)?;
+    let w = where_clause(q, vis, mode, &mut st)?;
     st.sql = format!("SELECT COUNT(*) FROM resources r WHERE {w}");
     Ok(st)
 }
 
 /// `SELECT resource_type, id` of up to `limit` matches (conditional interactions).
-pub fn keys_statement(q: &SearchQuery, limit: u32) -> Result<Statement, StoreError> {
+pub fn keys_statement(
+    q: &SearchQuery,
+    limit: u32,
+    vis: &Visibility,
+) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
-    let w = where_clause(q, &mut st)?;
+    let w = where_clause(q, vis, visibility::Mode::Visible, &mut st)?;
     let lim = st.bind(Arg::Int(i64::from(limit)));
     st.sql = format!("SELECT r.resource_type, r.id FROM resources r WHERE {w} LIMIT {lim}");
     Ok(st)
@@ -141,6 +164,7 @@ pub fn page_statement(
     q: &SearchQuery,
     page_size: u32,
     cursor: Option<&Cursor>,
+    vis: &Visibility,
 ) -> Result<PageStatement, StoreError> {
     let mut st = Statement::default();
     let sorts = q
@@ -148,7 +172,7 @@ pub fn page_statement(
         .iter()
         .map(|k| sort_expr(q.resource_type, k, &mut st))
         .collect::<Result<Vec<_>, _>>()?;
-    let w = where_clause(q, &mut st)?;
+    let w = where_clause(q, vis, visibility::Mode::Visible, &mut st)?;
     let mut inner_cols = vec![RESOURCE_COLUMNS.to_owned()];
     for (i, s) in sorts.iter().enumerate() {
         inner_cols.push(format!("{} AS s{i}", s.expr));
@@ -493,6 +517,7 @@ fn driving_rank(c: &Criterion) -> Option<u8> {
 fn driving_subquery(
     c: &Criterion,
     rt: ResourceType,
+    vis: &Visibility,
     st: &mut Statement,
 ) -> Result<String, StoreError> {
     let t = st.text(rt.as_str());
@@ -504,9 +529,21 @@ fn driving_subquery(
     {
         let p = st.text(param);
         let tt = st.text(target_type.as_str());
-        let inner_ids = driving_subquery(inner, *target_type, st)?;
+        let inner_ids = driving_subquery(inner, *target_type, vis, st)?;
+        // Only through referenced resources the principal may see (see `criterion`).
+        let guard = match vis {
+            Visibility::All => String::new(),
+            Visibility::Scoped(_) => {
+                let tt2 = st.text(target_type.as_str());
+                let v = visibility::condition("t", vis, visibility::Mode::Visible, st)
+                    .unwrap_or_else(|| "1 = 1".to_owned());
+                format!(
+                    " AND (SELECT 1 FROM resources t WHERE t.resource_type = {tt2} AND t.id = c.target_id AND t.deleted = FALSE AND {v}) IS NOT NULL"
+                )
+            }
+        };
         return Ok(format!(
-            "SELECT c.id FROM search_reference c WHERE c.resource_type = {t} AND c.param = {p} AND c.target_type = {tt} AND c.target_id IN ({inner_ids})"
+            "SELECT c.id FROM search_reference c WHERE c.resource_type = {t} AND c.param = {p} AND c.target_type = {tt} AND c.target_id IN ({inner_ids}){guard}"
         ));
     }
     let m = index_match(c, st).ok_or_else(|| {
@@ -524,6 +561,7 @@ fn criterion(
     rt: ResourceType,
     type_expr: &str,
     id_expr: &str,
+    vis: &Visibility,
     st: &mut Statement,
 ) -> Result<String, StoreError> {
     if is_index_match(c)
@@ -565,10 +603,24 @@ fn criterion(
             let p = st.text(param);
             let tt = st.text(target_type.as_str());
             // The chained criterion is about the referenced resource, reached through `c`.
-            let inner_sql = criterion(inner, *target_type, "c.target_type", "c.target_id", st)?;
+            let inner_sql =
+                criterion(inner, *target_type, "c.target_type", "c.target_id", vis, st)?;
+            // The referenced resource must itself be visible, or a chain would reveal facts
+            // (a name, a birth date) about a record the principal may not see.
+            let target_visible = match visibility::condition(
+                "t",
+                vis,
+                visibility::Mode::Visible,
+                st,
+            ) {
+                Some(v) => format!(
+                    " AND (SELECT 1 FROM resources t WHERE t.resource_type = c.target_type AND t.id = c.target_id AND t.deleted = FALSE AND {v}) IS NOT NULL"
+                ),
+                None => String::new(),
+            };
             has_row(
                 &format!(
-                    "SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql}"
+                    "SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql}{target_visible}"
                 ),
                 false,
             )
@@ -768,6 +820,25 @@ fn identifier_cond(v: &TokenValue, st: &mut Statement) -> String {
     }
 }
 
+/// Inserts a break-glass grant.
+pub fn break_glass_statement(g: &crate::model::BreakGlassGrant) -> Statement {
+    Statement {
+        sql: "INSERT INTO break_glass (grant_id, principal_key, org_id, patient_id, reason_code, reason_text, granted_at, expires_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            .to_owned(),
+        args: vec![
+            Arg::Text(g.grant_id.clone()),
+            Arg::Text(g.principal_key.clone()),
+            Arg::Text(g.org_id.clone()),
+            Arg::Text(g.patient_id.clone()),
+            Arg::Text(g.reason_code.clone()),
+            Arg::Text(g.reason_text.clone()),
+            Arg::Int(g.granted_at),
+            Arg::Int(g.expires_at),
+        ],
+    }
+}
+
 /// Resources that `keys` (of `source_type`) reference through `param` (`*` for any), optionally
 /// only those of `target_type`.
 pub fn include_statement(
@@ -775,6 +846,7 @@ pub fn include_statement(
     ids: &[String],
     param: &str,
     target_type: Option<ResourceType>,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement::default();
     let s = st.text(source_type.as_str());
@@ -795,6 +867,7 @@ pub fn include_statement(
         sql.push_str(&format!(" AND f.target_type = {t}"));
     }
     sql.push(')');
+    visibility::and(&mut sql, "r", vis, &mut st);
     st.sql = sql;
     st
 }
@@ -806,6 +879,7 @@ pub fn revinclude_statement(
     target_type: ResourceType,
     ids: &[String],
     limit: u32,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement::default();
     let s = st.text(source_type.as_str());
@@ -822,8 +896,10 @@ pub fn revinclude_statement(
         let p = st.text(param);
         sql.push_str(&format!(" AND f.param = {p}"));
     }
+    sql.push(')');
+    visibility::and(&mut sql, "r", vis, &mut st);
     let lim = st.bind(Arg::Int(i64::from(limit)));
-    sql.push_str(&format!(") ORDER BY r.id LIMIT {lim}"));
+    sql.push_str(&format!(" ORDER BY r.id LIMIT {lim}"));
     st.sql = sql;
     st
 }
@@ -835,6 +911,7 @@ pub fn everything_statement(
     types: &[ResourceType],
     count: u32,
     after: Option<(&str, &str)>,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement::default();
     let p = st.text(patient_id);
@@ -861,6 +938,7 @@ pub fn everything_statement(
             " AND (r.resource_type > {a} OR (r.resource_type = {b} AND r.id > {c}))"
         ));
     }
+    visibility::and(&mut sql, "r", vis, &mut st);
     let lim = st.bind(Arg::Int(i64::from(count) + 1));
     sql.push_str(&format!(" ORDER BY r.resource_type, r.id LIMIT {lim}"));
     st.sql = sql;
@@ -874,9 +952,10 @@ pub fn history_statement(
     since: Option<i64>,
     count: u32,
     after: Option<&HistoryCursor>,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement::default();
-    let mut conds = history_filter(rt, id, since, &mut st);
+    let mut conds = history_filter(rt, id, since, vis, &mut st);
     if let Some(c) = after {
         // Newest first: strictly "older" in (last_updated, type, id, version) order.
         let a = st.bind(Arg::Int(c.last_updated));
@@ -904,6 +983,7 @@ fn history_filter(
     rt: Option<ResourceType>,
     id: Option<&str>,
     since: Option<i64>,
+    vis: &Visibility,
     st: &mut Statement,
 ) -> Vec<String> {
     let mut conds = vec!["1 = 1".to_owned()];
@@ -916,6 +996,9 @@ fn history_filter(
     if let Some(s) = since {
         conds.push(format!("h.last_updated >= {}", st.bind(Arg::Int(s))));
     }
+    if let Some(v) = visibility::condition("h", vis, visibility::Mode::Visible, st) {
+        conds.push(v);
+    }
     conds
 }
 
@@ -924,9 +1007,10 @@ pub fn history_count_statement(
     rt: Option<ResourceType>,
     id: Option<&str>,
     since: Option<i64>,
+    vis: &Visibility,
 ) -> Statement {
     let mut st = Statement::default();
-    let conds = history_filter(rt, id, since, &mut st);
+    let conds = history_filter(rt, id, since, vis, &mut st);
     st.sql = format!(
         "SELECT COUNT(*) FROM resource_history h WHERE {}",
         conds.join(" AND ")
@@ -1012,74 +1096,98 @@ mod tests {
         assert!(Cursor::decode("vXY.i00").is_err());
     }
 
+    fn scoped() -> Visibility {
+        Visibility::Scoped(carerecord_access::Scope {
+            org_id: "org-home".into(),
+            org_ods: "ZC001".into(),
+            principal_key: "user:u1".into(),
+            types: Some(vec![ResourceType::Observation, ResourceType::Patient]),
+            latest_discharge_only: true,
+            now: 10,
+            encounter_cutoff: 5,
+        })
+    }
+
     #[test]
     fn compiled_searches_number_their_placeholders_in_order() {
-        use carerecord_fhir::ResourceType;
         use carerecord_search::query::{Handling, parse};
+        use visibility::Mode;
         let cases = [
             "subject=Patient/p1&code=http://loinc.org|2823-3&date=ge2026-01&_sort=-date,code",
             "subject:Patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018&_lastUpdated=gt2020",
             "value-quantity=gt5||mmol/L&code:text=pot&date:missing=true&_id=a,b",
             "_source:below=https://x.example&_profile=https://p.example&_tag=s|c",
         ];
-        for q in cases {
-            let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
-            let query = parse(
+        for vis in [Visibility::All, scoped()] {
+            for q in cases {
+                let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
+                let query = parse(
+                    ResourceType::Observation,
+                    &pairs,
+                    Handling::Strict,
+                    "http://h/fhir",
+                )
+                .unwrap();
+                assert_in_order(&count_statement(&query, &vis, Mode::Visible).unwrap());
+                assert_in_order(&count_statement(&query, &vis, Mode::Withheld).unwrap());
+                assert_in_order(&keys_statement(&query, 2, &vis).unwrap());
+                let page = page_statement(&query, 10, None, &vis).unwrap();
+                assert_in_order(&page.statement);
+                let cursor = Cursor {
+                    values: vec![Some("1".into()); page.sort_columns],
+                    id: "x".into(),
+                };
+                assert_in_order(
+                    &page_statement(&query, 10, Some(&cursor), &vis)
+                        .unwrap()
+                        .statement,
+                );
+            }
+            let ids = vec!["a".to_owned(), "b".to_owned()];
+            assert_in_order(&include_statement(
                 ResourceType::Observation,
-                &pairs,
-                Handling::Strict,
-                "http://h/fhir",
-            )
-            .unwrap();
-            assert_in_order(&count_statement(&query).unwrap());
-            assert_in_order(&keys_statement(&query, 2).unwrap());
-            let page = page_statement(&query, 10, None).unwrap();
-            assert_in_order(&page.statement);
-            let cursor = Cursor {
-                values: vec![Some("1".into()); page.sort_columns],
-                id: "x".into(),
+                &ids,
+                "subject",
+                Some(ResourceType::Patient),
+                &vis,
+            ));
+            assert_in_order(&revinclude_statement(
+                ResourceType::Observation,
+                "subject",
+                ResourceType::Patient,
+                &ids,
+                5,
+                &vis,
+            ));
+            assert_in_order(&everything_statement(
+                "p",
+                Some(1),
+                &[ResourceType::Observation],
+                5,
+                Some(("Observation", "o")),
+                &vis,
+            ));
+            let hc = HistoryCursor {
+                last_updated: 1,
+                resource_type: "Patient".into(),
+                id: "p".into(),
+                version_id: 2,
             };
-            assert_in_order(&page_statement(&query, 10, Some(&cursor)).unwrap().statement);
+            assert_in_order(&history_statement(
+                Some(ResourceType::Patient),
+                Some("p"),
+                Some(1),
+                5,
+                Some(&hc),
+                &vis,
+            ));
+            assert_in_order(&history_count_statement(
+                Some(ResourceType::Patient),
+                Some("p"),
+                Some(1),
+                &vis,
+            ));
         }
-        let ids = vec!["a".to_owned(), "b".to_owned()];
-        assert_in_order(&include_statement(
-            ResourceType::Observation,
-            &ids,
-            "subject",
-            Some(ResourceType::Patient),
-        ));
-        assert_in_order(&revinclude_statement(
-            ResourceType::Observation,
-            "subject",
-            ResourceType::Patient,
-            &ids,
-            5,
-        ));
-        assert_in_order(&everything_statement(
-            "p",
-            Some(1),
-            &[ResourceType::Observation],
-            5,
-            Some(("Observation", "o")),
-        ));
-        let hc = HistoryCursor {
-            last_updated: 1,
-            resource_type: "Patient".into(),
-            id: "p".into(),
-            version_id: 2,
-        };
-        assert_in_order(&history_statement(
-            Some(ResourceType::Patient),
-            Some("p"),
-            Some(1),
-            5,
-            Some(&hc),
-        ));
-        assert_in_order(&history_count_statement(
-            Some(ResourceType::Patient),
-            Some("p"),
-            Some(1),
-        ));
     }
 
     fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {

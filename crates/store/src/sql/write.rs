@@ -10,7 +10,8 @@ use super::{Arg, Statement};
 use crate::prepare::PreparedVersion;
 
 /// The index tables, each keyed by `(resource_type, id)` of the resource the rows belong to.
-pub const INDEX_TABLES: [&str; 7] = [
+/// The access tables (care relationships, objections) are rewritten with each version too.
+pub const INDEX_TABLES: [&str; 9] = [
     "search_string",
     "search_token",
     "search_date",
@@ -18,6 +19,8 @@ pub const INDEX_TABLES: [&str; 7] = [
     "search_number",
     "search_quantity",
     "search_uri",
+    "care_relationships",
+    "objections",
 ];
 
 /// Bound values per statement, well under SQLite's (32,766) and PostgreSQL's (65,535) limits.
@@ -97,6 +100,8 @@ const VERSION_COLUMNS: &[&str] = &[
     "last_updated",
     "deleted",
     "body",
+    "source_ods",
+    "sensitive",
 ];
 
 /// The statements that write new versions: their history rows, current rows and index rows
@@ -115,7 +120,8 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
     let mut history = TableRows::new("resource_history", VERSION_COLUMNS);
     let mut current = TableRows::new("resources", VERSION_COLUMNS);
     current.suffix = " ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
-        patient_id = excluded.patient_id, last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body";
+        patient_id = excluded.patient_id, last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body, \
+        source_ods = excluded.source_ods, sensitive = excluded.sensitive";
     let mut strings = TableRows::new(
         "search_string",
         &[
@@ -188,6 +194,18 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
         "search_uri",
         &["resource_type", "id", "patient_id", "param", "value"],
     );
+    let mut relationships = TableRows::new(
+        "care_relationships",
+        &[
+            "resource_type",
+            "id",
+            "patient_id",
+            "org_id",
+            "kind",
+            "ends",
+        ],
+    );
+    let mut objections = TableRows::new("objections", &["resource_type", "id", "patient_id"]);
 
     for v in versions {
         let rt = Arg::Text(v.resource_type.as_str().to_owned());
@@ -201,6 +219,8 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
             Arg::Int(v.last_updated),
             Arg::Bool(false),
             Arg::Text(v.body.clone()),
+            opt_text(v.class.source_ods.as_deref()),
+            Arg::Bool(v.class.sensitive),
         ];
         history.rows.push(version_row.clone());
         current.rows.push(version_row);
@@ -265,9 +285,38 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
             r.push(Arg::Text(e.value.clone()));
             uris.rows.push(r);
         }
+        if let Some(p) = v.patient_id.as_deref() {
+            for rel in &v.class.relationships {
+                relationships.rows.push(vec![
+                    rt.clone(),
+                    id.clone(),
+                    Arg::Text(p.to_owned()),
+                    Arg::Text(rel.org_id.clone()),
+                    Arg::Text(rel.kind.as_str().to_owned()),
+                    // Open relationships end at the largest instant, so the visibility test is
+                    // one comparison (and no NULL, which PostgreSQL would type as text here).
+                    Arg::Int(rel.ends.unwrap_or(i64::MAX)),
+                ]);
+            }
+            if v.class.objection {
+                objections
+                    .rows
+                    .push(vec![rt.clone(), id.clone(), Arg::Text(p.to_owned())]);
+            }
+        }
     }
     for t in [
-        history, current, strings, tokens, dates, references, numbers, quantities, uris,
+        history,
+        current,
+        strings,
+        tokens,
+        dates,
+        references,
+        numbers,
+        quantities,
+        uris,
+        relationships,
+        objections,
     ] {
         t.into_statements(&mut out);
     }
@@ -302,8 +351,8 @@ pub fn deletion_statements(
     };
     let mut out = vec![
         Statement {
-            sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body) \
-                  SELECT resource_type, id, $1, patient_id, $2, TRUE, '' FROM resources WHERE resource_type = $3 AND id = $4".to_owned(),
+            sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body, source_ods, sensitive) \
+                  SELECT resource_type, id, $1, patient_id, $2, TRUE, '', source_ods, sensitive FROM resources WHERE resource_type = $3 AND id = $4".to_owned(),
             args: args(),
         },
         Statement {

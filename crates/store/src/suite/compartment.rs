@@ -1,5 +1,6 @@
 //! The patient compartment (`$everything`).
 
+use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 use serde_json::json;
 
@@ -18,7 +19,7 @@ pub async fn everything_returns_the_patients_compartment_only(store: Store) {
     )
     .await;
     let page = store
-        .everything(&lid("pat-jane"), None, &[], 100, None)
+        .everything(&lid("pat-jane"), None, &[], 100, None, &Visibility::All)
         .await
         .unwrap();
     assert_eq!(
@@ -33,7 +34,7 @@ pub async fn everything_returns_the_patients_compartment_only(store: Store) {
     );
     assert!(page.next_cursor.is_none());
     let john = store
-        .everything(&lid("pat-john"), None, &[], 100, None)
+        .everything(&lid("pat-john"), None, &[], 100, None, &Visibility::All)
         .await
         .unwrap();
     assert_eq!(
@@ -56,7 +57,7 @@ pub async fn everything_returns_the_patients_compartment_only(store: Store) {
     .await
     .unwrap();
     let page = store
-        .everything(&lid("pat-jane"), None, &[], 100, None)
+        .everything(&lid("pat-jane"), None, &[], 100, None, &Visibility::All)
         .await
         .unwrap();
     assert_eq!(
@@ -69,7 +70,7 @@ pub async fn everything_returns_the_patients_compartment_only(store: Store) {
     );
     assert!(
         store
-            .everything(&lid("pat-nobody"), None, &[], 100, None)
+            .everything(&lid("pat-nobody"), None, &[], 100, None, &Visibility::All)
             .await
             .unwrap()
             .items
@@ -97,6 +98,7 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
             &[ResourceType::Observation],
             100,
             None,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -115,6 +117,7 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
             &[ResourceType::Patient, ResourceType::Condition],
             100,
             None,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -123,7 +126,14 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
         strs(&["Condition/cond-jane-asthma", "Patient/pat-jane"])
     );
     let since = store
-        .everything(&lid("pat-jane"), Some(mid), &[], 100, None)
+        .everything(
+            &lid("pat-jane"),
+            Some(mid),
+            &[],
+            100,
+            None,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(keys(&since.items), strs(&["Observation/obs-jane-bp"]));
@@ -134,7 +144,14 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
     let mut pages = 0;
     loop {
         let page = store
-            .everything(&lid("pat-jane"), None, &[], 2, cursor.as_deref())
+            .everything(
+                &lid("pat-jane"),
+                None,
+                &[],
+                2,
+                cursor.as_deref(),
+                &Visibility::All,
+            )
             .await
             .unwrap();
         assert!(page.items.len() <= 2);
@@ -160,7 +177,14 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
     );
     assert!(matches!(
         store
-            .everything(&lid("pat-jane"), None, &[], 2, Some("garbage"))
+            .everything(
+                &lid("pat-jane"),
+                None,
+                &[],
+                2,
+                Some("garbage"),
+                &Visibility::All
+            )
             .await,
         Err(StoreError::InvalidCursor)
     ));

@@ -1,5 +1,6 @@
 //! Concurrent writers: conditional create, updates and `If-Match` under contention.
 
+use carerecord_access::Visibility;
 use std::time::Duration;
 
 use carerecord_fhir::{ResourceType, VersionId};
@@ -117,12 +118,13 @@ pub async fn concurrent_updates_of_one_resource_each_get_their_own_version(store
                 count: 100,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
     assert_eq!(h.items.len(), TASKS);
     let cur = store
-        .read(ResourceType::Patient, &lid("pat-shared"))
+        .read(ResourceType::Patient, &lid("pat-shared"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(cur.version_id.get(), TASKS as i64);
@@ -177,7 +179,7 @@ pub async fn concurrent_if_match_updates_let_exactly_one_win(store: Store) {
     assert_eq!((won, conflicts), (1, TASKS - 1));
     assert_eq!(
         store
-            .read(ResourceType::Patient, &lid("pat-1"))
+            .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
             .await
             .unwrap()
             .version_id,

@@ -1,5 +1,6 @@
 //! Create, read, vread, update, delete, and what a transaction sees.
 
+use carerecord_access::Visibility;
 use carerecord_fhir::{ResourceType, VersionId};
 use serde_json::json;
 
@@ -25,7 +26,7 @@ pub async fn created_resources_read_back_as_version_one(store: Store) {
     assert!(w.resource.last_updated >= before);
 
     let r = store
-        .read(ResourceType::Patient, &lid("pat-1"))
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(r, w.resource, "read returns exactly what was written");
@@ -40,7 +41,12 @@ pub async fn created_resources_read_back_as_version_one(store: Store) {
     assert_eq!(b["identifier"][0]["value"], json!("9990000018"));
 
     let v = store
-        .vread(ResourceType::Patient, &lid("pat-1"), VersionId::FIRST)
+        .vread(
+            ResourceType::Patient,
+            &lid("pat-1"),
+            VersionId::FIRST,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(v, r);
@@ -50,12 +56,19 @@ pub async fn created_resources_read_back_as_version_one(store: Store) {
 
 pub async fn reading_an_unknown_resource_is_not_found(store: Store) {
     assert!(matches!(
-        store.read(ResourceType::Patient, &lid("nobody")).await,
+        store
+            .read(ResourceType::Patient, &lid("nobody"), &Visibility::All)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .vread(ResourceType::Patient, &lid("nobody"), VersionId::FIRST)
+            .vread(
+                ResourceType::Patient,
+                &lid("nobody"),
+                VersionId::FIRST,
+                &Visibility::All
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -68,12 +81,19 @@ pub async fn reading_an_unknown_resource_is_not_found(store: Store) {
     .await;
     // Same id, other type: a different resource.
     assert!(matches!(
-        store.read(ResourceType::Observation, &lid("pat-1")).await,
+        store
+            .read(ResourceType::Observation, &lid("pat-1"), &Visibility::All)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .vread(ResourceType::Patient, &lid("pat-1"), ver(2))
+            .vread(
+                ResourceType::Patient,
+                &lid("pat-1"),
+                ver(2),
+                &Visibility::All
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -101,7 +121,7 @@ pub async fn update_bumps_the_version_and_keeps_history(store: Store) {
     assert!(v2.resource.last_updated > v1.resource.last_updated);
 
     let cur = store
-        .read(ResourceType::Patient, &lid("pat-1"))
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(cur.version_id, ver(2));
@@ -109,7 +129,12 @@ pub async fn update_bumps_the_version_and_keeps_history(store: Store) {
     assert_eq!(body_of(&cur)["meta"]["versionId"], json!("2"));
 
     let old = store
-        .vread(ResourceType::Patient, &lid("pat-1"), VersionId::FIRST)
+        .vread(
+            ResourceType::Patient,
+            &lid("pat-1"),
+            VersionId::FIRST,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(old, v1.resource);
@@ -145,7 +170,7 @@ pub async fn if_match_with_a_stale_version_conflicts_and_changes_nothing(store: 
     .await
     .unwrap();
     let before = store
-        .read(ResourceType::Patient, &lid("pat-1"))
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
         .await
         .unwrap();
 
@@ -166,7 +191,7 @@ pub async fn if_match_with_a_stale_version_conflicts_and_changes_nothing(store: 
         other => panic!("expected a version conflict, got {other:?}"),
     }
     let after = store
-        .read(ResourceType::Patient, &lid("pat-1"))
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(after, before, "a conflicting update changes nothing");
@@ -178,6 +203,7 @@ pub async fn if_match_with_a_stale_version_conflicts_and_changes_nothing(store: 
                 count: 10,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -200,7 +226,9 @@ pub async fn if_match_with_a_stale_version_conflicts_and_changes_nothing(store: 
     .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(matches!(
-        store.read(ResourceType::Patient, &lid("pat-2")).await,
+        store
+            .read(ResourceType::Patient, &lid("pat-2"), &Visibility::All)
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -240,18 +268,31 @@ pub async fn delete_makes_read_gone_but_old_versions_still_vread(store: Store) {
     assert_eq!(d.resource.version_id, ver(2));
     assert!(d.resource.deleted);
 
-    match store.read(ResourceType::Patient, &lid("pat-1")).await {
+    match store
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
+        .await
+    {
         Err(StoreError::Gone(v)) => assert_eq!(v, ver(2)),
         other => panic!("expected Gone, got {other:?}"),
     }
     let v1 = store
-        .vread(ResourceType::Patient, &lid("pat-1"), VersionId::FIRST)
+        .vread(
+            ResourceType::Patient,
+            &lid("pat-1"),
+            VersionId::FIRST,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(body_of(&v1)["name"][0]["family"], json!("Smith"));
     assert!(matches!(
         store
-            .vread(ResourceType::Patient, &lid("pat-1"), ver(2))
+            .vread(
+                ResourceType::Patient,
+                &lid("pat-1"),
+                ver(2),
+                &Visibility::All
+            )
             .await,
         Err(StoreError::Gone(_))
     ));
@@ -264,6 +305,7 @@ pub async fn delete_makes_read_gone_but_old_versions_still_vread(store: Store) {
                 count: 10,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -318,6 +360,7 @@ pub async fn deleting_twice_is_idempotent(store: Store) {
                 count: 10,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -351,7 +394,7 @@ pub async fn update_after_delete_recreates_the_resource(store: Store) {
     assert_eq!(w.kind, WriteKind::Created);
     assert_eq!(w.resource.version_id, ver(3));
     let r = store
-        .read(ResourceType::Patient, &lid("pat-1"))
+        .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(r.version_id, ver(3));
@@ -368,6 +411,7 @@ pub async fn update_after_delete_recreates_the_resource(store: Store) {
                 count: 10,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -459,17 +503,23 @@ pub async fn a_transaction_dropped_without_commit_leaves_nothing(store: Store) {
         // Dropped here without commit.
     }
     assert!(matches!(
-        store.read(ResourceType::Patient, &lid("pat-lost")).await,
+        store
+            .read(ResourceType::Patient, &lid("pat-lost"), &Visibility::All)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .read(ResourceType::Observation, &lid("obs-lost"))
+            .read(
+                ResourceType::Observation,
+                &lid("obs-lost"),
+                &Visibility::All
+            )
             .await,
         Err(StoreError::NotFound)
     ));
     let keep = store
-        .read(ResourceType::Patient, &lid("pat-keep"))
+        .read(ResourceType::Patient, &lid("pat-keep"), &Visibility::All)
         .await
         .unwrap();
     assert_eq!(keep.version_id, VersionId::FIRST);
@@ -491,6 +541,7 @@ pub async fn a_transaction_dropped_without_commit_leaves_nothing(store: Store) {
                 count: 10,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -541,7 +592,7 @@ pub async fn a_transaction_sees_its_own_writes(store: Store) {
     tx.commit().await.unwrap();
     assert_eq!(
         store
-            .read(ResourceType::Patient, &lid("pat-1"))
+            .read(ResourceType::Patient, &lid("pat-1"), &Visibility::All)
             .await
             .unwrap()
             .version_id,

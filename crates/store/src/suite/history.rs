@@ -1,5 +1,6 @@
 //! History, and reading many resources at once.
 
+use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 use serde_json::json;
 
@@ -48,6 +49,7 @@ pub async fn history_of_an_instance_lists_versions_newest_first(store: Store) {
                 count: 100,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -70,7 +72,7 @@ pub async fn history_of_an_instance_lists_versions_newest_first(store: Store) {
     let mut seen = Vec::new();
     loop {
         let page = store
-            .history(Some(p), Some(&lid("pat-1")), &q)
+            .history(Some(p), Some(&lid("pat-1")), &q, &Visibility::All)
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|r| r.version_id.get()));
@@ -93,6 +95,7 @@ pub async fn history_of_an_instance_lists_versions_newest_first(store: Store) {
                 count: 100,
                 cursor: None,
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -105,7 +108,9 @@ pub async fn history_of_an_instance_lists_versions_newest_first(store: Store) {
         since: None,
     };
     assert!(matches!(
-        store.history(Some(p), Some(&lid("pat-1")), &bad).await,
+        store
+            .history(Some(p), Some(&lid("pat-1")), &bad, &Visibility::All)
+            .await,
         Err(StoreError::InvalidCursor)
     ));
 }
@@ -162,6 +167,7 @@ pub async fn history_of_a_type_honours_since_and_pages(store: Store) {
                 count: 100,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -185,6 +191,7 @@ pub async fn history_of_a_type_honours_since_and_pages(store: Store) {
                 count: 100,
                 cursor: None,
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -205,7 +212,10 @@ pub async fn history_of_a_type_honours_since_and_pages(store: Store) {
     let mut seen = Vec::new();
     let mut pages = 0;
     loop {
-        let page = store.history(Some(p), None, &q).await.unwrap();
+        let page = store
+            .history(Some(p), None, &q, &Visibility::All)
+            .await
+            .unwrap();
         pages += 1;
         seen.extend(
             page.items
@@ -230,6 +240,7 @@ pub async fn history_of_a_type_honours_since_and_pages(store: Store) {
                 count: 100,
                 ..HistoryQuery::default()
             },
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -245,13 +256,16 @@ pub async fn read_many_leaves_out_missing_and_deleted_resources(store: Store) {
         id: lid(id),
     };
     let got = store
-        .read_many(&[
-            key(ResourceType::Patient, "pat-jane"),
-            key(ResourceType::Observation, "obs-jane-wt"),
-            key(ResourceType::Observation, "obs-jane-hr"),
-            key(ResourceType::Patient, "pat-nobody"),
-            key(ResourceType::Condition, "cond-john-diabetes"),
-        ])
+        .read_many(
+            &[
+                key(ResourceType::Patient, "pat-jane"),
+                key(ResourceType::Observation, "obs-jane-wt"),
+                key(ResourceType::Observation, "obs-jane-hr"),
+                key(ResourceType::Patient, "pat-nobody"),
+                key(ResourceType::Condition, "cond-john-diabetes"),
+            ],
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -262,5 +276,11 @@ pub async fn read_many_leaves_out_missing_and_deleted_resources(store: Store) {
             "Patient/pat-jane"
         ])
     );
-    assert!(store.read_many(&[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_many(&[], &Visibility::All)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

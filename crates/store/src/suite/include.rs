@@ -1,5 +1,6 @@
 //! `_include` and `_revinclude`.
 
+use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 use serde_json::json;
 
@@ -15,6 +16,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 &[("code", "8867-4"), ("_include", "Observation:subject")],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -39,6 +41,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 ],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -51,6 +54,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 &[("subject", "pat-jane"), ("_include", "Observation:subject")],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -67,6 +71,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 ],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -90,6 +95,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 &[("code", "8867-4"), ("_include", "Observation:subject")],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -101,6 +107,7 @@ pub async fn include_and_revinclude_pull_in_related_resources(store: Store) {
                 &[("_id", "pat-jane"), ("_revinclude", "Observation:subject")],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -133,6 +140,7 @@ pub async fn include_iterate_follows_one_more_level(store: Store) {
                 ],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -148,6 +156,7 @@ pub async fn include_iterate_follows_one_more_level(store: Store) {
                 &[("_include", "Observation:subject")],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -163,6 +172,7 @@ pub async fn include_iterate_follows_one_more_level(store: Store) {
                 ],
             ),
             100,
+            &Visibility::All,
         )
         .await
         .unwrap();

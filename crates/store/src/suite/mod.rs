@@ -20,6 +20,7 @@
     reason = "a test suite: failing loudly is the point"
 )]
 
+use carerecord_access::Visibility;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -36,6 +37,7 @@ use crate::{ResourceStore, StoreError, write};
 
 pub use tokio;
 
+pub mod access;
 pub mod compartment;
 pub mod concurrency;
 pub mod crud;
@@ -140,6 +142,12 @@ macro_rules! backend_suite {
                 everything_returns_the_patients_compartment_only,
                 everything_filters_by_type_and_pages,
             ],
+            access: [
+                authorisation_matrix_reads_and_history,
+                authorisation_matrix_searches_counts_and_paging,
+                authorisation_matrix_everything_includes_and_chains,
+                authorisation_matrix_exercises_every_rule,
+            ],
             history: [
                 history_of_an_instance_lists_versions_newest_first,
                 history_of_a_type_honours_since_and_pages,
@@ -229,7 +237,10 @@ fn query(rt: ResourceType, pairs: &[(&str, &str)]) -> SearchQuery {
 
 /// The ids of the first page (up to 100) of matches, in the order returned.
 async fn ids(store: &Store, rt: ResourceType, pairs: &[(&str, &str)]) -> Vec<String> {
-    let out = store.search(&query(rt, pairs), 100).await.unwrap();
+    let out = store
+        .search(&query(rt, pairs), 100, &Visibility::All)
+        .await
+        .unwrap();
     out.matches
         .iter()
         .map(|r| r.id.as_str().to_owned())

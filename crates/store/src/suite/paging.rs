@@ -1,5 +1,6 @@
 //! Sorting, paging and totals.
 
+use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 
 use crate::StoreError;
@@ -133,7 +134,7 @@ async fn page_through(
     let mut seen = Vec::new();
     let mut pages = 0;
     loop {
-        let out = store.search(&q, size).await.unwrap();
+        let out = store.search(&q, size, &Visibility::All).await.unwrap();
         pages += 1;
         assert!(out.matches.len() <= size as usize);
         seen.extend(out.matches.iter().map(|r| r.id.as_str().to_owned()));
@@ -266,7 +267,7 @@ pub async fn keyset_paging_by_a_decimal_is_exact_beyond_fifteen_digits(store: St
 pub async fn paging_does_not_duplicate_when_a_resource_is_created_mid_way(store: Store) {
     let all = many_observations(&store, 25).await;
     let mut q = query(ResourceType::Observation, &[("code", "8867-4")]);
-    let first = store.search(&q, 10).await.unwrap();
+    let first = store.search(&q, 10, &Visibility::All).await.unwrap();
     let mut seen: Vec<String> = first
         .matches
         .iter()
@@ -289,7 +290,7 @@ pub async fn paging_does_not_duplicate_when_a_resource_is_created_mid_way(store:
     .await;
     q.cursor = first.next_cursor;
     while q.cursor.is_some() {
-        let out = store.search(&q, 10).await.unwrap();
+        let out = store.search(&q, 10, &Visibility::All).await.unwrap();
         seen.extend(out.matches.iter().map(|r| r.id.as_str().to_owned()));
         q.cursor = out.next_cursor;
     }
@@ -303,20 +304,20 @@ pub async fn an_invalid_cursor_is_rejected(store: Store) {
     let mut q = query(ResourceType::Observation, &[]);
     q.cursor = Some("not-a-cursor".to_owned());
     assert!(matches!(
-        store.search(&q, 10).await,
+        store.search(&q, 10, &Visibility::All).await,
         Err(StoreError::InvalidCursor)
     ));
     // A cursor from a search with another sort.
     let sorted_q = query(ResourceType::Observation, &[("_sort", "date")]);
     let c = store
-        .search(&sorted_q, 1)
+        .search(&sorted_q, 1, &Visibility::All)
         .await
         .unwrap()
         .next_cursor
         .unwrap();
     q.cursor = Some(c);
     assert!(matches!(
-        store.search(&q, 10).await,
+        store.search(&q, 10, &Visibility::All).await,
         Err(StoreError::InvalidCursor)
     ));
 }
@@ -327,19 +328,24 @@ pub async fn total_counts_every_match_not_just_the_page(store: Store) {
         ResourceType::Observation,
         &[("code", "8867-4"), ("_total", "accurate")],
     );
-    let out = store.search(&q, 10).await.unwrap();
+    let out = store.search(&q, 10, &Visibility::All).await.unwrap();
     assert_eq!(out.matches.len(), 10);
     assert_eq!(out.total, Some(25));
     let out = store
         .search(
             &query(ResourceType::Observation, &[("date", "2024-04-01")]),
             10,
+            &Visibility::All,
         )
         .await
         .unwrap();
     assert_eq!(out.total, Some(3));
     let out = store
-        .search(&query(ResourceType::Observation, &[("_total", "none")]), 10)
+        .search(
+            &query(ResourceType::Observation, &[("_total", "none")]),
+            10,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(out.total, None);
@@ -348,6 +354,7 @@ pub async fn total_counts_every_match_not_just_the_page(store: Store) {
         .search(
             &query(ResourceType::Observation, &[("_total", "estimate")]),
             0,
+            &Visibility::All,
         )
         .await
         .unwrap();
@@ -355,7 +362,11 @@ pub async fn total_counts_every_match_not_just_the_page(store: Store) {
     assert_eq!(out.total, Some(25));
     assert_eq!(
         store
-            .search(&query(ResourceType::Patient, &[("family", "nobody")]), 10)
+            .search(
+                &query(ResourceType::Patient, &[("family", "nobody")]),
+                10,
+                &Visibility::All
+            )
             .await
             .unwrap()
             .total,

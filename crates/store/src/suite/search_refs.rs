@@ -1,6 +1,7 @@
 //! Search by parameter type, continued: references, chains, quantities, `_id`/`_lastUpdated`/`_tag`,
 //! and versions that no longer match.
 
+use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 use serde_json::json;
 
@@ -291,7 +292,11 @@ pub async fn deleted_and_superseded_versions_do_not_match_searches(store: Store)
         strs(&["obs-john-hr"])
     );
     let out = store
-        .search(&query(ResourceType::Observation, &[]), 100)
+        .search(
+            &query(ResourceType::Observation, &[]),
+            100,
+            &Visibility::All,
+        )
         .await
         .unwrap();
     assert_eq!(out.total, Some(2));

@@ -1,0 +1,45 @@
+//! What a principal may see, as data the store compiles into every query that reads records
+//! (search, counts, includes, history, `$everything`, reads). Deciding happens in
+//! [`crate::policy`]; the store only translates.
+
+use carerecord_fhir::ResourceType;
+
+/// The rows a request may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Everything: carerecord's own service identity and the command line.
+    All,
+    /// What one role at one organisation may see.
+    Scoped(Scope),
+}
+
+/// The visibility rules of one principal at one moment.
+///
+/// A row is visible when its type is among `types` (all types when `None`) and either its
+/// source organisation is the principal's, or it is not sensitive, its patient has not
+/// objected, and its patient is in the organisation's care (or under a live break-glass grant
+/// of this principal). Rows outside every patient compartment (organisations, practitioners,
+/// locations) are visible unless sensitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The organisation's logical id, which care relationships name.
+    pub org_id: String,
+    /// Its ODS code, which source-organisation tags name.
+    pub org_ods: String,
+    /// The principal's key in break-glass grants.
+    pub principal_key: String,
+    /// The types the role may see; `None` for all.
+    pub types: Option<Vec<ResourceType>>,
+    /// For a restricted view: only the latest discharge summary per person (whose sections
+    /// the server then trims).
+    pub latest_discharge_only: bool,
+    /// Now, µs since the epoch: open relationships and break-glass grants are live until then.
+    pub now: i64,
+    /// Encounters that ended at or after this still count as a relationship.
+    pub encounter_cutoff: i64,
+}
+
+/// SNOMED CT "Discharge summary" — the Composition type the restricted view shows.
+pub const DISCHARGE_SUMMARY_SNOMED: &str = "373942005";
+/// LOINC "Discharge summary".
+pub const DISCHARGE_SUMMARY_LOINC: &str = "18842-5";

@@ -1,0 +1,120 @@
+//! `POST [base]/Patient/[id]/$break-glass`: emergency access to someone outside the
+//! organisation's care. The user gives a coded reason and their own words; the grant lasts a
+//! limited time (configurable, 4 hours by default), never overrides an objection (the policy's
+//! visibility keeps objections out regardless of grants), and is written to the audit trail
+//! for the privacy officers of the user's organisation to review.
+//!
+//! The answer never says whether the person exists: a grant for an unknown id shows nothing.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use carerecord_access::policy;
+use carerecord_fhir::IssueCode;
+use carerecord_store::{BreakGlassGrant, format_instant};
+use serde_json::{Value, json};
+
+use super::body::FhirBody;
+use super::context::Ctx;
+use super::render::{json_response, json_text};
+use crate::AppState;
+use crate::access::Access;
+use crate::error::ApiError;
+
+/// The coded reasons a user may give (reference.md §2).
+pub const REASONS: [(&str, &str); 3] = [
+    ("emergency", "Emergency care"),
+    (
+        "lacks-capacity",
+        "The person lacks capacity and needs care now",
+    ),
+    ("other", "Other reason, explained in the text"),
+];
+
+/// Reads `reason` (a code) and `text` from a FHIR `Parameters` body.
+fn reason(body: &Value) -> Result<(String, String), ApiError> {
+    let bad = |m: &str| ApiError::bad_request(IssueCode::Required, m);
+    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            "$break-glass takes a Parameters resource with 'reason' and 'text'",
+        ));
+    }
+    let params = body
+        .get("parameter")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let find = |name: &str| {
+        params
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+            .cloned()
+    };
+    let code = find("reason")
+        .and_then(|p| {
+            p.get("valueCode")
+                .or_else(|| p.pointer("/valueCoding/code"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| bad("give a reason: emergency, lacks-capacity or other"))?;
+    if !REASONS.iter().any(|(c, _)| *c == code) {
+        return Err(ApiError::bad_request(
+            IssueCode::Value,
+            "the reason must be emergency, lacks-capacity or other",
+        ));
+    }
+    let text = find("text")
+        .and_then(|p| {
+            p.get("valueString")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("say in your own words why you need emergency access"))?;
+    if text.chars().count() > 2_000 {
+        return Err(ApiError::bad_request(
+            IssueCode::TooLong,
+            "keep the reason under 2,000 characters",
+        ));
+    }
+    Ok((code, text))
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    access: Access,
+    ctx: Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let id = super::logical_id(&id)?;
+    policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Forbidden)?;
+    let (reason_code, reason_text) = reason(&body)?;
+    let expires_at = access.now + state.settings.policy.break_glass_micros();
+    let grant = BreakGlassGrant {
+        grant_id: uuid::Uuid::now_v7().to_string(),
+        principal_key: policy::principal_key(&access.principal),
+        org_id: access.principal.organisation_id.clone(),
+        patient_id: id.as_str().to_owned(),
+        reason_code,
+        reason_text,
+        granted_at: access.now,
+        expires_at,
+    };
+    let mut tx = state.store.begin().await?;
+    tx.put_break_glass(&grant).await?;
+    tx.commit().await?;
+    let out = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "grant", "valueString": grant.grant_id},
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{id}")}},
+            {"name": "expires", "valueInstant": format_instant(expires_at)},
+            {"name": "notice", "valueString": "Emergency access is recorded and will be reviewed by your organisation's privacy officer."}
+        ]
+    });
+    Ok(json_response(StatusCode::OK, json_text(&out, ctx.pretty)?))
+}

@@ -1,0 +1,97 @@
+//! The access policy's [`Visibility`] compiled into SQL: a boolean expression over one row of
+//! `resources` or `resource_history` (by alias) that every statement reading records adds to
+//! its `WHERE` clause. Because the rule is in the query, counts, pages, cursors, includes and
+//! chains can only ever see visible rows — nothing is filtered after the fact.
+//!
+//! Placeholders are bound in order of appearance, as everywhere in this module.
+
+use carerecord_access::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, Scope, Visibility};
+
+use super::{Arg, Statement};
+
+/// Which rows to match: those the principal may see, or those withheld from them only because
+/// they are sensitive (to say "N items withheld" without showing them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Visible,
+    Withheld,
+}
+
+/// The condition on row `a` for `vis`, or `None` when everything is visible.
+pub fn condition(a: &str, vis: &Visibility, mode: Mode, st: &mut Statement) -> Option<String> {
+    match vis {
+        Visibility::All => match mode {
+            Mode::Visible => None,
+            Mode::Withheld => Some("1 = 0".to_owned()),
+        },
+        Visibility::Scoped(s) => Some(scoped(a, s, mode, st)),
+    }
+}
+
+/// Appends ` AND <condition>` to `sql` when there is a condition.
+pub fn and(sql: &mut String, a: &str, vis: &Visibility, st: &mut Statement) {
+    if let Some(c) = condition(a, vis, Mode::Visible, st) {
+        sql.push_str(" AND ");
+        sql.push_str(&c);
+    }
+}
+
+fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
+    let mut parts = Vec::new();
+    if let Some(types) = &s.types {
+        if types.is_empty() {
+            return "1 = 0".to_owned();
+        }
+        let list: Vec<String> = types.iter().map(|t| st.text(t.as_str())).collect();
+        parts.push(format!("{a}.resource_type IN ({})", list.join(", ")));
+    }
+    match mode {
+        Mode::Visible => {
+            let ods = st.text(&s.org_ods);
+            let cared = in_care(a, s, st);
+            parts.push(format!(
+                "({a}.source_ods = {ods} OR ({a}.sensitive = FALSE AND ({a}.patient_id IS NULL OR {cared})))"
+            ));
+        }
+        Mode::Withheld => {
+            let ods = st.text(&s.org_ods);
+            let cared = in_care(a, s, st);
+            parts.push(format!(
+                "{a}.sensitive = TRUE AND ({a}.source_ods IS NULL OR {a}.source_ods <> {ods}) AND ({a}.patient_id IS NULL OR {cared})"
+            ));
+        }
+    }
+    if s.latest_discharge_only {
+        parts.push(latest_discharge(a));
+    }
+    format!("({})", parts.join(" AND "))
+}
+
+/// The row's patient has not objected and is in the organisation's care, or under a live
+/// break-glass grant of this principal. Written as scalar-subquery probes (see `has_row` in
+/// the parent module): each is one index seek per row.
+fn in_care(a: &str, s: &Scope, st: &mut Statement) -> String {
+    let org = st.text(&s.org_id);
+    let cutoff = st.bind(Arg::Int(s.encounter_cutoff));
+    let now = st.bind(Arg::Int(s.now));
+    let key = st.text(&s.principal_key);
+    let now2 = st.bind(Arg::Int(s.now));
+    format!(
+        "((SELECT 1 FROM objections o WHERE o.patient_id = {a}.patient_id LIMIT 1) IS NULL \
+         AND ((SELECT 1 FROM care_relationships c WHERE c.patient_id = {a}.patient_id AND c.org_id = {org} \
+               AND c.ends > (CASE WHEN c.kind = 'encounter' THEN {cutoff} ELSE {now} END) LIMIT 1) IS NOT NULL \
+           OR (SELECT 1 FROM break_glass b WHERE b.patient_id = {a}.patient_id AND b.principal_key = {key} AND b.expires_at > {now2} LIMIT 1) IS NOT NULL))"
+    )
+}
+
+/// A Composition is shown only if it is the person's latest discharge summary (by date). The
+/// codes are constants, written into the SQL text.
+fn latest_discharge(a: &str) -> String {
+    format!(
+        "({a}.resource_type <> 'Composition' OR {a}.id = (SELECT d.id FROM search_date d \
+         WHERE d.patient_id = {a}.patient_id AND d.resource_type = 'Composition' AND d.param = 'date' \
+         AND (SELECT 1 FROM search_token t WHERE t.resource_type = 'Composition' AND t.id = d.id AND t.param = 'type' \
+              AND t.code IN ('{DISCHARGE_SUMMARY_SNOMED}', '{DISCHARGE_SUMMARY_LOINC}') LIMIT 1) IS NOT NULL \
+         ORDER BY d.low DESC, d.id DESC LIMIT 1))"
+    )
+}
