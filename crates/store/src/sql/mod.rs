@@ -15,6 +15,7 @@ use carerecord_search::registry::{ParamKind, lookup};
 
 use crate::error::StoreError;
 
+pub mod audit;
 mod write;
 pub use write::{INDEX_TABLES, clear_index_statements, deletion_statements, versions_statements};
 
