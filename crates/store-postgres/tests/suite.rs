@@ -38,3 +38,5 @@ async fn fresh_fixture() -> Option<Fixture> {
 }
 
 carerecord_store::backend_suite!(fresh_fixture);
+
+mod tamper;

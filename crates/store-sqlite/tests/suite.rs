@@ -25,3 +25,5 @@ async fn fresh() -> Option<Fixture> {
 }
 
 carerecord_store::backend_suite!(fresh);
+
+mod tamper;

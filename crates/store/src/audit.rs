@@ -563,6 +563,31 @@ pub fn verify(entries: impl IntoIterator<Item = AuditEntry>, key: &AuditKey) -> 
     v.finish()
 }
 
+/// Entries read per page by [`verify_trail`].
+pub const VERIFY_PAGE: u32 = 1_000;
+
+/// Verifies the whole trail of `store`, reading it page by page.
+pub async fn verify_trail(
+    store: &dyn crate::ResourceStore,
+    key: &AuditKey,
+) -> Result<VerifyReport, StoreError> {
+    let mut v = Verifier::new(key.clone());
+    let mut after = 0;
+    'pages: loop {
+        let page = store.audit_entries(after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.seq;
+        for e in page {
+            if !v.push(e) {
+                break 'pages;
+            }
+        }
+    }
+    Ok(v.finish())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Queries
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::audit::{
     AuditAction, AuditAgent, AuditEntry, AuditFilter, AuditKey, AuditOutcome, AuditRecord,
-    BreakGlass, Channel, PrincipalKind, verify,
+    BreakGlass, Channel, PrincipalKind, TamperKind, verify, verify_trail,
 };
 use crate::{StoreError, write};
 
@@ -325,4 +325,100 @@ pub async fn audit_search_filters_and_pages_newest_first(store: Store) {
             .await,
         Err(StoreError::InvalidCursor)
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tampering, for the backends' own tests (they need raw SQL access to the database)
+// ---------------------------------------------------------------------------------------------
+
+/// Entries [`seed_trail`] appends.
+pub const TAMPER_TRAIL: i64 = 10;
+
+/// One attack on the stored trail: SQL run by someone with database access (after they have
+/// dropped the append-only triggers), and what `audit verify` must report.
+pub struct TamperCase {
+    pub name: &'static str,
+    /// Statements in the dialect common to SQLite and PostgreSQL.
+    pub statements: &'static [&'static str],
+    pub seq: i64,
+    pub kind: TamperKind,
+}
+
+/// A forged entry 4 (linked to entry 3 but hashed without the key), with entries 4… moved up.
+const FORGE: &[&str] = &[
+    "UPDATE audit_log SET seq = -seq WHERE seq >= 4",
+    "UPDATE audit_log SET seq = 1 - seq WHERE seq < 0",
+    "INSERT INTO audit_log (seq, recorded, action, outcome, rule, agent_kind, agent_id, \
+     agent_name, agent_role, agent_org_id, agent_ods, on_behalf_of, client_address, channel, \
+     purpose, break_glass_code, break_glass_text, patient_id, patients, resources, query, \
+     request_id, prev_hash, hash) \
+     SELECT 4, recorded, action, outcome, 'legitimate-relationship', agent_kind, 'u-forger', \
+     agent_name, agent_role, agent_org_id, agent_ods, on_behalf_of, client_address, channel, \
+     purpose, break_glass_code, break_glass_text, patient_id, patients, resources, query, \
+     request_id, hash, '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' \
+     FROM audit_log WHERE seq = 3",
+];
+
+pub const TAMPER_CASES: &[TamperCase] = &[
+    TamperCase {
+        name: "a field of entry 4 is changed",
+        statements: &["UPDATE audit_log SET agent_id = 'u-someone-else' WHERE seq = 4"],
+        seq: 4,
+        kind: TamperKind::Changed,
+    },
+    TamperCase {
+        name: "entry 4 is deleted",
+        statements: &["DELETE FROM audit_log WHERE seq = 4"],
+        seq: 4,
+        kind: TamperKind::Deleted,
+    },
+    TamperCase {
+        name: "a forged entry is inserted as 4",
+        statements: FORGE,
+        seq: 4,
+        kind: TamperKind::Inserted,
+    },
+    TamperCase {
+        name: "entries 4 and 5 swap places",
+        statements: &[
+            "UPDATE audit_log SET seq = -1 WHERE seq = 4",
+            "UPDATE audit_log SET seq = 4 WHERE seq = 5",
+            "UPDATE audit_log SET seq = 5 WHERE seq = -1",
+        ],
+        seq: 4,
+        kind: TamperKind::Reordered,
+    },
+    TamperCase {
+        name: "the last entry is changed",
+        statements: &["UPDATE audit_log SET outcome = 'denied' WHERE seq = 10"],
+        seq: 10,
+        kind: TamperKind::Changed,
+    },
+];
+
+/// Appends [`TAMPER_TRAIL`] entries (in two batches, so the chain spans transactions).
+pub async fn seed_trail(store: &Store) {
+    for batch in [0..4, 4..TAMPER_TRAIL] {
+        let records = batch
+            .map(|i| {
+                record(
+                    AuditAction::Read,
+                    AuditOutcome::Allowed,
+                    &format!("u-{}", i % 3),
+                    "A99999",
+                    &[&format!("pat-{i}")],
+                    10_000 + i,
+                )
+            })
+            .collect();
+        store.append_audit(records).await.unwrap();
+    }
+    let report = verify_trail(store.as_ref(), &key()).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
+/// What `audit verify` finds in `store`: `None` when intact.
+pub async fn tamper_found(store: &Store) -> Option<(i64, TamperKind)> {
+    let report = verify_trail(store.as_ref(), &key()).await.unwrap();
+    report.problem.map(|t| (t.seq, t.kind))
 }
