@@ -23,8 +23,10 @@ import json
 import os
 import sys
 
+# The resource types carerecord stores, plus AuditEvent, which it only renders (from the audit
+# trail) but validates like the rest.
 RESOURCES = [
-    "AllergyIntolerance", "Binary", "Bundle", "CarePlan", "Composition", "Condition", "Consent",
+    "AllergyIntolerance", "AuditEvent", "Binary", "Bundle", "CarePlan", "Composition", "Condition", "Consent",
     "DiagnosticReport", "DocumentReference", "Encounter", "EpisodeOfCare", "Flag", "Immunization",
     "Location", "Medication", "MedicationRequest", "MedicationStatement", "Observation",
     "Organization", "Patient", "Practitioner", "PractitionerRole", "Procedure", "Provenance",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Partial;
+use crate::config::{Partial, PartialAudit};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +38,18 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail's hash chain. Exits 0 when intact; 3 when an entry was changed,
+    /// deleted, inserted or reordered (the first one is named).
+    Verify(StoreFlags),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +74,9 @@ pub struct StoreFlags {
     /// Address for Prometheus metrics, or `off`.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// The audit chain's key file (default `<data-dir>/audit.key`).
+    #[arg(long)]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 impl From<StoreFlags> for Partial {
@@ -71,6 +86,7 @@ impl From<StoreFlags> for Partial {
             data_dir: f.data_dir,
             database_url: f.database_url,
             metrics_listen: f.metrics_listen,
+            audit: f.audit_key_file.map(|k| PartialAudit { key_file: Some(k) }),
             ..Partial::default()
         }
     }

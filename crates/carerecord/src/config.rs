@@ -30,6 +30,18 @@ pub struct Config {
     pub max_page_size: u32,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// The audit trail.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The file holding the audit chain's HMAC key (64 hex characters); unset means
+    /// `<data_dir>/audit.key`. Created with a random key, readable by its owner only, when
+    /// missing. Keep a copy apart from the database: without it the trail cannot be verified.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +63,7 @@ impl Default for Config {
             default_page_size: 50,
             max_page_size: 1_000,
             log_format: LogFormat::Text,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -71,6 +84,7 @@ impl fmt::Debug for Config {
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
             .field("log_format", &self.log_format)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -107,6 +121,14 @@ pub struct Partial {
     pub default_page_size: Option<u32>,
     pub max_page_size: Option<u32>,
     pub log_format: Option<LogFormat>,
+    pub audit: Option<PartialAudit>,
+}
+
+/// `[audit]` in a file or overrides.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialAudit {
+    pub key_file: Option<PathBuf>,
 }
 
 impl Partial {
@@ -147,6 +169,9 @@ impl Partial {
             default_page_size: parse("DEFAULT_PAGE_SIZE", get("CARERECORD_DEFAULT_PAGE_SIZE"))?,
             max_page_size: parse("MAX_PAGE_SIZE", get("CARERECORD_MAX_PAGE_SIZE"))?,
             log_format,
+            audit: get("CARERECORD_AUDIT_KEY_FILE").map(|f| PartialAudit {
+                key_file: Some(PathBuf::from(f)),
+            }),
         })
     }
 
@@ -185,6 +210,9 @@ impl Partial {
         }
         if let Some(v) = self.log_format {
             c.log_format = v;
+        }
+        if let Some(v) = self.audit.and_then(|a| a.key_file) {
+            c.audit.key_file = Some(v);
         }
         Ok(c)
     }
@@ -236,6 +264,14 @@ impl Config {
         Ok(())
     }
 
+    /// Where the audit key is read from (and created when missing).
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.audit
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
     /// The default configuration as a commented TOML file.
     pub fn default_toml() -> String {
         let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
@@ -243,7 +279,7 @@ impl Config {
             "# carerecord configuration. Every key may also be set as CARERECORD_<KEY> in the\n\
              # environment, which wins over this file; command-line flags win over both.\n\
              # database_url = \"postgres://user@127.0.0.1:5432/carerecord\"  # unset: SQLite in data_dir\n\
-             # public_base_url = \"https://record.example.nhs.uk/fhir\"\n\n{body}"
+             # public_base_url = \"https://record.example.nhs.uk/fhir\"\n             # [audit] key_file = \"/etc/carerecord/audit.key\"  # unset: data_dir/audit.key\n\n{body}"
         )
     }
 }
@@ -324,6 +360,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn the_audit_key_file_comes_from_file_env_or_flag_and_defaults_to_the_data_dir() {
+        let c = Config::load(None, env(&[]), Partial::default()).unwrap();
+        assert_eq!(c.audit_key_file(), PathBuf::from("data").join("audit.key"));
+        let file = "data_dir = \"/srv/cr\"\n";
+        let c = Config::load(Some(("f.toml", file)), env(&[]), Partial::default()).unwrap();
+        assert_eq!(c.audit_key_file(), PathBuf::from("/srv/cr/audit.key"));
+
+        let file = "[audit]\nkey_file = \"/etc/cr/from-file.key\"\n";
+        let c = Config::load(Some(("f.toml", file)), env(&[]), Partial::default()).unwrap();
+        assert_eq!(c.audit_key_file(), PathBuf::from("/etc/cr/from-file.key"));
+        let c = Config::load(
+            Some(("f.toml", file)),
+            env(&[("CARERECORD_AUDIT_KEY_FILE", "/etc/cr/from-env.key")]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!(c.audit_key_file(), PathBuf::from("/etc/cr/from-env.key"));
+        let flags = Partial {
+            audit: Some(PartialAudit {
+                key_file: Some("/etc/cr/from-flag.key".into()),
+            }),
+            ..Partial::default()
+        };
+        let c = Config::load(
+            Some(("f.toml", file)),
+            env(&[("CARERECORD_AUDIT_KEY_FILE", "/etc/cr/from-env.key")]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(c.audit_key_file(), PathBuf::from("/etc/cr/from-flag.key"));
+        let e = Config::load(
+            Some(("f.toml", "[audit]\nkeyfile = \"x\"\n")),
+            env(&[]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("keyfile"), "{}", e.0);
     }
 
     #[test]

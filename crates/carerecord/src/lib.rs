@@ -1,6 +1,7 @@
 //! The carerecord program: configuration and wiring. `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
 
+pub mod audit_key;
 pub mod cli;
 pub mod config;
 pub mod generate;
@@ -10,26 +11,37 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::ResourceStore;
+use carerecord_store::audit::{VerifyReport, verify_trail};
+use carerecord_store::{AuditKey, ResourceStore, Tamper};
 use carerecord_store_postgres::PostgresStore;
 use carerecord_store_sqlite::SqliteStore;
 
 use crate::config::{Config, redact_url};
 
-/// Opens the configured store, applying its migrations.
+/// Opens the configured store, applying its migrations, with the audit key from
+/// `audit.key_file` (created with a random key when missing).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ResourceStore>> {
+    let key = audit_key::load_or_create(&config.audit_key_file())?;
+    open_store_with_key(config, key).await
+}
+
+/// Opens the configured store with `key` for its audit chain.
+pub async fn open_store_with_key(
+    config: &Config,
+    key: AuditKey,
+) -> anyhow::Result<Arc<dyn ResourceStore>> {
     match config.database_url.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let store = PostgresStore::connect(url)
                 .await
                 .with_context(|| format!("cannot open PostgreSQL at {}", redact_url(url)))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_audit_key(key)))
         }
         Some(url) => {
             let store = SqliteStore::open_url(url)
                 .await
                 .with_context(|| format!("cannot open SQLite at {url}"))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_audit_key(key)))
         }
         None => {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -42,7 +54,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ResourceStore
             let store = SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("cannot open SQLite at {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_audit_key(key)))
         }
     }
 }
@@ -120,6 +132,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, backend = store.backend(), "carerecord listening; FHIR base http://{addr}/fhir");
     carerecord_server::serve(app_state(&config, store), listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `carerecord audit verify` found the trail tampered with (main exits with
+/// [`AUDIT_TAMPERED_EXIT`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the audit trail was tampered with: entry {} was {}", .0.seq, .0.kind)]
+pub struct AuditTampered(pub Tamper);
+
+/// The exit code of `carerecord audit verify` when the trail was tampered with.
+pub const AUDIT_TAMPERED_EXIT: u8 = 3;
+
+/// `carerecord audit verify`: reads the whole trail with the configured key (which must
+/// exist: verifying never creates one).
+pub async fn audit_verify(config: &Config) -> anyhow::Result<VerifyReport> {
+    let key = audit_key::load(&config.audit_key_file())?;
+    let store = open_store_with_key(config, key.clone()).await?;
+    let report = verify_trail(store.as_ref(), &key)
+        .await
+        .context("cannot read the audit trail")?;
+    Ok(report)
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise (CI logs, pipes).

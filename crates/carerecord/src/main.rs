@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use carerecord::cli::{Cli, Command, ConfigAction, StoreFlags};
+use carerecord::cli::{AuditCommand, Cli, Command, ConfigAction, StoreFlags};
 use carerecord::config::{Config, LogFormat, Partial};
 
 fn load(cli_config: Option<&std::path::Path>, flags: StoreFlags) -> anyhow::Result<Config> {
@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     let result = run(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<carerecord::AuditTampered>().is_some() => {
+            eprintln!("carerecord: {e:#}");
+            ExitCode::from(carerecord::AUDIT_TAMPERED_EXIT)
+        }
         Err(e) => {
             eprintln!("carerecord: {e:#}");
             ExitCode::FAILURE
@@ -63,6 +67,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(cli.config.as_deref(), flags)?;
             println!("configuration is valid: {config:?}");
             Ok(())
+        }
+        Command::Audit {
+            action: AuditCommand::Verify(flags),
+        } => {
+            let config = load(cli.config.as_deref(), flags)?;
+            init_tracing(config.log_format);
+            let report = runtime.block_on(carerecord::audit_verify(&config))?;
+            let head = report.head.map_or_else(
+                || "none (the trail is empty)".to_owned(),
+                |(seq, hash)| {
+                    format!(
+                        "entry {seq}, hash {}",
+                        carerecord_store::audit::hash_hex(&hash)
+                    )
+                },
+            );
+            match report.problem {
+                None => {
+                    println!("audit trail intact: {} entries", report.verified);
+                    // Removing the newest entries leaves a valid, shorter chain: only a head
+                    // recorded elsewhere shows it. Print it so operators can keep it.
+                    println!("head: {head}");
+                    Ok(())
+                }
+                Some(t) => {
+                    println!(
+                        "audit trail NOT intact: entry {} was {} ({} entries verified before it; last good {head})",
+                        t.seq, t.kind, report.verified
+                    );
+                    Err(carerecord::AuditTampered(t).into())
+                }
+            }
         }
         Command::Migrate(flags) => {
             let config = load(cli.config.as_deref(), flags)?;

@@ -103,3 +103,115 @@ fn import_reports_refused_lines_keeps_the_good_ones_and_can_be_rerun() {
     let second = carerecord(&args);
     assert_eq!(accepted(&String::from_utf8_lossy(&second.stdout)), n);
 }
+
+/// A store under `data_dir` holding `n` audit entries, written through the library as the
+/// server would.
+fn audited_store(data_dir: &Path, n: i64) {
+    use carerecord_store::{
+        AuditAction, AuditAgent, AuditOutcome, AuditRecord, Channel, PrincipalKind,
+    };
+    let config = carerecord::config::Config {
+        data_dir: data_dir.to_owned(),
+        ..carerecord::config::Config::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = carerecord::open_store(&config).await.unwrap();
+        let records = (0..n)
+            .map(|i| {
+                let mut r = AuditRecord::new(
+                    1_764_000_000_000_000 + i,
+                    AuditAction::Read,
+                    AuditOutcome::Allowed,
+                    "legitimate-relationship",
+                    AuditAgent {
+                        kind: PrincipalKind::User,
+                        id: "u-1".into(),
+                        name: None,
+                        role: Some("R8000".into()),
+                        organisation_id: None,
+                        ods_code: Some("A99999".into()),
+                    },
+                    Channel::Api,
+                );
+                r.patient_ids = vec![format!("pat-{i}")];
+                r
+            })
+            .collect();
+        store.append_audit(records).await.unwrap();
+    });
+}
+
+fn verify_args(data_dir: &Path) -> Vec<String> {
+    [
+        "audit",
+        "verify",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--metrics-listen",
+        "off",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn run_verify(data_dir: &Path) -> std::process::Output {
+    let args = verify_args(data_dir);
+    carerecord(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn audit_verify_reports_an_intact_trail_with_its_head() {
+    let t = tempfile::tempdir().unwrap();
+    audited_store(t.path(), 5);
+    let out = run_verify(t.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit trail intact: 5 entries"), "{stdout}");
+    assert!(stdout.contains("head: entry 5, hash "), "{stdout}");
+}
+
+#[test]
+fn audit_verify_names_the_changed_entry_of_a_tampered_sqlite_file_and_exits_3() {
+    let t = tempfile::tempdir().unwrap();
+    audited_store(t.path(), 6);
+    let db = t.path().join("carerecord.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::sqlite::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
+        )
+        .await
+        .unwrap();
+        for sql in [
+            "DROP TRIGGER audit_log_no_update",
+            "UPDATE audit_log SET agent_id = 'u-2' WHERE seq = 3",
+        ] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    });
+    let out = run_verify(t.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("entry 3 was changed"), "{stdout}");
+}
+
+#[test]
+fn audit_verify_without_the_key_fails_and_does_not_create_one() {
+    let t = tempfile::tempdir().unwrap();
+    audited_store(t.path(), 2);
+    std::fs::remove_file(t.path().join("audit.key")).unwrap();
+    let out = run_verify(t.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!t.path().join("audit.key").exists());
+}

@@ -8,9 +8,11 @@
 //! primary keys, whose violations surface as [`StoreError::AlreadyExists`].
 #![forbid(unsafe_code)]
 
+mod audit;
 pub mod test_support;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,8 +24,8 @@ use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
-    HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
-    StoreTx, StoredResource,
+    AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
+    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource,
 };
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
@@ -37,6 +39,7 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    audit: Arc<audit::AuditState>,
 }
 
 /// Translates a driver error. SQLSTATEs: 23505 unique violation; 40001 serialization failure,
@@ -79,7 +82,17 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            audit: audit::AuditState::new(None),
+        })
+    }
+
+    /// The store, hashing its audit chain with `key`. Without a key, audit entries cannot be
+    /// written (reading and searching them still works).
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.audit = audit::AuditState::new(Some(key));
+        self
     }
 
     /// The pool, for administration and tests.
@@ -263,13 +276,44 @@ impl ResourceStore for PostgresStore {
         Ok(Box::new(PostgresTx {
             tx,
             pending: Pending::default(),
+            audit: Vec::new(),
+            key: self.audit.key.clone(),
         }))
+    }
+
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        audit::append(&self.audit, &self.pool, records).await
+    }
+
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::entries(&self.pool, after_seq, limit).await
+    }
+
+    async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        audit::search(&self.pool, filter, limit, cursor).await
+    }
+
+    async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
+        audit::entry(&self.pool, seq).await
     }
 }
 
 struct PostgresTx {
     tx: Transaction<'static, Postgres>,
     pending: Pending,
+    /// Audit records for this transaction's writes, chained at commit (under the chain lock,
+    /// taken then so it is held as briefly as possible).
+    audit: Vec<AuditRecord>,
+    key: Option<AuditKey>,
 }
 
 impl PostgresTx {
@@ -359,8 +403,20 @@ impl StoreTx for PostgresTx {
         self.exec(sql::break_glass_statement(grant)).await
     }
 
+    async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        if self.key.is_none() {
+            return Err(audit::no_key());
+        }
+        self.audit.extend(records);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending().await?;
+        if let Some(key) = &self.key {
+            let records = std::mem::take(&mut self.audit);
+            audit::write_chained(&mut self.tx, key, records).await?;
+        }
         self.tx.commit().await.map_err(db_err)
     }
 }

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
+use carerecord_store::AuditKey;
 use carerecord_store::suite::Fixture;
+use carerecord_store::suite::audit::AUDIT_KEY;
 use carerecord_store_postgres::test_support::{Fresh, fresh};
 
 async fn fresh_fixture() -> Option<Fixture> {
@@ -22,6 +24,7 @@ async fn fresh_fixture() -> Option<Fixture> {
             None
         }
         Fresh::Ready(store, db) => {
+            let store = store.with_audit_key(AuditKey::new(AUDIT_KEY).expect("a valid key"));
             let closer = store.clone();
             Some(Fixture {
                 store: Arc::new(store),
@@ -35,3 +38,5 @@ async fn fresh_fixture() -> Option<Fixture> {
 }
 
 carerecord_store::backend_suite!(fresh_fixture);
+
+mod tamper;

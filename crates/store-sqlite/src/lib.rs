@@ -6,8 +6,11 @@
 //! (conditional create) inside a transaction can never race another writer.
 #![forbid(unsafe_code)]
 
+mod audit;
+
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,8 +22,8 @@ use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
-    HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
-    StoreTx, StoredResource,
+    AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
+    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource,
 };
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
@@ -35,6 +38,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    audit: Arc<audit::AuditState>,
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -77,7 +81,18 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { reader, writer })
+        Ok(SqliteStore {
+            reader,
+            writer,
+            audit: audit::AuditState::new(None),
+        })
+    }
+
+    /// The store, hashing its audit chain with `key`. Without a key, audit entries cannot be
+    /// written (reading and searching them still works).
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.audit = audit::AuditState::new(Some(key));
+        self
     }
 
     pub async fn close(&self) {
@@ -301,13 +316,43 @@ impl ResourceStore for SqliteStore {
         Ok(Box::new(SqliteTx {
             tx,
             pending: Pending::default(),
+            audit: Vec::new(),
+            key: self.audit.key.clone(),
         }))
+    }
+
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        audit::append(&self.audit, &self.writer, records).await
+    }
+
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::entries(&self.reader, after_seq, limit).await
+    }
+
+    async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        audit::search(&self.reader, filter, limit, cursor).await
+    }
+
+    async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
+        audit::entry(&self.reader, seq).await
     }
 }
 
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     pending: Pending,
+    /// Audit records for this transaction's writes, chained at commit.
+    audit: Vec<AuditRecord>,
+    key: Option<AuditKey>,
 }
 
 impl SqliteTx {
@@ -384,8 +429,20 @@ impl StoreTx for SqliteTx {
         self.exec(sql::break_glass_statement(grant)).await
     }
 
+    async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        if self.key.is_none() {
+            return Err(audit::no_key());
+        }
+        self.audit.extend(records);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending().await?;
+        if let Some(key) = &self.key {
+            let records = std::mem::take(&mut self.audit);
+            audit::write_chained(&mut self.tx, key, records).await?;
+        }
         self.tx.commit().await.map_err(db_err)
     }
 }

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use carerecord_store::AuditKey;
 use carerecord_store::suite::Fixture;
+use carerecord_store::suite::audit::AUDIT_KEY;
 use carerecord_store_sqlite::SqliteStore;
 
 async fn fresh() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = SqliteStore::open(&dir.path().join("carerecord.db"))
         .await
-        .expect("the SQLite store opens");
+        .expect("the SQLite store opens")
+        .with_audit_key(AuditKey::new(AUDIT_KEY).expect("a valid key"));
     let closer = store.clone();
     Some(Fixture {
         store: Arc::new(store),
@@ -22,3 +25,5 @@ async fn fresh() -> Option<Fixture> {
 }
 
 carerecord_store::backend_suite!(fresh);
+
+mod tamper;

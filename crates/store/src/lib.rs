@@ -6,8 +6,10 @@
 //! search to SQL — lives here so the backends differ only where their databases do.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod engine;
 mod error;
+pub mod group_commit;
 mod model;
 pub mod pending;
 mod prepare;
@@ -18,7 +20,12 @@ pub mod write;
 #[cfg(feature = "testsuite")]
 pub mod suite;
 
+pub use audit::{
+    AuditAction, AuditAgent, AuditEntry, AuditFilter, AuditKey, AuditOutcome, AuditRecord,
+    BreakGlass, Channel, PrincipalKind, Tamper, TamperKind, VerifyReport,
+};
 pub use error::StoreError;
+pub use group_commit::GroupCommit;
 pub use model::{
     BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, WriteKind,
     WriteResult, format_instant, now_micros, parse_instant,

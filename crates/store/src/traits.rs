@@ -3,6 +3,7 @@ use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::error::StoreError;
 use crate::model::{
     BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource,
@@ -77,6 +78,32 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// Starts a write transaction. Dropping it without `commit` rolls everything back.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// Appends audit entries outside a write (reads, searches, logins, denials) and returns
+    /// only once they are durable: send a read's response after this returns. Concurrent calls
+    /// are group-committed (one transaction for many callers). Fails when the store was opened
+    /// without an audit key.
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<(), StoreError>;
+
+    /// Up to `limit` audit entries with sequence numbers above `after_seq`, oldest first — the
+    /// whole trail, page by page, for verification.
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Audit entries matching `filter`, newest first, keyset-paged (`cursor` from the previous
+    /// page's `next_cursor`). `total` is not counted.
+    async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, StoreError>;
+
+    /// One audit entry by sequence number.
+    async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
 }
 
 /// A write transaction: every change in it lands together or not at all.
@@ -120,6 +147,10 @@ pub trait StoreTx: Send {
     /// Records a break-glass grant: from now until it expires, its principal sees the person
     /// (unless they objected). Commits with the transaction — and so with its audit entry.
     async fn put_break_glass(&mut self, grant: &BreakGlassGrant) -> Result<(), StoreError>;
+    /// Records audit entries for this transaction's writes: they are chained and stored when
+    /// the transaction commits, in the same database transaction, so the writes and their
+    /// entries land together or not at all.
+    async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

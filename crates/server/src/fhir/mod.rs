@@ -1,5 +1,6 @@
 //! The FHIR R4 REST API: one file per interaction.
 
+pub mod audit_event;
 mod body;
 mod break_glass;
 pub mod bundle;
@@ -32,6 +33,9 @@ pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(capabilities::handler))
+        // The audit trail (privacy officers): a router of its own, so the access policy can
+        // wrap exactly these routes.
+        .merge(audit_event::router())
         .route("/", post(bundle::handler))
         .route("/_history", get(history::system))
         .route(

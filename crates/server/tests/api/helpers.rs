@@ -1,12 +1,14 @@
 use std::sync::Arc;
 
 use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::ResourceStore;
+use carerecord_store::{AuditKey, ResourceStore};
 use carerecord_store_postgres::test_support;
 use serde_json::{Value, json};
 
 pub struct TestApp {
     pub base: String,
+    /// The store behind the server, to write what the API does not (audit entries).
+    pub store: Arc<dyn ResourceStore>,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -55,7 +57,9 @@ async fn store(
 ) -> (Arc<dyn ResourceStore>, Option<test_support::TestDatabase>) {
     if std::env::var("CARERECORD_TEST_BACKEND").as_deref() == Ok("postgres") {
         match test_support::fresh(8).await.expect("a fresh test database") {
-            test_support::Fresh::Ready(store, db) => (Arc::new(store), Some(db)),
+            test_support::Fresh::Ready(store, db) => {
+                (Arc::new(store.with_audit_key(audit_key())), Some(db))
+            }
             test_support::Fresh::Unreachable(e) => {
                 panic!("CARERECORD_TEST_BACKEND=postgres but PostgreSQL is unreachable: {e}")
             }
@@ -63,9 +67,14 @@ async fn store(
     } else {
         let store = carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
             .await
-            .expect("open sqlite");
+            .expect("open sqlite")
+            .with_audit_key(audit_key());
         (Arc::new(store), None)
     }
+}
+
+fn audit_key() -> AuditKey {
+    AuditKey::new(b"carerecord-api-tests-audit-key!!").expect("a valid key")
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -81,7 +90,7 @@ pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = AppState {
-        store,
+        store: store.clone(),
         settings: Arc::new(settings),
     };
     tokio::spawn(async move {
@@ -92,6 +101,7 @@ pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}/fhir"),
+        store,
         client: reqwest::Client::new(),
         _dir: dir,
         shutdown: Some(tx),

@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod audit;
 mod bundles;
 mod errors;
 mod history;

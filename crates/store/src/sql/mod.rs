@@ -17,6 +17,7 @@ use carerecord_access::Visibility;
 
 use crate::error::StoreError;
 
+pub mod audit;
 pub mod visibility;
 mod write;
 pub use write::{INDEX_TABLES, clear_index_statements, deletion_statements, versions_statements};

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The tests live in topic submodules (`crud`, `concurrency`, `search`, `search_refs`, `paging`,
-//! `include`, `compartment`, `history`); the fixtures and helpers they share are here.
+//! `include`, `compartment`, `history`, `audit`); the fixtures and helpers they share are here.
 //!
 //! All data is synthetic: NHS numbers are in the 999 test range and pass Modulus 11.
 #![allow(
@@ -38,6 +38,7 @@ use crate::{ResourceStore, StoreError, write};
 pub use tokio;
 
 pub mod access;
+pub mod audit;
 pub mod compartment;
 pub mod concurrency;
 pub mod crud;
@@ -152,6 +153,11 @@ macro_rules! backend_suite {
                 history_of_an_instance_lists_versions_newest_first,
                 history_of_a_type_honours_since_and_pages,
                 read_many_leaves_out_missing_and_deleted_resources,
+            ],
+            audit: [
+                audit_entries_commit_with_their_write_and_roll_back_with_it,
+                concurrent_audit_appends_are_gap_free_and_the_chain_verifies,
+                audit_search_filters_and_pages_newest_first,
             ],
         );
     };
