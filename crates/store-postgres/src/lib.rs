@@ -8,6 +8,8 @@
 //! primary keys, whose violations surface as [`StoreError::AlreadyExists`].
 #![forbid(unsafe_code)]
 
+mod directory;
+
 pub mod test_support;
 
 use std::str::FromStr;
@@ -232,6 +234,10 @@ impl ResourceStore for PostgresStore {
     async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.conn().await?;
         engine::read_many(&mut Exec(&mut c), keys).await
+    }
+
+    fn directory(&self) -> std::sync::Arc<dyn carerecord_store::Directory> {
+        self.as_directory()
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {

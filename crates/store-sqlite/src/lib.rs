@@ -6,6 +6,8 @@
 //! (conditional create) inside a transaction can never race another writer.
 #![forbid(unsafe_code)]
 
+mod directory;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -266,6 +268,10 @@ impl ResourceStore for SqliteStore {
     async fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
         engine::read_many(&mut Exec(&mut c), keys).await
+    }
+
+    fn directory(&self) -> std::sync::Arc<dyn carerecord_store::Directory> {
+        self.as_directory()
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {

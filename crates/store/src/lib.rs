@@ -6,6 +6,7 @@
 //! search to SQL — lives here so the backends differ only where their databases do.
 #![forbid(unsafe_code)]
 
+mod directory;
 pub mod engine;
 mod error;
 mod model;
@@ -18,6 +19,7 @@ pub mod write;
 #[cfg(feature = "testsuite")]
 pub mod suite;
 
+pub use directory::{ClientRecord, Directory, RoleGrant, TokenRecord, UserRecord};
 pub use error::StoreError;
 pub use model::{
     HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, WriteKind, WriteResult,

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 
+use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
 use crate::prepare::PreparedVersion;
@@ -56,6 +57,9 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// Starts a write transaction. Dropping it without `commit` rolls everything back.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// The directory of users, clients and tokens kept in the same database.
+    fn directory(&self) -> std::sync::Arc<dyn Directory>;
 }
 
 /// A write transaction: every change in it lands together or not at all.

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The tests live in topic submodules (`crud`, `concurrency`, `search`, `search_refs`, `paging`,
-//! `include`, `compartment`, `history`); the fixtures and helpers they share are here.
+//! `include`, `compartment`, `history`, `directory`); the fixtures and helpers they share are here.
 //!
 //! All data is synthetic: NHS numbers are in the 999 test range and pass Modulus 11.
 #![allow(
@@ -39,6 +39,7 @@ pub use tokio;
 pub mod compartment;
 pub mod concurrency;
 pub mod crud;
+pub mod directory;
 pub mod history;
 pub mod include;
 pub mod paging;
@@ -144,6 +145,16 @@ macro_rules! backend_suite {
                 history_of_an_instance_lists_versions_newest_first,
                 history_of_a_type_honours_since_and_pages,
                 read_many_leaves_out_missing_and_deleted_resources,
+            ],
+            directory: [
+                users_are_found_by_username_and_id_and_usernames_are_unique,
+                role_grants_are_listed_in_order_and_granting_twice_is_harmless,
+                failed_sign_ins_lock_the_account_at_the_limit_and_success_clears_them,
+                a_totp_step_is_accepted_once_and_never_an_earlier_one,
+                password_training_and_disabled_flags_are_updated,
+                clients_are_registered_once,
+                tokens_are_found_by_hash_touched_revoked_and_purged,
+                a_client_assertion_id_is_accepted_once_per_client,
             ],
         );
     };
