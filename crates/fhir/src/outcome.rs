@@ -31,6 +31,8 @@ pub enum IssueCode {
     Value,
     Invariant,
     Security,
+    /// The user is not signed in (or their token is not valid).
+    Login,
     Forbidden,
     NotFound,
     Deleted,
@@ -57,6 +59,7 @@ impl IssueCode {
             IssueCode::Value => "value",
             IssueCode::Invariant => "invariant",
             IssueCode::Security => "security",
+            IssueCode::Login => "login",
             IssueCode::Forbidden => "forbidden",
             IssueCode::NotFound => "not-found",
             IssueCode::Deleted => "deleted",

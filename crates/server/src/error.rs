@@ -17,6 +17,12 @@ pub const REQUEST_ID_EXTENSION: &str =
 pub enum ApiError {
     #[error("bad request")]
     BadRequest(Vec<Issue>),
+    /// No usable bearer token: 401 with `WWW-Authenticate: Bearer`.
+    #[error("unauthorized")]
+    Unauthorized(String),
+    /// Authenticated but not allowed (e.g. data-security training has lapsed).
+    #[error("forbidden")]
+    Forbidden(String),
     #[error("not found")]
     NotFound(String),
     #[error("gone")]
@@ -53,6 +59,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -76,6 +84,8 @@ impl ApiError {
             | ApiError::Unprocessable(issues)
             | ApiError::Entry(_, issues) => issues.clone(),
             ApiError::NotFound(m) => one(IssueCode::NotFound, m),
+            ApiError::Unauthorized(m) => one(IssueCode::Login, m),
+            ApiError::Forbidden(m) => one(IssueCode::Forbidden, m),
             ApiError::Gone(m) => one(IssueCode::Deleted, m),
             ApiError::MethodNotAllowed(m) | ApiError::NotAcceptable(m) => {
                 one(IssueCode::NotSupported, m)
@@ -184,6 +194,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::fhir::FHIR_JSON),
         );
+        if let ApiError::Unauthorized(_) = &self {
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carerecord\""),
+            );
+        }
         resp
     }
 }

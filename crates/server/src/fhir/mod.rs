@@ -31,6 +31,10 @@ pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(capabilities::handler))
+        .route(
+            "/.well-known/smart-configuration",
+            get(crate::auth::smart::handler),
+        )
         .route("/", post(bundle::handler))
         .route("/_history", get(history::system))
         .route(

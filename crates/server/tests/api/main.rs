@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod auth;
 mod bundles;
 mod errors;
 mod history;
