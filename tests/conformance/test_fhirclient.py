@@ -2,10 +2,13 @@
 
 Uses SMART's `fhirclient` (PyPI), whose R4 models check every response's structure as they
 parse it, to create, read, update, search and page through the API of the `carerecord` binary.
+The API needs a bearer token: a `service` client is registered with `carerecord client add`
+before the server starts, and its token comes from the token endpoint (client_secret_basic).
 
     python3 -m unittest tests/conformance/test_fhirclient.py   (CARERECORD_BIN names the binary)
 """
 
+import base64
 import json
 import os
 import socket
@@ -53,6 +56,14 @@ class CarerecordServer:
         binary = os.environ.get("CARERECORD_BIN", "target/debug/carerecord")
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
+        registered = subprocess.run(
+            [binary, "client", "add", "--client-id", "conformance", "--role", "service",
+             "--org", "programme", "--secret", "--data-dir", self.dir.name],
+            check=True, capture_output=True, text=True)
+        self.client_id = "conformance"
+        self.client_secret = next(
+            line.split(":", 1)[1].strip() for line in registered.stdout.splitlines()
+            if line.startswith("client_secret:"))
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.dir.name,
              "--listen", f"127.0.0.1:{self.port}", "--metrics-listen", "off"],
@@ -61,11 +72,23 @@ class CarerecordServer:
         while time.time() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=1):
+                    self.token = self.get_token()
                     return self
             except OSError:
                 time.sleep(0.1)
         self.proc.kill()
         raise RuntimeError("carerecord did not become ready")
+
+    def get_token(self):
+        """OAuth2 client credentials with client_secret_basic (RFC 6749 §4.4)."""
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/auth/token",
+            data=b"grant_type=client_credentials&scope=system%2F*.cruds",
+            headers={"Authorization": f"Basic {basic}",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)["access_token"]
 
     def __exit__(self, *exc):
         self.proc.terminate()
@@ -80,6 +103,7 @@ class IndependentClientTest(unittest.TestCase):
         base = f"http://127.0.0.1:{cls.server_process.port}/fhir/"
         cls.smart = client.FHIRClient(settings={"app_id": "carerecord-conformance", "api_base": base})
         cls.server = cls.smart.server
+        cls.server.session.headers["Authorization"] = f"Bearer {cls.server_process.token}"
 
     @classmethod
     def tearDownClass(cls):

@@ -43,6 +43,21 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Programme administrators.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// People who sign in.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Registered systems (OAuth2 clients).
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +65,84 @@ pub enum AuditCommand {
     /// Check the audit trail's hash chain. Exits 0 when intact; 3 when an entry was changed,
     /// deleted, inserted or reordered (the first one is named).
     Verify(StoreFlags),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create the first programme administrator; prints a one-time password and the TOTP
+    /// secret. Refuses when an administrator exists, unless `--force`.
+    Create(AdminCreateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminCreateArgs {
+    #[arg(long)]
+    pub username: String,
+    /// The administrator's name, as screens and audit show it.
+    #[arg(long)]
+    pub name: String,
+    /// The programme organisation's logical id.
+    #[arg(long, default_value = "programme")]
+    pub org: String,
+    /// Create another administrator even though one exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user with a role at an organisation (prints a one-time password and the TOTP
+    /// secret), or grant an existing user another role.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UserAddArgs {
+    #[arg(long)]
+    pub username: String,
+    /// The person's name (needed for a new user).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// care-worker, senior-carer, registered-nurse, care-home-manager, gp,
+    /// hospital-clinician, privacy-officer or programme-admin.
+    #[arg(long)]
+    pub role: String,
+    /// The organisation's logical id (`Organization/{id}`).
+    #[arg(long)]
+    pub org: String,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientAction {
+    /// Register a system that gets tokens by client credentials (prints its secret once).
+    Add(ClientAddArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientAddArgs {
+    #[arg(long)]
+    pub client_id: String,
+    /// `system` (acts for its organisation) or `service` (carerecord's own trusted tools).
+    #[arg(long)]
+    pub role: String,
+    /// The organisation's logical id.
+    #[arg(long)]
+    pub org: String,
+    /// Generate a client secret (client_secret_basic / client_secret_post).
+    #[arg(long)]
+    pub secret: bool,
+    /// A JWK or JWK Set file with the client's public key (private_key_jwt).
+    #[arg(long, conflicts_with = "public_key_pem")]
+    pub jwk_file: Option<PathBuf>,
+    /// A PEM file with the client's RSA or EC P-384 public key (private_key_jwt).
+    #[arg(long)]
+    pub public_key_pem: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]

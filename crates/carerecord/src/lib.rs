@@ -1,6 +1,7 @@
 //! The carerecord program: configuration and wiring. `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod audit_key;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod load;
 use std::sync::Arc;
 
 use anyhow::Context;
+use carerecord_identity::{Identity, IdentitySettings};
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::audit::{VerifyReport, verify_trail};
 use carerecord_store::{AuditKey, ResourceStore, Tamper};
@@ -61,6 +63,7 @@ pub async fn open_store_with_key(
 
 pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     AppState {
+        identity: Arc::new(Identity::new(store.clone(), IdentitySettings::default())),
         store,
         settings: Arc::new(ServerSettings {
             public_base_url: config.public_base_url.clone(),
@@ -255,17 +258,64 @@ pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()
             }
         );
     }
+    let accounts = if existing {
+        None
+    } else {
+        Some(accounts::demo_accounts(store.clone(), &accounts::demo_orgs(&london)).await?)
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("\ncarerecord demo is ready: FHIR API at http://{addr}/fhir\n");
-    println!("Try:");
+    match &accounts {
+        Some((users, client)) => {
+            println!(
+                "Demo users (sign in at POST http://{addr}/auth/login; every role but the programme administrator also needs the TOTP code):"
+            );
+            for u in users {
+                println!(
+                    "  {:<10} {:<24} at {:<14} password {}  TOTP secret {}{}",
+                    u.user.username,
+                    u.role.display(),
+                    u.organisation,
+                    u.user.password,
+                    u.user.totp_secret,
+                    if u.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", u.note)
+                    }
+                );
+            }
+            let secret = client.secret.as_deref().unwrap_or_default();
+            println!(
+                "\nA service client (sees everything): {} / {secret}",
+                client.client_id
+            );
+            println!("\nGet a token and try:");
+            println!(
+                "  TOKEN=$(curl -s -u {}:{secret} -d grant_type=client_credentials http://{addr}/auth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+                client.client_id
+            );
+        }
+        None => println!(
+            "The demo users and the demo-service client were printed when this data directory was made.\nGet a token (see docs/integrators/authentication.md) and try:"
+        ),
+    }
     println!("  curl http://{addr}/fhir/metadata");
-    println!("  curl 'http://{addr}/fhir/Organization?_count=5'");
-    println!("  curl 'http://{addr}/fhir/Patient?_count=5&_sort=family'");
-    println!("  curl 'http://{addr}/fhir/Patient/pat-000010/$everything'");
-    println!("  curl 'http://{addr}/fhir/Composition?subject=Patient/pat-000010'");
+    println!(
+        "  curl -H \"Authorization: Bearer $TOKEN\" 'http://{addr}/fhir/Organization?_count=5'"
+    );
+    println!(
+        "  curl -H \"Authorization: Bearer $TOKEN\" 'http://{addr}/fhir/Patient?_count=5&_sort=family'"
+    );
+    println!(
+        "  curl -H \"Authorization: Bearer $TOKEN\" 'http://{addr}/fhir/Patient/pat-000010/$everything'"
+    );
+    println!(
+        "  curl -H \"Authorization: Bearer $TOKEN\" 'http://{addr}/fhir/Composition?subject=Patient/pat-000010'"
+    );
     println!("\nThe awkward cases:");
     for (what, id) in london.awkward_cases() {
         println!("  Patient/{id}: {what}");

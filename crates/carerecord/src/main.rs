@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use carerecord::cli::{AuditCommand, Cli, Command, ConfigAction, StoreFlags};
+use carerecord::cli::{
+    AdminAction, AuditCommand, Cli, ClientAction, Command, ConfigAction, StoreFlags, UserAction,
+};
 use carerecord::config::{Config, LogFormat, Partial};
 
 fn load(cli_config: Option<&std::path::Path>, flags: StoreFlags) -> anyhow::Result<Config> {
@@ -154,6 +156,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     report.rejected.len()
                 ))
             }
+        }
+        Command::Admin {
+            action: AdminAction::Create(args),
+        } => {
+            let config = load(cli.config.as_deref(), args.store.clone())?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                carerecord::accounts::admin_create(store, &args).await
+            })
+        }
+        Command::User {
+            action: UserAction::Add(args),
+        } => {
+            let config = load(cli.config.as_deref(), args.store.clone())?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                carerecord::accounts::user_add(store, &args).await
+            })
+        }
+        Command::Client {
+            action: ClientAction::Add(args),
+        } => {
+            let config = load(cli.config.as_deref(), args.store.clone())?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                carerecord::accounts::client_add(store, &args).await
+            })
         }
         Command::Demo(flags) => {
             let given = flags.data_dir.is_some();

@@ -215,3 +215,183 @@ fn audit_verify_without_the_key_fails_and_does_not_create_one() {
     );
     assert!(!t.path().join("audit.key").exists());
 }
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn admin_create_prints_a_one_time_password_and_totp_uri_and_refuses_a_second_without_force() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_str().unwrap();
+    let first = stdout_of(&carerecord(&[
+        "admin",
+        "create",
+        "--username",
+        "a.admin",
+        "--name",
+        "A Admin",
+        "--data-dir",
+        dir,
+    ]));
+    assert!(first.contains("password: "), "{first}");
+    assert!(
+        first.contains("totp_uri: otpauth://totp/carerecord:a.admin?"),
+        "{first}"
+    );
+    let second = carerecord(&[
+        "admin",
+        "create",
+        "--username",
+        "b.admin",
+        "--name",
+        "B Admin",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    stdout_of(&carerecord(&[
+        "admin",
+        "create",
+        "--username",
+        "b.admin",
+        "--name",
+        "B Admin",
+        "--force",
+        "--data-dir",
+        dir,
+    ]));
+}
+
+#[test]
+fn user_add_creates_a_user_then_adds_grants_and_refuses_unknown_roles() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_str().unwrap();
+    let out = stdout_of(&carerecord(&[
+        "user",
+        "add",
+        "--username",
+        "s.nurse",
+        "--name",
+        "S Nurse",
+        "--role",
+        "registered-nurse",
+        "--org",
+        "org-zc0001",
+        "--data-dir",
+        dir,
+    ]));
+    assert!(out.contains("totp_secret: "), "{out}");
+    let out = stdout_of(&carerecord(&[
+        "user",
+        "add",
+        "--username",
+        "s.nurse",
+        "--role",
+        "registered-nurse",
+        "--org",
+        "org-zc0002",
+        "--data-dir",
+        dir,
+    ]));
+    assert!(
+        out.contains("granted registered-nurse at org-zc0002"),
+        "{out}"
+    );
+    let bad = carerecord(&[
+        "user",
+        "add",
+        "--username",
+        "x",
+        "--name",
+        "X",
+        "--role",
+        "root",
+        "--org",
+        "o",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!bad.status.success());
+    let system = carerecord(&[
+        "user",
+        "add",
+        "--username",
+        "y",
+        "--name",
+        "Y",
+        "--role",
+        "system",
+        "--org",
+        "o",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!system.status.success());
+}
+
+#[test]
+fn client_add_prints_the_secret_once_and_refuses_a_taken_client_id() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_str().unwrap();
+    let args = [
+        "client",
+        "add",
+        "--client-id",
+        "loader",
+        "--role",
+        "service",
+        "--org",
+        "programme",
+        "--secret",
+        "--data-dir",
+        dir,
+    ];
+    let out = stdout_of(&carerecord(&args));
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .unwrap();
+    assert_eq!(secret.len(), 43);
+    assert!(!carerecord(&args).status.success());
+    let no_credentials = carerecord(&[
+        "client",
+        "add",
+        "--client-id",
+        "other",
+        "--role",
+        "system",
+        "--org",
+        "o",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!no_credentials.status.success());
+    let pem = t.path().join("key.pem");
+    std::fs::write(&pem, "not a key").unwrap();
+    let bad_key = carerecord(&[
+        "client",
+        "add",
+        "--client-id",
+        "other",
+        "--role",
+        "system",
+        "--org",
+        "o",
+        "--public-key-pem",
+        pem.to_str().unwrap(),
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!bad_key.status.success());
+}

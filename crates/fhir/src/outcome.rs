@@ -31,7 +31,7 @@ pub enum IssueCode {
     Value,
     Invariant,
     Security,
-    /// The user needs to sign in (R4 `login`).
+    /// The user is not signed in (or their token is not valid).
     Login,
     Forbidden,
     NotFound,

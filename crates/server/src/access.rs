@@ -56,28 +56,26 @@ impl Access {
 
     /// What may be seen, or the 403 that says why nothing may.
     pub fn vis(&self) -> Result<&Visibility, ApiError> {
-        self.visibility
-            .as_ref()
-            .map_err(|d| ApiError::Forbidden(*d))
+        self.visibility.as_ref().map_err(|d| ApiError::Denied(*d))
     }
 
     /// For a request about one type: refused up front when the role's view excludes it.
     pub fn vis_for(&self, rt: ResourceType) -> Result<&Visibility, ApiError> {
         let vis = self.vis()?;
-        policy::check_type(vis, rt).map_err(ApiError::Forbidden)?;
+        policy::check_type(vis, rt).map_err(ApiError::Denied)?;
         Ok(vis)
     }
 
     /// Writes need a role that may write.
     pub fn check_write(&self) -> Result<(), ApiError> {
-        policy::may_write(&self.principal, self.now).map_err(ApiError::Forbidden)
+        policy::may_write(&self.principal, self.now).map_err(ApiError::Denied)
     }
 
     /// Maps a read of something not visible to the same refusal whether or not it exists.
     pub fn not_found_is_denied(&self, e: StoreError) -> ApiError {
         match (e, self.visibility.as_ref()) {
             (StoreError::NotFound, Ok(Visibility::Scoped(_))) => {
-                ApiError::Forbidden(Denial::NotInCare)
+                ApiError::Denied(Denial::NotInCare)
             }
             (e, _) => ApiError::from(e),
         }
@@ -120,7 +118,11 @@ impl FromRequestParts<AppState> for Access {
             .extensions
             .get::<Principal>()
             .cloned()
-            .ok_or(ApiError::Unauthenticated)?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "sign in first: this request needs a valid bearer token".into(),
+                )
+            })?;
         let access = Access::new(principal, &state.settings.policy);
         parts.extensions.insert(access.clone());
         Ok(access)

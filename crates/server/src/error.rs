@@ -18,6 +18,12 @@ pub const REQUEST_ID_EXTENSION: &str =
 pub enum ApiError {
     #[error("bad request")]
     BadRequest(Vec<Issue>),
+    /// No usable bearer token: 401 with `WWW-Authenticate: Bearer`.
+    #[error("unauthorized")]
+    Unauthorized(String),
+    /// Authenticated but not allowed (e.g. data-security training has lapsed).
+    #[error("forbidden")]
+    Forbidden(String),
     #[error("not found")]
     NotFound(String),
     #[error("gone")]
@@ -41,12 +47,9 @@ pub enum ApiError {
     /// An error about one entry of a Bundle: the entry's status and issues.
     #[error("bundle entry failed")]
     Entry(StatusCode, Vec<Issue>),
-    /// No valid credentials came with the request.
-    #[error("unauthenticated")]
-    Unauthenticated,
     /// The access policy refused; the denial names its rule and says why in plain words.
-    #[error("forbidden: {}", .0.rule())]
-    Forbidden(Denial),
+    #[error("denied: {}", .0.rule())]
+    Denied(Denial),
     /// Internal detail is logged with the request id and never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +63,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -70,8 +75,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Denied(_) => StatusCode::FORBIDDEN,
             ApiError::Entry(status, _) => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,6 +89,8 @@ impl ApiError {
             | ApiError::Unprocessable(issues)
             | ApiError::Entry(_, issues) => issues.clone(),
             ApiError::NotFound(m) => one(IssueCode::NotFound, m),
+            ApiError::Unauthorized(m) => one(IssueCode::Login, m),
+            ApiError::Forbidden(m) => one(IssueCode::Forbidden, m),
             ApiError::Gone(m) => one(IssueCode::Deleted, m),
             ApiError::MethodNotAllowed(m) | ApiError::NotAcceptable(m) => {
                 one(IssueCode::NotSupported, m)
@@ -100,11 +106,7 @@ impl ApiError {
                 IssueCode::Transient,
                 "the server is busy; please try again in a moment",
             ),
-            ApiError::Unauthenticated => one(
-                IssueCode::Login,
-                "sign in first: this request needs a valid bearer token",
-            ),
-            ApiError::Forbidden(d) => one(IssueCode::Forbidden, &d.message()),
+            ApiError::Denied(d) => one(IssueCode::Forbidden, &d.message()),
             ApiError::Internal(_) => {
                 let id = request_id::current().unwrap_or_default();
                 one(
@@ -198,7 +200,8 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::fhir::FHIR_JSON),
         );
-        if status == StatusCode::UNAUTHORIZED {
+        if let ApiError::Unauthorized(_) = &self {
+            // RFC 6750 §3: a 401 names the scheme the client should use.
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"carerecord\""),

@@ -1,10 +1,12 @@
-//! carerecord's HTTP server: the FHIR REST API under `/fhir` and health checks.
+//! carerecord's HTTP server: the FHIR REST API under `/fhir` (behind bearer tokens), sign-in
+//! and the token endpoint under `/auth`, and health checks.
 //!
 //! [`serve`] runs the application on a listener the caller bound (tests bind `127.0.0.1:0`),
 //! until `shutdown` resolves, then drains in-flight requests.
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod auth;
 pub mod error;
 pub mod fhir;
 mod health;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
+use carerecord_identity::Identity;
 use carerecord_store::ResourceStore;
 use tokio::net::TcpListener;
 
@@ -51,12 +54,19 @@ impl Default for ServerSettings {
 pub struct AppState {
     pub store: Arc<dyn ResourceStore>,
     pub settings: Arc<ServerSettings>,
+    /// Sign-in, tokens and the principal behind a bearer token.
+    pub identity: Arc<Identity>,
 }
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
+    let fhir = fhir::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_principal,
+    ));
     Router::new()
-        .nest("/fhir", fhir::router())
+        .nest("/fhir", fhir)
+        .merge(auth::router())
         .merge(health::router())
         .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(request_id::layer))

@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod directory;
+
 pub mod test_support;
 
 use std::str::FromStr;
@@ -269,6 +271,10 @@ impl ResourceStore for PostgresStore {
     ) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.conn().await?;
         engine::read_many(&mut Exec(&mut c), keys, vis).await
+    }
+
+    fn directory(&self) -> std::sync::Arc<dyn carerecord_store::Directory> {
+        self.as_directory()
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {

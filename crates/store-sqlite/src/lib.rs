@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod directory;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -305,6 +306,10 @@ impl ResourceStore for SqliteStore {
     ) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
         engine::read_many(&mut Exec(&mut c), keys, vis).await
+    }
+
+    fn directory(&self) -> std::sync::Arc<dyn carerecord_store::Directory> {
+        self.as_directory()
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod directory;
 pub mod engine;
 mod error;
 pub mod group_commit;
@@ -24,6 +25,7 @@ pub use audit::{
     AuditAction, AuditAgent, AuditEntry, AuditFilter, AuditKey, AuditOutcome, AuditRecord,
     BreakGlass, Channel, PrincipalKind, Tamper, TamperKind, VerifyReport,
 };
+pub use directory::{ClientRecord, Directory, RoleGrant, TokenRecord, UserRecord};
 pub use error::StoreError;
 pub use group_commit::GroupCommit;
 pub use model::{

@@ -4,6 +4,7 @@ use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
+use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::model::{
     BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource,
@@ -104,6 +105,8 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// One audit entry by sequence number.
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
+    /// The directory of users, clients and tokens kept in the same database.
+    fn directory(&self) -> std::sync::Arc<dyn Directory>;
 }
 
 /// A write transaction: every change in it lands together or not at all.

@@ -20,9 +20,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use carerecord_access::Role;
 use carerecord_bench::data::{self, Person};
 use carerecord_bench::inprocess::{Write, import_bundle};
 use carerecord_bench::stats::{Percentiles, ms};
+use carerecord_identity::{Identity, IdentitySettings, NewClient};
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::ResourceStore;
 use carerecord_store_postgres::{PostgresStore, test_support};
@@ -206,14 +208,47 @@ fn file_bytes(f: &Path) -> Option<u64> {
     Some(total)
 }
 
+/// Registers a `service` client and gets a bearer token for it at the token endpoint, as any
+/// loader does: the measured requests pay the same authentication as real ones.
+async fn service_token(identity: &Identity, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let client = identity
+        .create_client(NewClient {
+            client_id: "carerecord-load".into(),
+            role: Role::Service,
+            organisation_id: "programme".into(),
+            secret: true,
+            public_key: None,
+        })
+        .await
+        .context("register the load client")?;
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/auth/token"))
+        .basic_auth("carerecord-load", client.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "token endpoint: {}",
+        resp.status()
+    );
+    let body: serde_json::Value = resp.json().await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no access_token in the token response")
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let (store, database, dir, db_file) = open_store(&args).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let identity = Arc::new(Identity::new(store.clone(), IdentitySettings::default()));
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(ServerSettings::default()),
+        identity: identity.clone(),
     };
     let server = tokio::spawn(async move {
         carerecord_server::serve(state, listener, async {
@@ -221,7 +256,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await
     });
+    let token = service_token(&identity, addr).await?;
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
     let client = reqwest::Client::builder()
+        .default_headers(auth)
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()?;

@@ -91,7 +91,7 @@ pub async fn handler(
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
     let id = super::logical_id(&id)?;
-    policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Forbidden)?;
+    policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Denied)?;
     let (reason_code, reason_text) = reason(&body)?;
     let expires_at = access.now + state.settings.policy.break_glass_micros();
     let grant = BreakGlassGrant {

@@ -80,6 +80,21 @@ pub fn capability_statement(base: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
+            "security": {
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": "token", "valueUri": crate::auth::token_endpoint_for_base(base)}
+                    ]
+                }],
+                "service": [{
+                    "coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR"
+                    }]
+                }],
+                "description": "Bearer tokens: systems use OAuth2 client credentials at the token endpoint (private_key_jwt or a client secret); people sign in at /auth/login with a password and a TOTP code."
+            },
             "resource": resources,
             "interaction": [
                 {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}

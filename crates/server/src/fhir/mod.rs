@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
         // The audit trail (privacy officers): a router of its own, so the access policy can
         // wrap exactly these routes.
         .merge(audit_event::router())
+        .route(
+            "/.well-known/smart-configuration",
+            get(crate::auth::smart::handler),
+        )
         .route("/", post(bundle::handler))
         .route("/_history", get(history::system))
         .route(

@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use carerecord_access::Role;
+use carerecord_identity::{Identity, IdentitySettings, NewClient, PasswordCost};
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::{AuditKey, ResourceStore};
 use carerecord_store_postgres::test_support;
@@ -9,7 +11,14 @@ pub struct TestApp {
     pub base: String,
     /// The store behind the server, to write what the API does not (audit entries).
     pub store: Arc<dyn ResourceStore>,
+    /// The server's origin (`http://127.0.0.1:port`), where `/auth` lives.
+    pub origin: String,
+    /// Sends the bearer token of a `service` client with every request.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The server's identity service, to create users and clients directly.
+    pub identity: Arc<Identity>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     database: Option<test_support::TestDatabase>,
@@ -82,6 +91,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
+    spawn_app_full(settings, test_identity_settings()).await
+}
+
+/// Identity settings for tests: cheap password hashes, the default policy otherwise.
+pub fn test_identity_settings() -> IdentitySettings {
+    IdentitySettings {
+        password_cost: PasswordCost::Light,
+        ..IdentitySettings::default()
+    }
+}
+
+pub async fn spawn_app_with_identity(identity: IdentitySettings) -> TestApp {
+    spawn_app_full(ServerSettings::default(), identity).await
+}
+
+pub async fn spawn_app_full(settings: ServerSettings, identity: IdentitySettings) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, database) = store(&dir).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -89,9 +114,11 @@ pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let identity = Arc::new(Identity::new(store.clone(), identity));
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings),
+        identity: identity.clone(),
     };
     tokio::spawn(async move {
         let _ = carerecord_server::serve(state, listener, async {
@@ -99,14 +126,59 @@ pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
         })
         .await;
     });
+    let origin = format!("http://{addr}");
+    let token = service_token(&identity, &origin).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
     TestApp {
-        base: format!("http://{addr}/fhir"),
         store,
-        client: reqwest::Client::new(),
+        base: format!("{origin}/fhir"),
+        origin,
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+        anonymous: reqwest::Client::new(),
+        identity,
         _dir: dir,
         shutdown: Some(tx),
         database,
     }
+}
+
+/// Registers a `service` client with a secret and gets a token for it at the token endpoint,
+/// as a loader or a conformance run would.
+async fn service_token(identity: &Identity, origin: &str) -> String {
+    let client = identity
+        .create_client(NewClient {
+            client_id: "test-service".into(),
+            role: Role::Service,
+            organisation_id: "programme".into(),
+            secret: true,
+            public_key: None,
+        })
+        .await
+        .expect("register the test service client");
+    let resp = reqwest::Client::new()
+        .post(format!("{origin}/auth/token"))
+        .basic_auth("test-service", client.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "token endpoint refused the test client"
+    );
+    let body: Value = resp.json().await.expect("token JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 impl TestApp {

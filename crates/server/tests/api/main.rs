@@ -13,6 +13,7 @@
 mod helpers;
 
 mod audit;
+mod auth;
 mod bundles;
 mod errors;
 mod history;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The tests live in topic submodules (`crud`, `concurrency`, `search`, `search_refs`, `paging`,
-//! `include`, `compartment`, `history`, `audit`); the fixtures and helpers they share are here.
+//! `include`, `compartment`, `history`, `audit`, `directory`, `access`); the fixtures and
+//! helpers they share are here.
 //!
 //! All data is synthetic: NHS numbers are in the 999 test range and pass Modulus 11.
 #![allow(
@@ -42,6 +43,7 @@ pub mod audit;
 pub mod compartment;
 pub mod concurrency;
 pub mod crud;
+pub mod directory;
 pub mod history;
 pub mod include;
 pub mod paging;
@@ -158,6 +160,16 @@ macro_rules! backend_suite {
                 audit_entries_commit_with_their_write_and_roll_back_with_it,
                 concurrent_audit_appends_are_gap_free_and_the_chain_verifies,
                 audit_search_filters_and_pages_newest_first,
+            ],
+            directory: [
+                users_are_found_by_username_and_id_and_usernames_are_unique,
+                role_grants_are_listed_in_order_and_granting_twice_is_harmless,
+                failed_sign_ins_lock_the_account_at_the_limit_and_success_clears_them,
+                a_totp_step_is_accepted_once_and_never_an_earlier_one,
+                password_training_and_disabled_flags_are_updated,
+                clients_are_registered_once,
+                tokens_are_found_by_hash_touched_revoked_and_purged,
+                a_client_assertion_id_is_accepted_once_per_client,
             ],
         );
     };

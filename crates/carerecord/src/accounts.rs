@@ -1,0 +1,281 @@
+//! `carerecord admin|user|client …` and the demo's accounts: thin wrappers over
+//! `carerecord_identity` that print the one-time secrets.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use carerecord_access::Role;
+use carerecord_identity::{
+    CreatedUser, Identity, IdentitySettings, NewClient, NewUser, PasswordCost,
+};
+use carerecord_store::ResourceStore;
+
+use crate::cli::{AdminCreateArgs, ClientAddArgs, UserAddArgs};
+
+fn identity(store: Arc<dyn ResourceStore>) -> Identity {
+    Identity::new(store, IdentitySettings::default())
+}
+
+fn print_user(u: &CreatedUser) {
+    println!("username: {}", u.username);
+    println!("password: {}", u.password);
+    println!("totp_secret: {}", u.totp_secret);
+    println!("totp_uri: {}", u.otpauth_uri);
+}
+
+async fn warn_unknown_org(id: &Identity, org: &str) -> anyhow::Result<()> {
+    if !id.organisation_exists(org).await? {
+        eprintln!(
+            "note: Organization/{org} is not in the store yet; the grant names it all the same"
+        );
+    }
+    Ok(())
+}
+
+/// `carerecord admin create`.
+pub async fn admin_create(
+    store: Arc<dyn ResourceStore>,
+    args: &AdminCreateArgs,
+) -> anyhow::Result<()> {
+    let id = identity(store);
+    if id.administrator_exists().await? && !args.force {
+        bail!("a programme administrator already exists; use --force to create another");
+    }
+    warn_unknown_org(&id, &args.org).await?;
+    let u = id
+        .create_user(NewUser {
+            username: args.username.clone(),
+            display_name: args.name.clone(),
+            password: None,
+            grants: vec![(Role::ProgrammeAdmin, args.org.clone())],
+            training_valid_until: None,
+        })
+        .await?;
+    println!("created programme administrator (shown once; change the password after signing in)");
+    print_user(&u);
+    Ok(())
+}
+
+/// `carerecord user add`.
+pub async fn user_add(store: Arc<dyn ResourceStore>, args: &UserAddArgs) -> anyhow::Result<()> {
+    let id = identity(store);
+    let role: Role = args
+        .role
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    warn_unknown_org(&id, &args.org).await?;
+    if id
+        .directory()
+        .user_by_username(&args.username)
+        .await?
+        .is_some()
+    {
+        id.grant(&args.username, role, &args.org).await?;
+        println!("granted {role} at {} to {}", args.org, args.username);
+        return Ok(());
+    }
+    let name = args
+        .name
+        .clone()
+        .context("--name is needed to create a new user")?;
+    let u = id
+        .create_user(NewUser {
+            username: args.username.clone(),
+            display_name: name,
+            password: None,
+            grants: vec![(role, args.org.clone())],
+            training_valid_until: None,
+        })
+        .await?;
+    println!(
+        "created user with {role} at {} (secrets shown once)",
+        args.org
+    );
+    print_user(&u);
+    Ok(())
+}
+
+/// `carerecord client add`.
+pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> anyhow::Result<()> {
+    let id = identity(store);
+    let role: Role = args
+        .role
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    let key_file = args.jwk_file.as_ref().or(args.public_key_pem.as_ref());
+    let public_key = key_file
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    if !args.secret && public_key.is_none() {
+        bail!("give --secret, --jwk-file or --public-key-pem");
+    }
+    warn_unknown_org(&id, &args.org).await?;
+    let c = id
+        .create_client(NewClient {
+            client_id: args.client_id.clone(),
+            role,
+            organisation_id: args.org.clone(),
+            secret: args.secret,
+            public_key,
+        })
+        .await?;
+    println!("registered client ({role} at {})", args.org);
+    println!("client_id: {}", c.client_id);
+    if let Some(s) = &c.secret {
+        println!("client_secret: {s}");
+    }
+    Ok(())
+}
+
+/// A demo account to print.
+pub struct DemoUser {
+    pub role: Role,
+    pub organisation: String,
+    pub user: CreatedUser,
+    pub note: &'static str,
+}
+
+/// The organisations the demo's users work at, picked from the generated London: a care
+/// home, a GP practice and an acute trust in the same ICS, and that ICS as the programme.
+pub struct DemoOrgs {
+    pub care_home: String,
+    pub practice: String,
+    pub trust: String,
+    pub programme: String,
+}
+
+fn kind(org: &serde_json::Value) -> &str {
+    org["type"][0]["coding"][0]["code"].as_str().unwrap_or("")
+}
+
+pub fn demo_orgs(london: &carerecord_synth::London) -> DemoOrgs {
+    let orgs: Vec<serde_json::Value> = london
+        .organisations()
+        .into_iter()
+        .filter(|o| o["resourceType"] == "Organization")
+        .collect();
+    let id = |o: &serde_json::Value| o["id"].as_str().unwrap_or_default().to_owned();
+    let home = orgs.iter().find(|o| kind(o).starts_with("care-home"));
+    let ics = home
+        .and_then(|h| h["partOf"]["reference"].as_str())
+        .unwrap_or("");
+    let in_ics = |k: &str| {
+        orgs.iter()
+            .find(|o| kind(o) == k && o["partOf"]["reference"] == ics)
+            .or_else(|| orgs.iter().find(|o| kind(o) == k))
+            .map(id)
+            .unwrap_or_default()
+    };
+    DemoOrgs {
+        care_home: home.map(id).unwrap_or_default(),
+        practice: in_ics("gp-practice"),
+        trust: in_ics("acute-trust"),
+        programme: ics
+            .strip_prefix("Organization/")
+            .map(str::to_owned)
+            .unwrap_or_else(|| in_ics("ics")),
+    }
+}
+
+/// Creates the demo's users (one per role that people hold, one with lapsed training) and a
+/// `service` client. Light password hashing: the passwords are printed anyway.
+pub async fn demo_accounts(
+    store: Arc<dyn ResourceStore>,
+    orgs: &DemoOrgs,
+) -> anyhow::Result<(Vec<DemoUser>, carerecord_identity::CreatedClient)> {
+    let id = Identity::new(
+        store,
+        IdentitySettings {
+            password_cost: PasswordCost::Light,
+            ..IdentitySettings::default()
+        },
+    );
+    let people: [(&str, &str, Role, &String, &'static str); 9] = [
+        (
+            "carer",
+            "Demo Care Worker",
+            Role::CareWorker,
+            &orgs.care_home,
+            "",
+        ),
+        (
+            "senior",
+            "Demo Senior Carer",
+            Role::SeniorCarer,
+            &orgs.care_home,
+            "",
+        ),
+        (
+            "nurse",
+            "Demo Registered Nurse",
+            Role::RegisteredNurse,
+            &orgs.care_home,
+            "",
+        ),
+        (
+            "manager",
+            "Demo Care Home Manager",
+            Role::CareHomeManager,
+            &orgs.care_home,
+            "",
+        ),
+        ("gp", "Demo GP", Role::Gp, &orgs.practice, ""),
+        (
+            "clinician",
+            "Demo Hospital Clinician",
+            Role::HospitalClinician,
+            &orgs.trust,
+            "",
+        ),
+        (
+            "privacy",
+            "Demo Privacy Officer",
+            Role::PrivacyOfficer,
+            &orgs.programme,
+            "",
+        ),
+        (
+            "admin",
+            "Demo Programme Administrator",
+            Role::ProgrammeAdmin,
+            &orgs.programme,
+            "",
+        ),
+        (
+            "lapsed",
+            "Demo Nurse With Lapsed Training",
+            Role::RegisteredNurse,
+            &orgs.care_home,
+            "training expired: can only record new training (POST /auth/training)",
+        ),
+    ];
+    let year_ago = carerecord_store::now_micros() - 366 * 24 * 3600 * 1_000_000;
+    let mut out = Vec::new();
+    for (username, name, role, org, note) in people {
+        let user = id
+            .create_user(NewUser {
+                username: username.to_owned(),
+                display_name: name.to_owned(),
+                password: None,
+                grants: vec![(role, org.clone())],
+                training_valid_until: (username == "lapsed").then_some(year_ago),
+            })
+            .await?;
+        out.push(DemoUser {
+            role,
+            organisation: org.clone(),
+            user,
+            note,
+        });
+    }
+    let client = id
+        .create_client(NewClient {
+            client_id: "demo-service".to_owned(),
+            role: Role::Service,
+            organisation_id: orgs.programme.clone(),
+            secret: true,
+            public_key: None,
+        })
+        .await?;
+    Ok((out, client))
+}

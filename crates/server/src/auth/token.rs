@@ -1,0 +1,61 @@
+//! `POST /auth/token`: OAuth2 client credentials (RFC 6749 §4.4), form-encoded.
+
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use carerecord_identity::oauth::parse_basic;
+use carerecord_identity::{OAuthError, TokenRequest};
+use carerecord_store::now_micros;
+
+use super::{json_ok, origin};
+use crate::AppState;
+
+fn error(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = json_ok(status, e.body());
+    if status == StatusCode::UNAUTHORIZED && e.basic_used {
+        // RFC 6749 §5.2: a client that tried Basic is told the scheme again.
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"carerecord\""),
+        );
+    }
+    resp
+}
+
+fn invalid_request(description: &str) -> Response {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": description});
+    json_ok(StatusCode::BAD_REQUEST, body)
+}
+
+pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form_encoded = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_encoded {
+        return invalid_request("the body must be application/x-www-form-urlencoded");
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return invalid_request("the body is not valid form encoding");
+    };
+    let basic = match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => match parse_basic(v) {
+            Some(c) => Some(c),
+            None => return invalid_request("the Authorization header is not valid Basic"),
+        },
+    };
+    let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
+    let req = TokenRequest { form, basic };
+    match state.identity.token(&req, &endpoint, now_micros()).await {
+        Ok(t) => json_ok(StatusCode::OK, serde_json::to_value(&t).unwrap_or_default()),
+        Err(e) => error(&e),
+    }
+}
