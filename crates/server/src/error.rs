@@ -196,6 +196,10 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), "request refused");
         }
         let mut resp = (status, self.outcome().to_string()).into_response();
+        if let ApiError::Denied(d) = &self {
+            resp.extensions_mut()
+                .insert(crate::audit::DeniedBy(d.rule()));
+        }
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::fhir::FHIR_JSON),

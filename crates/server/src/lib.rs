@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod fhir;
@@ -60,10 +61,17 @@ pub struct AppState {
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
-    let fhir = fhir::router().layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_principal,
-    ));
+    // Layers run outermost-last: authentication first, then the audit of what the
+    // authenticated principal did.
+    let fhir = fhir::router()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_principal,
+        ));
     Router::new()
         .nest("/fhir", fhir)
         .merge(auth::router())
@@ -79,7 +87,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

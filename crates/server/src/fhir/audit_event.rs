@@ -361,7 +361,13 @@ fn parse_search(
     Ok((f, count.max(1), cursor))
 }
 
-async fn search_handler(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
+async fn search_handler(
+    State(state): State<AppState>,
+    access: crate::access::Access,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    carerecord_access::policy::may_read_audit(&access.principal, access.now)
+        .map_err(ApiError::Denied)?;
     let settings = &state.settings;
     let (filter, count, cursor) = parse_search(
         &ctx.query,
@@ -407,8 +413,11 @@ async fn search_handler(State(state): State<AppState>, ctx: Ctx) -> Result<Respo
 async fn read_handler(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    access: crate::access::Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
+    carerecord_access::policy::may_read_audit(&access.principal, access.now)
+        .map_err(ApiError::Denied)?;
     let seq = id
         .parse::<i64>()
         .ok()

@@ -19,7 +19,9 @@ use super::context::Ctx;
 use super::render::{json_response, json_text};
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::AuditNote;
 use crate::error::ApiError;
+use carerecord_store::{AuditAction, AuditOutcome, BreakGlass};
 
 /// The coded reasons a user may give (reference.md §2).
 pub const REASONS: [(&str, &str); 3] = [
@@ -104,8 +106,29 @@ pub async fn handler(
         granted_at: access.now,
         expires_at,
     };
+    // The grant and its audit entry (the alert in the privacy officers' review queue, found
+    // by `AuditEvent?subtype=break-glass&organization=…`) commit together.
+    let note = AuditNote {
+        action: Some(AuditAction::BreakGlass),
+        patients: vec![id.as_str().to_owned()],
+        break_glass: Some(BreakGlass {
+            code: grant.reason_code.clone(),
+            text: grant.reason_text.clone(),
+        }),
+        recorded: true,
+        ..AuditNote::default()
+    };
+    let record = crate::audit::record(
+        &access.principal,
+        AuditAction::BreakGlass,
+        AuditOutcome::Allowed,
+        "break-glass-granted",
+        &note,
+        None,
+    );
     let mut tx = state.store.begin().await?;
     tx.put_break_glass(&grant).await?;
+    tx.append_audit(vec![record]).await?;
     tx.commit().await?;
     let out = json!({
         "resourceType": "Parameters",
@@ -116,5 +139,5 @@ pub async fn handler(
             {"name": "notice", "valueString": "Emergency access is recorded and will be reviewed by your organisation's privacy officer."}
         ]
     });
-    Ok(json_response(StatusCode::OK, json_text(&out, ctx.pretty)?))
+    Ok(note.attach(json_response(StatusCode::OK, json_text(&out, ctx.pretty)?)))
 }

@@ -470,7 +470,7 @@ async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<
     let (status, resource) = match e.rest.as_slice() {
         [] => {
             let pairs = parse_query(e.query.as_deref())?;
-            let text = super::search::searchset(
+            let (text, _) = super::search::searchset(
                 state,
                 &ctx.access,
                 e.rt,

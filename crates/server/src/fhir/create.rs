@@ -10,7 +10,9 @@ use super::interactions::{self, Written};
 use super::render::write_response;
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::commit_audited;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -31,12 +33,13 @@ pub async fn handler(
         None,
     )
     .await?;
-    tx.commit().await?;
-    match written {
+    let note = commit_audited(tx, &access, AuditAction::Create, &written).await?;
+    let resp = match written {
         Written::Created(r) => write_response(&ctx, StatusCode::CREATED, &r, true),
         Written::Existing(r) => write_response(&ctx, StatusCode::OK, &r, true),
         Written::Updated(_) | Written::Deleted(_) => {
             Err(ApiError::Internal("create returned another outcome".into()))
         }
-    }
+    }?;
+    Ok(note.attach(resp))
 }

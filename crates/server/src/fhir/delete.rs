@@ -10,7 +10,9 @@ use super::interactions::{self, Written};
 use super::render::version_headers;
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::commit_audited;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 fn respond(written: Written) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -30,8 +32,8 @@ pub async fn handler(
     let id = super::logical_id(&id)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::delete(tx.as_mut(), rt, &id).await?;
-    tx.commit().await?;
-    Ok(respond(written))
+    let note = commit_audited(tx, &access, AuditAction::Delete, &written).await?;
+    Ok(note.attach(respond(written)))
 }
 
 pub async fn conditional_handler(
@@ -51,6 +53,6 @@ pub async fn conditional_handler(
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     let mut tx = state.store.begin().await?;
     let written = interactions::conditional_delete(tx.as_mut(), rt, &condition, &ctx.base).await?;
-    tx.commit().await?;
-    Ok(respond(written))
+    let note = commit_audited(tx, &access, AuditAction::Delete, &written).await?;
+    Ok(note.attach(respond(written)))
 }

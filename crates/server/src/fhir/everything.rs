@@ -13,7 +13,9 @@ use super::context::Ctx;
 use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
 use crate::access::{Access, withheld_issue};
+use crate::audit::AuditNote;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -72,6 +74,7 @@ pub async fn handler(
     let base = &ctx.base;
     let path = format!("{base}/Patient/{id}/$everything");
     let links = paging_links(&path, &ctx.query, page.next_cursor.as_deref());
+    let note = AuditNote::of(AuditAction::Everything, &page.items);
     let mut entries = page
         .items
         .into_iter()
@@ -100,8 +103,8 @@ pub async fn handler(
         "link": links,
         "entry": entries,
     });
-    Ok(json_response(
+    Ok(note.attach(json_response(
         StatusCode::OK,
         json_text(&bundle, ctx.pretty)?,
-    ))
+    )))
 }

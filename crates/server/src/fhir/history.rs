@@ -13,7 +13,9 @@ use super::context::Ctx;
 use super::render::{json_response, json_text, paging_links};
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::AuditNote;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 pub async fn system(
     State(state): State<AppState>,
@@ -97,6 +99,7 @@ async fn run(
         state.settings.default_page_size,
     )?;
     let page = state.store.history(rt, id, &q, access.vis()?).await?;
+    let note = AuditNote::of(AuditAction::History, &page.items);
     let base = &ctx.base;
     let path = match (rt, id) {
         (Some(t), Some(i)) => format!("{base}/{t}/{i}/_history"),
@@ -121,10 +124,10 @@ async fn run(
     if let Some(t) = page.total {
         bundle["total"] = json!(t);
     }
-    Ok(json_response(
+    Ok(note.attach(json_response(
         StatusCode::OK,
         json_text(&bundle, ctx.pretty)?,
-    ))
+    )))
 }
 
 fn history_entry(base: &str, r: &StoredResource) -> Result<serde_json::Value, ApiError> {

@@ -9,7 +9,9 @@ use super::context::Ctx;
 use super::render::read_response;
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::AuditNote;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -25,7 +27,8 @@ pub async fn handler(
         .read(rt, &id, vis)
         .await
         .map_err(|e| access.not_found_is_denied(e))?;
-    read_response(&ctx, &access.shown(r))
+    let note = AuditNote::of(AuditAction::Read, std::slice::from_ref(&r));
+    Ok(note.attach(read_response(&ctx, &access.shown(r))?))
 }
 
 pub async fn vread_handler(
@@ -44,7 +47,8 @@ pub async fn vread_handler(
         .vread(rt, &id, v, vis)
         .await
         .map_err(|e| access.not_found_is_denied(e))?;
-    read_response(&ctx, &access.shown(r))
+    let note = AuditNote::of(AuditAction::Vread, std::slice::from_ref(&r));
+    Ok(note.attach(read_response(&ctx, &access.shown(r))?))
 }
 
 pub async fn sub_handler(

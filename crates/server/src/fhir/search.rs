@@ -15,7 +15,9 @@ use super::context::{Ctx, parse_query};
 use super::render::{json_response, paging_links, resource_text};
 use crate::AppState;
 use crate::access::{Access, withheld_issue};
+use crate::audit::AuditNote;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 pub async fn get_handler(
     State(state): State<AppState>,
@@ -24,7 +26,7 @@ pub async fn get_handler(
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
-    let text = searchset(
+    let (text, note) = searchset(
         &state,
         &access,
         rt,
@@ -34,7 +36,7 @@ pub async fn get_handler(
         ctx.pretty,
     )
     .await?;
-    Ok(json_response(StatusCode::OK, text))
+    Ok(note.attach(json_response(StatusCode::OK, text)))
 }
 
 /// `POST _search`: parameters in an `application/x-www-form-urlencoded` body, plus any in the URL.
@@ -63,7 +65,7 @@ pub async fn post_handler(
     })?;
     let mut pairs = ctx.query.clone();
     pairs.extend(parse_query(Some(body))?);
-    let text = searchset(
+    let (text, note) = searchset(
         &state,
         &access,
         rt,
@@ -73,10 +75,11 @@ pub async fn post_handler(
         ctx.pretty,
     )
     .await?;
-    Ok(json_response(StatusCode::OK, text))
+    Ok(note.attach(json_response(StatusCode::OK, text)))
 }
 
-/// Runs a search and writes its searchset Bundle as JSON text.
+/// Runs a search and writes its searchset Bundle as JSON text, with the audit note of what it
+/// returned.
 pub async fn searchset(
     state: &AppState,
     access: &Access,
@@ -85,7 +88,7 @@ pub async fn searchset(
     base: &str,
     handling: Handling,
     pretty: bool,
-) -> Result<String, ApiError> {
+) -> Result<(String, AuditNote), ApiError> {
     let vis = access.vis_for(rt)?;
     let mut q = parse(rt, pairs, handling, base).map_err(ApiError::BadRequest)?;
     let settings = &state.settings;
@@ -102,6 +105,13 @@ pub async fn searchset(
         q.total = Total::None;
     }
     let outcome = state.store.search(&q, page_size, vis).await?;
+    let returned: Vec<StoredResource> = outcome
+        .matches
+        .iter()
+        .chain(&outcome.included)
+        .cloned()
+        .collect();
+    let note = AuditNote::of(AuditAction::Search, &returned);
     let view = match (q.summary, &q.elements) {
         (Some(Summary::True), _) => View::Summary,
         (Some(Summary::Text), _) => View::Text,
@@ -153,7 +163,7 @@ pub async fn searchset(
             serde_json::from_str(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
         text = super::render::json_text(&v, true)?;
     }
-    Ok(text)
+    Ok((text, note))
 }
 
 fn entry(base: &str, r: &StoredResource, mode: &str, view: &View) -> Result<String, ApiError> {

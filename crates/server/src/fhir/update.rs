@@ -11,7 +11,9 @@ use super::interactions::{self, Written};
 use super::render::write_response;
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::commit_audited;
 use crate::error::ApiError;
+use carerecord_store::AuditAction;
 
 fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
     match written {
@@ -36,8 +38,8 @@ pub async fn handler(
     let if_match = interactions::if_match(ctx.header("if-match"))?;
     let mut tx = state.store.begin().await?;
     let written = interactions::update(tx.as_mut(), rt, &id, body, if_match).await?;
-    tx.commit().await?;
-    respond(&ctx, written)
+    let note = commit_audited(tx, &access, AuditAction::Update, &written).await?;
+    Ok(note.attach(respond(&ctx, written)?))
 }
 
 pub async fn conditional_handler(
@@ -59,6 +61,6 @@ pub async fn conditional_handler(
     let mut tx = state.store.begin().await?;
     let written =
         interactions::conditional_update(tx.as_mut(), rt, &condition, body, &ctx.base).await?;
-    tx.commit().await?;
-    respond(&ctx, written)
+    let note = commit_audited(tx, &access, AuditAction::Update, &written).await?;
+    Ok(note.attach(respond(&ctx, written)?))
 }
