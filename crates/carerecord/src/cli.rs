@@ -64,7 +64,17 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the audit trail's hash chain. Exits 0 when intact; 3 when an entry was changed,
     /// deleted, inserted or reordered (the first one is named).
-    Verify(StoreFlags),
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// A head printed by an earlier run, `SEQ:HASH`, kept outside the database: shows entries
+    /// removed from the end (or a chain rebuilt), which the chain alone cannot.
+    #[arg(long)]
+    pub anchor: Option<String>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use carerecord_identity::{Identity, IdentitySettings};
 use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::audit::{VerifyReport, verify_trail};
+use carerecord_store::audit::{Hash, VerifyReport, parse_hash, verify_trail_anchored};
 use carerecord_store::{AuditKey, ResourceStore, Tamper};
 use carerecord_store_postgres::PostgresStore;
 use carerecord_store_sqlite::SqliteStore;
@@ -146,12 +146,25 @@ pub struct AuditTampered(pub Tamper);
 /// The exit code of `carerecord audit verify` when the trail was tampered with.
 pub const AUDIT_TAMPERED_EXIT: u8 = 3;
 
+/// Parses an anchor `SEQ:HASH` as `audit verify` prints the head.
+pub fn parse_anchor(s: &str) -> anyhow::Result<(i64, Hash)> {
+    s.split_once(':')
+        .and_then(|(seq, hash)| Some((seq.trim().parse().ok()?, parse_hash(hash.trim())?)))
+        .filter(|(seq, _)| *seq > 0)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--anchor must be SEQ:HASH (a sequence number and 64 hex characters)")
+        })
+}
+
 /// `carerecord audit verify`: reads the whole trail with the configured key (which must
-/// exist: verifying never creates one).
-pub async fn audit_verify(config: &Config) -> anyhow::Result<VerifyReport> {
+/// exist: verifying never creates one), and checks it against `anchor` if given.
+pub async fn audit_verify(
+    config: &Config,
+    anchor: Option<(i64, Hash)>,
+) -> anyhow::Result<VerifyReport> {
     let key = audit_key::load(&config.audit_key_file())?;
     let store = open_store_with_key(config, key.clone()).await?;
-    let report = verify_trail(store.as_ref(), &key)
+    let report = verify_trail_anchored(store.as_ref(), &key, anchor)
         .await
         .context("cannot read the audit trail")?;
     Ok(report)

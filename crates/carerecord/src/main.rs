@@ -71,16 +71,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            action: AuditCommand::Verify(flags),
+            action: AuditCommand::Verify(args),
         } => {
-            let config = load(cli.config.as_deref(), flags)?;
+            let anchor = args
+                .anchor
+                .as_deref()
+                .map(carerecord::parse_anchor)
+                .transpose()?;
+            let config = load(cli.config.as_deref(), args.store)?;
             init_tracing(config.log_format);
-            let report = runtime.block_on(carerecord::audit_verify(&config))?;
+            let report = runtime.block_on(carerecord::audit_verify(&config, anchor))?;
             let head = report.head.map_or_else(
                 || "none (the trail is empty)".to_owned(),
                 |(seq, hash)| {
                     format!(
-                        "entry {seq}, hash {}",
+                        "entry {seq}, hash {} (anchor: {seq}:{})",
+                        carerecord_store::audit::hash_hex(&hash),
                         carerecord_store::audit::hash_hex(&hash)
                     )
                 },
@@ -91,6 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     // Removing the newest entries leaves a valid, shorter chain: only a head
                     // recorded elsewhere shows it. Print it so operators can keep it.
                     println!("head: {head}");
+                    if let Some((seq, _)) = anchor {
+                        println!("matches the anchor at entry {seq}");
+                    }
                     Ok(())
                 }
                 Some(t) => {

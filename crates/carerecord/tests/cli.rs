@@ -395,3 +395,46 @@ fn client_add_prints_the_secret_once_and_refuses_a_taken_client_id() {
     ]);
     assert!(!bad_key.status.success());
 }
+
+#[test]
+fn audit_verify_with_a_recorded_anchor_finds_the_newest_entries_removed() {
+    let t = tempfile::tempdir().unwrap();
+    audited_store(t.path(), 4);
+    let first = run_verify(t.path());
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    let anchor = stdout
+        .split("(anchor: ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no anchor in {stdout}"))
+        .to_owned();
+    assert!(anchor.starts_with("4:"), "{anchor}");
+
+    let db = t.path().join("carerecord.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::sqlite::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
+        )
+        .await
+        .unwrap();
+        for sql in [
+            "DROP TRIGGER audit_log_no_delete",
+            "DELETE FROM audit_log WHERE seq = 4",
+        ] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    });
+    let plain = run_verify(t.path());
+    assert!(
+        plain.status.success(),
+        "without an anchor the shorter chain is valid"
+    );
+    let mut args = verify_args(t.path());
+    args.extend(["--anchor".to_owned(), anchor]);
+    let out = carerecord(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("entry 4 was deleted"), "{stdout}");
+}

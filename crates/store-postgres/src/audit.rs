@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use carerecord_store::audit::{AuditKey, GENESIS, Hash, chain, parse_hash};
 use carerecord_store::sql::Statement;
+use carerecord_store::sql::audit::decode_row_for_verify;
 use carerecord_store::sql::audit::{
     AUDIT_TEXT_COLUMNS, AuditRow, HEAD_SQL, decode_cursor, decode_row, entries_statement,
     entry_statement, insert_statements, into_page, search_statement,
@@ -93,24 +94,37 @@ async fn exec(conn: &mut PgConnection, st: &Statement) -> Result<(), StoreError>
     Ok(())
 }
 
-fn decode(row: &PgRow) -> Result<AuditEntry, StoreError> {
+fn raw(row: &PgRow) -> Result<AuditRow, StoreError> {
     let text = (2..2 + AUDIT_TEXT_COLUMNS)
         .map(|i| row.try_get::<Option<String>, _>(i).map_err(db_err))
         .collect::<Result<Vec<_>, _>>()?;
-    decode_row(AuditRow {
+    Ok(AuditRow {
         seq: row.try_get(0).map_err(db_err)?,
         recorded: row.try_get(1).map_err(db_err)?,
         text,
     })
 }
 
-async fn fetch(pool: &PgPool, st: &Statement) -> Result<Vec<AuditEntry>, StoreError> {
+fn decode(row: &PgRow) -> Result<AuditEntry, StoreError> {
+    decode_row(raw(row)?)
+}
+
+/// Rows of `st`, each decoded with `decode`.
+async fn fetch_with(
+    pool: &PgPool,
+    st: &Statement,
+    decode: fn(&PgRow) -> Result<AuditEntry, StoreError>,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let mut c = pool.acquire().await.map_err(db_err)?;
     let rows = sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(st)?)
         .fetch_all(&mut *c)
         .await
         .map_err(db_err)?;
     rows.iter().map(decode).collect()
+}
+
+async fn fetch(pool: &PgPool, st: &Statement) -> Result<Vec<AuditEntry>, StoreError> {
+    fetch_with(pool, st, decode).await
 }
 
 /// `ResourceStore::append_audit`: through the group-commit writer.
@@ -140,7 +154,11 @@ pub(crate) async fn entries(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    fetch(pool, &entries_statement(after_seq, limit)).await
+    // Read for verification: an unreadable row is reported by `verify`, not a read error.
+    fetch_with(pool, &entries_statement(after_seq, limit), |r| {
+        raw(r).map(decode_row_for_verify)
+    })
+    .await
 }
 
 pub(crate) async fn entry(pool: &PgPool, seq: i64) -> Result<AuditEntry, StoreError> {

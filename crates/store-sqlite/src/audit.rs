@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use carerecord_store::audit::{AuditKey, GENESIS, Hash, chain, parse_hash};
 use carerecord_store::sql::Statement;
+use carerecord_store::sql::audit::decode_row_for_verify;
 use carerecord_store::sql::audit::{
     AUDIT_TEXT_COLUMNS, AuditRow, HEAD_SQL, decode_cursor, decode_row, entries_statement,
     entry_statement, insert_statements, into_page, search_statement,
@@ -77,24 +78,37 @@ async fn exec(conn: &mut SqliteConnection, st: &Statement) -> Result<(), StoreEr
     Ok(())
 }
 
-fn decode(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+fn raw(row: &SqliteRow) -> Result<AuditRow, StoreError> {
     let text = (2..2 + AUDIT_TEXT_COLUMNS)
         .map(|i| row.try_get::<Option<String>, _>(i).map_err(db_err))
         .collect::<Result<Vec<_>, _>>()?;
-    decode_row(AuditRow {
+    Ok(AuditRow {
         seq: row.try_get(0).map_err(db_err)?,
         recorded: row.try_get(1).map_err(db_err)?,
         text,
     })
 }
 
-async fn fetch(pool: &SqlitePool, st: &Statement) -> Result<Vec<AuditEntry>, StoreError> {
+fn decode(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    decode_row(raw(row)?)
+}
+
+/// Rows of `st`, each decoded with `decode`.
+async fn fetch_with(
+    pool: &SqlitePool,
+    st: &Statement,
+    decode: fn(&SqliteRow) -> Result<AuditEntry, StoreError>,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let mut c = pool.acquire().await.map_err(db_err)?;
     let rows = sqlx::query_with(AssertSqlSafe(positional(&st.sql)), arguments(st)?)
         .fetch_all(&mut *c)
         .await
         .map_err(db_err)?;
     rows.iter().map(decode).collect()
+}
+
+async fn fetch(pool: &SqlitePool, st: &Statement) -> Result<Vec<AuditEntry>, StoreError> {
+    fetch_with(pool, st, decode).await
 }
 
 /// `ResourceStore::append_audit`: through the group-commit writer.
@@ -124,7 +138,11 @@ pub(crate) async fn entries(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    fetch(pool, &entries_statement(after_seq, limit)).await
+    // Read for verification: an unreadable row is reported by `verify`, not a read error.
+    fetch_with(pool, &entries_statement(after_seq, limit), |r| {
+        raw(r).map(decode_row_for_verify)
+    })
+    .await
 }
 
 pub(crate) async fn entry(pool: &SqlitePool, seq: i64) -> Result<AuditEntry, StoreError> {

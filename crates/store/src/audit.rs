@@ -427,6 +427,7 @@ pub struct Verifier {
     verified: u64,
     suspect: Option<(AuditEntry, Vec<AuditEntry>)>,
     done: Option<Tamper>,
+    anchor: Option<(i64, Hash)>,
 }
 
 impl Verifier {
@@ -440,7 +441,16 @@ impl Verifier {
             verified: 0,
             suspect: None,
             done: None,
+            anchor: None,
         }
+    }
+
+    /// Also checks the trail against a head recorded earlier (by `audit verify`, kept outside
+    /// the database): entry `seq` must still exist and have `hash`. This is what shows the
+    /// newest entries removed, which the chain alone cannot.
+    pub fn with_anchor(mut self, seq: i64, hash: Hash) -> Self {
+        self.anchor = Some((seq, hash));
+        self
     }
 
     fn hash_ok(&self, e: &AuditEntry, seq: i64) -> bool {
@@ -466,6 +476,14 @@ impl Verifier {
             && e.prev_hash == self.last_hash
             && self.hash_ok(&e, e.seq)
         {
+            if self.anchor.is_some_and(|(s, h)| s == e.seq && h != e.hash) {
+                // A chain that verifies but differs from the recorded head was rebuilt.
+                self.done = Some(Tamper {
+                    seq: e.seq,
+                    kind: TamperKind::Changed,
+                });
+                return false;
+            }
             self.expected = e.seq + 1;
             self.last_seq = Some(e.seq);
             self.last_hash = e.hash;
@@ -480,6 +498,16 @@ impl Verifier {
     pub fn finish(mut self) -> VerifyReport {
         if self.done.is_none() && self.suspect.is_some() {
             self.decide();
+        }
+        let head = self.last_seq.unwrap_or(0);
+        if self.done.is_none()
+            && let Some((s, _)) = self.anchor
+            && s > head
+        {
+            self.done = Some(Tamper {
+                seq: head + 1,
+                kind: TamperKind::Deleted,
+            });
         }
         VerifyReport {
             verified: self.verified,
@@ -571,7 +599,19 @@ pub async fn verify_trail(
     store: &dyn crate::ResourceStore,
     key: &AuditKey,
 ) -> Result<VerifyReport, StoreError> {
+    verify_trail_anchored(store, key, None).await
+}
+
+/// [`verify_trail`], also checking a head recorded earlier (see [`Verifier::with_anchor`]).
+pub async fn verify_trail_anchored(
+    store: &dyn crate::ResourceStore,
+    key: &AuditKey,
+    anchor: Option<(i64, Hash)>,
+) -> Result<VerifyReport, StoreError> {
     let mut v = Verifier::new(key.clone());
+    if let Some((seq, hash)) = anchor {
+        v = v.with_anchor(seq, hash);
+    }
     let mut after = 0;
     'pages: loop {
         let page = store.audit_entries(after, VERIFY_PAGE).await?;

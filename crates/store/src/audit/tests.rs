@@ -201,6 +201,45 @@ fn a_different_key_finds_the_first_entry_changed() {
 }
 
 #[test]
+fn an_anchor_shows_the_newest_entries_removed_or_the_chain_rebuilt() {
+    let t = trail(6);
+    let (seq, hash) = (t[5].seq, t[5].hash);
+    let anchored = |entries: Vec<AuditEntry>, anchor: (i64, Hash)| {
+        let mut v = Verifier::new(key()).with_anchor(anchor.0, anchor.1);
+        for e in entries {
+            if !v.push(e) {
+                break;
+            }
+        }
+        v.finish().problem.map(|p| (p.seq, p.kind))
+    };
+    assert_eq!(anchored(t.clone(), (seq, hash)), None);
+    assert_eq!(
+        anchored(t.clone(), (3, t[2].hash)),
+        None,
+        "older anchors still hold"
+    );
+    assert_eq!(
+        anchored(t[..4].to_vec(), (seq, hash)),
+        Some((5, TamperKind::Deleted))
+    );
+    assert_eq!(
+        anchored(Vec::new(), (seq, hash)),
+        Some((1, TamperKind::Deleted))
+    );
+    // Rebuilt with the key from entry 2 on: internally valid, but not what was recorded.
+    let mut rebuilt = trail(1);
+    let mut later: Vec<AuditRecord> = (1..6).map(record).collect();
+    later[0].rule = "rewritten".into();
+    rebuilt.extend(chain(&key(), 1, rebuilt[0].hash, later));
+    assert!(verify(rebuilt.clone(), &key()).is_intact());
+    assert_eq!(
+        anchored(rebuilt, (seq, hash)),
+        Some((6, TamperKind::Changed))
+    );
+}
+
+#[test]
 fn canonical_bytes_tell_absent_from_empty_and_shifted_fields() {
     let a = record(1);
     let mut b = a.clone();

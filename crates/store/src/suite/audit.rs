@@ -392,6 +392,12 @@ pub const TAMPER_CASES: &[TamperCase] = &[
         kind: TamperKind::Reordered,
     },
     TamperCase {
+        name: "entry 7's action becomes a code carerecord never writes",
+        statements: &["UPDATE audit_log SET action = 'nothing-happened' WHERE seq = 7"],
+        seq: 7,
+        kind: TamperKind::Changed,
+    },
+    TamperCase {
         name: "the last entry is changed",
         statements: &["UPDATE audit_log SET outcome = 'denied' WHERE seq = 10"],
         seq: 10,
