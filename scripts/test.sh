@@ -51,7 +51,9 @@ ensure_postgres
 step "PostgreSQL: the store suite and the API tests"
 CARERECORD_TEST_BACKEND=postgres cargo test -p carerecord-store-postgres -p carerecord-server --features carerecord-store/testsuite
 
-step "an independent FHIR client (SMART fhirclient) against the carerecord binary"
+# The test registers a `service` client with `carerecord client add` before starting the server
+# and calls the API with the bearer token the token endpoint gives it.
+step "an independent FHIR client (SMART fhirclient) against the carerecord binary, with a bearer token"
 venv=target/conformance-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

@@ -30,6 +30,16 @@ pub struct Config {
     pub max_page_size: u32,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Failed sign-ins in a row that lock a person's account.
+    pub lockout_failures: u32,
+    /// How long a locked account stays locked.
+    pub lockout_minutes: u64,
+    /// A person's session ends this long after sign-in.
+    pub session_hours: u64,
+    /// … or after this long unused.
+    pub session_idle_minutes: u64,
+    /// Lifetime of a token issued by client credentials.
+    pub system_token_minutes: u64,
     /// The audit trail.
     pub audit: AuditConfig,
 }
@@ -63,6 +73,11 @@ impl Default for Config {
             default_page_size: 50,
             max_page_size: 1_000,
             log_format: LogFormat::Text,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            session_hours: 8,
+            session_idle_minutes: 30,
+            system_token_minutes: 60,
             audit: AuditConfig::default(),
         }
     }
@@ -84,6 +99,11 @@ impl fmt::Debug for Config {
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
             .field("log_format", &self.log_format)
+            .field("lockout_failures", &self.lockout_failures)
+            .field("lockout_minutes", &self.lockout_minutes)
+            .field("session_hours", &self.session_hours)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("system_token_minutes", &self.system_token_minutes)
             .field("audit", &self.audit)
             .finish()
     }
@@ -121,6 +141,11 @@ pub struct Partial {
     pub default_page_size: Option<u32>,
     pub max_page_size: Option<u32>,
     pub log_format: Option<LogFormat>,
+    pub lockout_failures: Option<u32>,
+    pub lockout_minutes: Option<u64>,
+    pub session_hours: Option<u64>,
+    pub session_idle_minutes: Option<u64>,
+    pub system_token_minutes: Option<u64>,
     pub audit: Option<PartialAudit>,
 }
 
@@ -169,6 +194,17 @@ impl Partial {
             default_page_size: parse("DEFAULT_PAGE_SIZE", get("CARERECORD_DEFAULT_PAGE_SIZE"))?,
             max_page_size: parse("MAX_PAGE_SIZE", get("CARERECORD_MAX_PAGE_SIZE"))?,
             log_format,
+            lockout_failures: parse("LOCKOUT_FAILURES", get("CARERECORD_LOCKOUT_FAILURES"))?,
+            lockout_minutes: parse("LOCKOUT_MINUTES", get("CARERECORD_LOCKOUT_MINUTES"))?,
+            session_hours: parse("SESSION_HOURS", get("CARERECORD_SESSION_HOURS"))?,
+            session_idle_minutes: parse(
+                "SESSION_IDLE_MINUTES",
+                get("CARERECORD_SESSION_IDLE_MINUTES"),
+            )?,
+            system_token_minutes: parse(
+                "SYSTEM_TOKEN_MINUTES",
+                get("CARERECORD_SYSTEM_TOKEN_MINUTES"),
+            )?,
             audit: get("CARERECORD_AUDIT_KEY_FILE").map(|f| PartialAudit {
                 key_file: Some(PathBuf::from(f)),
             }),
@@ -211,6 +247,22 @@ impl Partial {
         if let Some(v) = self.log_format {
             c.log_format = v;
         }
+        if let Some(v) = self.lockout_failures {
+            c.lockout_failures = v;
+        }
+        if let Some(v) = self.lockout_minutes {
+            c.lockout_minutes = v;
+        }
+        if let Some(v) = self.session_hours {
+            c.session_hours = v;
+        }
+        if let Some(v) = self.session_idle_minutes {
+            c.session_idle_minutes = v;
+        }
+        if let Some(v) = self.system_token_minutes {
+            c.system_token_minutes = v;
+        }
+
         if let Some(v) = self.audit.and_then(|a| a.key_file) {
             c.audit.key_file = Some(v);
         }
@@ -244,6 +296,17 @@ impl Config {
             return Err(ConfigError(
                 "default_page_size: must be between 1 and max_page_size".into(),
             ));
+        }
+        for (key, value) in [
+            ("lockout_failures", u64::from(self.lockout_failures)),
+            ("lockout_minutes", self.lockout_minutes),
+            ("session_hours", self.session_hours),
+            ("session_idle_minutes", self.session_idle_minutes),
+            ("system_token_minutes", self.system_token_minutes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{key}: must be at least 1")));
+            }
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("postgres://")
@@ -360,6 +423,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn identity_policy_keys_load_from_env_and_zero_is_refused() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("CARERECORD_LOCKOUT_FAILURES", "3"),
+                ("CARERECORD_SESSION_HOURS", "4"),
+            ]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!((c.lockout_failures, c.session_hours), (3, 4));
+        assert_eq!(c.lockout_minutes, 15);
+        let e = Config::load(
+            None,
+            env(&[("CARERECORD_SESSION_IDLE_MINUTES", "0")]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("session_idle_minutes"), "{}", e.0);
     }
 
     #[test]

@@ -61,9 +61,22 @@ pub async fn open_store_with_key(
     }
 }
 
+/// The sign-in and token policy from the configuration.
+pub fn identity_settings(config: &Config) -> IdentitySettings {
+    let minutes = |m: u64| std::time::Duration::from_secs(m.saturating_mul(60));
+    IdentitySettings {
+        max_failed_sign_ins: config.lockout_failures,
+        lockout: minutes(config.lockout_minutes),
+        session_lifetime: minutes(config.session_hours.saturating_mul(60)),
+        session_idle: minutes(config.session_idle_minutes),
+        system_token_lifetime: minutes(config.system_token_minutes),
+        ..IdentitySettings::default()
+    }
+}
+
 pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     AppState {
-        identity: Arc::new(Identity::new(store.clone(), IdentitySettings::default())),
+        identity: Arc::new(Identity::new(store.clone(), identity_settings(config))),
         store,
         settings: Arc::new(ServerSettings {
             public_base_url: config.public_base_url.clone(),

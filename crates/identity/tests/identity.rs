@@ -96,8 +96,9 @@ async fn a_lock_lasts_fifteen_minutes_then_the_right_password_works_again() {
         matches!(r, Err(LoginError::Locked { minutes: 15 })),
         "{r:?}"
     );
+    // Locked at T0 + 5 µs; a minute and nothing is left 14 minutes later.
     let r = id
-        .login(&req("pw", &secret, T0 + 14 * MIN), T0 + 14 * MIN)
+        .login(&req("pw", &secret, T0 + 14 * MIN), T0 + 5 + 14 * MIN)
         .await;
     assert!(matches!(r, Err(LoginError::Locked { minutes: 1 })), "{r:?}");
     let t = T0 + 16 * MIN;
