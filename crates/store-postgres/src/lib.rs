@@ -10,6 +10,7 @@
 
 pub mod test_support;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
-    StoreTx, StoredResource,
+    StoreTx, StoredResource, VersionHead,
 };
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
@@ -257,6 +258,15 @@ impl PostgresTx {
         Ok(())
     }
 
+    /// Runs a statement without arguments as plain SQL (transaction control).
+    async fn exec_raw(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Writes the versions kept back by `put`.
     async fn flush_pending(&mut self) -> Result<(), StoreError> {
         for st in self.pending.take_statements() {
@@ -282,6 +292,21 @@ impl StoreTx for PostgresTx {
         st.sql.push_str(" FOR UPDATE");
         let rows = Exec(&mut self.tx).resources(&st, 0).await?;
         Ok(rows.into_iter().next().map(|r| r.resource))
+    }
+
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
+        self.flush_pending().await?;
+        // Locked as `current` locks, in key order so that two transactions locking overlapping
+        // sets wait for each other instead of deadlocking.
+        engine::heads(
+            &mut Exec(&mut self.tx),
+            keys,
+            " ORDER BY r.resource_type, r.id FOR UPDATE OF r",
+        )
+        .await
     }
 
     async fn find(
@@ -329,6 +354,24 @@ impl StoreTx for PostgresTx {
             self.exec(st).await?;
         }
         Ok(())
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
+        self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
+            .await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 //! (conditional create) inside a transaction can never race another writer.
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     HistoryQuery, Page, PreparedVersion, ResourceKey, ResourceStore, SearchOutcome, StoreError,
-    StoreTx, StoredResource,
+    StoreTx, StoredResource, VersionHead,
 };
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
@@ -295,6 +296,15 @@ impl SqliteTx {
         Ok(())
     }
 
+    /// Runs a statement without arguments as plain SQL (transaction control).
+    async fn exec_raw(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Writes the versions kept back by `put`.
     async fn flush_pending(&mut self) -> Result<(), StoreError> {
         for st in self.pending.take_statements() {
@@ -313,6 +323,14 @@ impl StoreTx for SqliteTx {
     ) -> Result<Option<StoredResource>, StoreError> {
         self.flush_pending().await?;
         engine::current(&mut Exec(&mut self.tx), rt, id).await
+    }
+
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
+        self.flush_pending().await?;
+        engine::heads(&mut Exec(&mut self.tx), keys, "").await
     }
 
     async fn find(
@@ -354,6 +372,24 @@ impl StoreTx for SqliteTx {
             self.exec(st).await?;
         }
         Ok(())
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
+        self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
+            .await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

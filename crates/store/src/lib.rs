@@ -20,8 +20,8 @@ pub mod suite;
 
 pub use error::StoreError;
 pub use model::{
-    HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, WriteKind, WriteResult,
-    format_instant, now_micros, parse_instant,
+    HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead, WriteKind,
+    WriteResult, format_instant, now_micros, parse_instant,
 };
-pub use prepare::{PreparedVersion, prepare_version};
+pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
 pub use traits::{ResourceStore, StoreTx};

@@ -1,9 +1,11 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 
 use crate::error::StoreError;
-use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
+use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead};
 use crate::prepare::PreparedVersion;
 
 /// Reads, searches and opens write transactions. Held as `Arc<dyn ResourceStore>`.
@@ -68,6 +70,15 @@ pub trait StoreTx: Send {
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError>;
 
+    /// The current version heads (no bodies) of many resources at once, deletion markers
+    /// included; keys with no resource are absent from the map. Like `current`, it sees the
+    /// transaction's own writes, and where the backend locks rows `current` would lock, these
+    /// are locked too, for the rest of the transaction.
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError>;
+
     /// Keys of current resources matching `query`, at most `limit`, inside the transaction.
     async fn find(
         &mut self,
@@ -95,6 +106,19 @@ pub trait StoreTx: Send {
         version: VersionId,
         last_updated: i64,
     ) -> Result<(), StoreError>;
+
+    /// Marks a point this transaction can roll back to (savepoints nest). Bulk import runs
+    /// several Bundles in one transaction, each under a savepoint, so that a refused Bundle
+    /// leaves nothing behind while the others still commit together.
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Keeps what was written since the newest savepoint and forgets that savepoint. Writes
+    /// held back are written first, so that their errors show here.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Undoes everything written since the newest savepoint (writes held back included) and
+    /// forgets that savepoint; the transaction goes on.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

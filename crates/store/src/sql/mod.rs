@@ -36,7 +36,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    fn bind(&mut self, arg: Arg) -> String {
+    pub(crate) fn bind(&mut self, arg: Arg) -> String {
         self.args.push(arg);
         format!("${}", self.args.len())
     }
