@@ -124,18 +124,24 @@ fn positional(sql: &str) -> String {
 }
 
 fn arguments(st: &Statement) -> Result<SqliteArguments, StoreError> {
-    let mut args = SqliteArguments::default();
-    for a in &st.args {
+    owned_arguments(st.args.iter().cloned())
+}
+
+/// The arguments of a statement the caller owns, moved rather than copied (a batched insert
+/// binds thousands of strings).
+fn owned_arguments(args: impl Iterator<Item = Arg>) -> Result<SqliteArguments, StoreError> {
+    let mut out = SqliteArguments::default();
+    for a in args {
         let r = match a {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::Int(i) => args.add(*i),
-            Arg::Real(f) => args.add(*f),
-            Arg::Bool(v) => args.add(*v),
-            Arg::Null => args.add(Option::<String>::None),
+            Arg::Text(s) => out.add(s),
+            Arg::Int(i) => out.add(i),
+            Arg::Real(f) => out.add(f),
+            Arg::Bool(v) => out.add(v),
+            Arg::Null => out.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
     }
-    Ok(args)
+    Ok(out)
 }
 
 fn decode_row(row: &SqliteRow, extra: usize) -> Result<Row, StoreError> {
@@ -289,10 +295,13 @@ struct SqliteTx {
 
 impl SqliteTx {
     async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
-        sqlx::query_with(AssertSqlSafe(positional(&st.sql)), arguments(&st)?)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query_with(
+            AssertSqlSafe(positional(&st.sql)),
+            owned_arguments(st.args.into_iter())?,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
