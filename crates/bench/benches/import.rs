@@ -41,6 +41,8 @@ fn sqlite_import(c: &mut Criterion) {
         ("bundle_create_new_validated", Write::CreateNew, true),
         ("bundle_create_validated", Write::Create, true),
         ("bundle_create_new_unvalidated", Write::CreateNew, false),
+        ("bundle_update_validated", Write::Update, true),
+        ("bundle_batched_validated", Write::Batched, true),
     ] {
         let Ok(dir) = tempfile::tempdir() else {
             return;

@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use carerecord_fhir::validate::validate;
 use carerecord_fhir::{LogicalId, ResourceType};
-use carerecord_store::{ResourceStore, write};
+use carerecord_store::{ResourceKey, ResourceStore, prepare_body, write};
 use serde_json::Value;
 
 /// One entry ready to write.
@@ -57,6 +57,10 @@ pub enum Write {
     /// `write::create_new`: writes version 1 without the look-up, so the backend may batch a
     /// transaction's writes. Only for ids not yet in the store.
     CreateNew,
+    /// What the server's transaction handler now does for PUTs: every body prepared (indexed)
+    /// before the transaction begins, the current versions of all ids in one look-up
+    /// (`StoreTx::heads`), every version written together (`write::update_prepared`).
+    Batched,
 }
 
 /// Writes one Bundle in one store transaction; returns the number of resources written. With
@@ -72,6 +76,32 @@ pub async fn import_bundle(
         bail!("empty Bundle");
     }
     let n = entries.len();
+    if how == Write::Batched {
+        let mut prepared = Vec::with_capacity(n);
+        for e in entries {
+            if validate_each {
+                let issues = validate(&e.body);
+                if !issues.is_empty() {
+                    bail!("{}/{} is invalid: {issues:?}", e.resource_type, e.id);
+                }
+            }
+            prepared.push(prepare_body(e.resource_type, &e.id, e.body));
+        }
+        let keys: Vec<ResourceKey> = prepared
+            .iter()
+            .map(|p| ResourceKey {
+                resource_type: p.resource_type,
+                id: p.id.clone(),
+            })
+            .collect();
+        let mut tx = store.begin().await?;
+        let heads = tx.heads(&keys).await?;
+        for (p, k) in prepared.into_iter().zip(&keys) {
+            write::update_prepared(tx.as_mut(), p, heads.get(k), None).await?;
+        }
+        tx.commit().await?;
+        return Ok(n);
+    }
     let mut tx = store.begin().await?;
     for e in entries {
         if validate_each {
@@ -85,7 +115,7 @@ pub async fn import_bundle(
                 write::update(tx.as_mut(), e.resource_type, &e.id, e.body, None).await?
             }
             Write::Create => write::create(tx.as_mut(), e.resource_type, &e.id, e.body).await?,
-            Write::CreateNew => {
+            Write::CreateNew | Write::Batched => {
                 write::create_new(tx.as_mut(), e.resource_type, &e.id, e.body).await?
             }
         };

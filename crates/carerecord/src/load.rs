@@ -9,12 +9,24 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use carerecord_server::AppState;
 use carerecord_server::error::ApiError;
-use carerecord_server::fhir::bundle::{BundleOptions, process};
+use carerecord_server::fhir::bundle::{
+    BundleOptions, PreparedBundle, prepare, process, process_prepared, process_within,
+};
 use carerecord_server::fhir::{Handling, PreferReturn};
+use carerecord_store::StoreTx;
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 /// Plain resources (not in a Bundle) are written this many to a transaction.
 const RESOURCES_PER_TRANSACTION: usize = 200;
+
+/// Transaction Bundles share one store transaction (each under its own savepoint) until it
+/// holds this many resources or has been open this long; then it commits. Commits — an fsync
+/// each, and on SQLite every page touched written to the log again — are the largest cost of a
+/// small transaction; an interrupted import loses only what was not yet committed, and none
+/// of it was reported as accepted.
+const GROUP_RESOURCES: u64 = 5_000;
+const GROUP_TIME: Duration = Duration::from_secs(1);
 
 /// One refused item, located in its file.
 #[derive(Debug, Clone)]
@@ -123,6 +135,8 @@ pub async fn import_files(
         report: Report::default(),
         pending: Vec::new(),
         items: 0,
+        writing: None,
+        group: None,
     };
     for f in files {
         loader.report.files += 1;
@@ -144,7 +158,7 @@ pub async fn import_files(
         }
         loader.flush().await;
     }
-    loader.flush().await;
+    loader.finish().await;
     progress.advance(loader.items, loader.report.accepted);
     loader.report.elapsed = started.elapsed();
     loader
@@ -166,12 +180,15 @@ pub async fn import_values(
         report: Report::default(),
         pending: Vec::new(),
         items: 0,
+        writing: None,
+        group: None,
     };
     for (i, v) in items.enumerate() {
         loader.value("(generated)", i + 1, v).await;
         progress.advance(loader.items, loader.report.accepted);
     }
-    loader.flush().await;
+    loader.finish().await;
+    progress.advance(loader.items, loader.report.accepted);
     loader.report.elapsed = started.elapsed();
     loader.report
 }
@@ -182,6 +199,73 @@ struct Loader<'a> {
     /// Plain resources waiting to be written together: (file, line, resource).
     pending: Vec<(String, usize, Value)>,
     items: u64,
+    /// The task writing the latest Bundle into the open group, while the next is prepared.
+    writing: Option<JoinHandle<Written>>,
+    /// The open group, when no task is writing into it.
+    group: Option<Group>,
+}
+
+/// What a write task hands back: the group, unless it committed, and the Bundles whose fate
+/// is now settled (committed, or refused and rolled back).
+type Written = (Option<Group>, Vec<Done>);
+
+/// A Bundle written: where it came from, its number of entries, its response or why it was
+/// refused.
+struct Done {
+    file: String,
+    line: usize,
+    entries: u64,
+    outcome: Result<Value, String>,
+}
+
+/// Bundles sharing one store transaction, each under a savepoint.
+struct Group {
+    tx: Box<dyn StoreTx>,
+    started: Instant,
+    resources: u64,
+    /// Bundles written and waiting for the commit.
+    written: Vec<Done>,
+}
+
+impl Group {
+    /// Writes one Bundle into the group; commits when the group is full.
+    async fn write(mut self, mut done: Done, prepared: PreparedBundle) -> Written {
+        let mut settled = Vec::new();
+        match process_within(self.tx.as_mut(), prepared, &options()).await {
+            Ok(response) => {
+                done.outcome = Ok(response);
+                self.resources += done.entries;
+                self.written.push(done);
+            }
+            Err(e) => {
+                done.outcome = Err(reason(&e));
+                settled.push(done);
+            }
+        }
+        if self.resources >= GROUP_RESOURCES || self.started.elapsed() >= GROUP_TIME {
+            settled.extend(self.commit().await);
+            (None, settled)
+        } else {
+            (Some(self), settled)
+        }
+    }
+
+    /// Commits the group: its Bundles are accepted, or all refused if the commit fails.
+    async fn commit(self) -> Vec<Done> {
+        match self.tx.commit().await {
+            Ok(()) => self.written,
+            Err(e) => {
+                let why = reason(&ApiError::from(e));
+                self.written
+                    .into_iter()
+                    .map(|d| Done {
+                        outcome: Err(format!("not kept: the commit failed ({why})")),
+                        ..d
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 fn reason(e: &ApiError) -> String {
@@ -234,9 +318,82 @@ impl Loader<'_> {
         }
     }
 
+    /// Bundles are pipelined: this one is prepared (parsed, validated, indexed — the CPU work)
+    /// here while the one before it is written on its own task, then written once that one is
+    /// done. Writes stay one at a time and in order. Transaction Bundles are written into a
+    /// shared transaction ([`Group`]), each all-or-nothing under its own savepoint; others (with
+    /// reads, or batches) after the group commits, in transactions of their own.
     async fn bundle(&mut self, file: &str, line: usize, v: &Value) {
         let entries = v.get("entry").and_then(Value::as_array).map_or(0, Vec::len) as u64;
-        match process(self.state, v, &options()).await {
+        let prepared = prepare(v, &options());
+        self.settle_write().await;
+        let mut done = Done {
+            file: file.to_owned(),
+            line,
+            entries,
+            outcome: Ok(Value::Null),
+        };
+        if !prepared.can_share_transaction() {
+            self.commit_group().await;
+            done.outcome = process_prepared(self.state, prepared, &options())
+                .await
+                .map_err(|e| reason(&e));
+            self.record(done);
+            return;
+        }
+        let group = match self.group.take() {
+            Some(g) => g,
+            None => match self.state.store.begin().await {
+                Ok(tx) => Group {
+                    tx,
+                    started: Instant::now(),
+                    resources: 0,
+                    written: Vec::new(),
+                },
+                Err(e) => {
+                    done.outcome = Err(reason(&ApiError::from(e)));
+                    self.record(done);
+                    return;
+                }
+            },
+        };
+        self.writing = Some(tokio::spawn(group.write(done, prepared)));
+    }
+
+    /// Waits for the Bundle being written, and records what is settled.
+    async fn settle_write(&mut self) {
+        let Some(task) = self.writing.take() else {
+            return;
+        };
+        match task.await {
+            Ok((group, settled)) => {
+                self.group = group;
+                for d in settled {
+                    self.record(d);
+                }
+            }
+            Err(e) => self.reject(
+                "(import)",
+                0,
+                format!(
+                    "the import task failed ({e}): Bundles since the last commit were not kept"
+                ),
+            ),
+        }
+    }
+
+    /// Commits the open group, if any.
+    async fn commit_group(&mut self) {
+        self.settle_write().await;
+        if let Some(g) = self.group.take() {
+            for d in g.commit().await {
+                self.record(d);
+            }
+        }
+    }
+
+    fn record(&mut self, d: Done) {
+        match d.outcome {
             Ok(response) => {
                 self.report.bundles += 1;
                 let statuses: Vec<&str> = response["entry"]
@@ -247,6 +404,7 @@ impl Loader<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
+                let mut refused = Vec::new();
                 for (i, status) in statuses.iter().enumerate() {
                     if status.starts_with('2') {
                         self.report.accepted += 1;
@@ -256,15 +414,24 @@ impl Loader<'_> {
                             .as_str()
                             .unwrap_or(status)
                             .to_owned();
-                        self.reject(file, line, format!("entry {i}: {why}"));
+                        refused.push(format!("entry {i}: {why}"));
                     }
                 }
                 if statuses.is_empty() {
-                    self.report.accepted += entries;
+                    self.report.accepted += d.entries;
+                }
+                for why in refused {
+                    self.reject(&d.file, d.line, why);
                 }
             }
-            Err(e) => self.reject(file, line, reason(&e)),
+            Err(why) => self.reject(&d.file, d.line, why),
         }
+    }
+
+    /// Writes everything still waiting: the open group, and plain resources.
+    async fn finish(&mut self) {
+        self.commit_group().await;
+        self.flush().await;
     }
 
     /// Writes waiting plain resources as one transaction; if it is refused, one by one so that
@@ -273,6 +440,7 @@ impl Loader<'_> {
         if self.pending.is_empty() {
             return;
         }
+        self.commit_group().await;
         let pending = std::mem::take(&mut self.pending);
         let entry = |r: &Value| {
             let rt = r["resourceType"].as_str().unwrap_or("");

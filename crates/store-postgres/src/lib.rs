@@ -13,6 +13,7 @@ mod directory;
 
 pub mod test_support;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
-    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource,
+    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
@@ -112,18 +113,24 @@ impl PostgresStore {
 }
 
 fn arguments(st: &Statement) -> Result<PgArguments, StoreError> {
-    let mut args = PgArguments::default();
-    for a in &st.args {
+    owned_arguments(st.args.iter().cloned())
+}
+
+/// The arguments of a statement the caller owns, moved rather than copied (a batched insert
+/// binds thousands of strings).
+fn owned_arguments(args: impl Iterator<Item = Arg>) -> Result<PgArguments, StoreError> {
+    let mut out = PgArguments::default();
+    for a in args {
         let r = match a {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::Int(i) => args.add(*i),
-            Arg::Real(f) => args.add(*f),
-            Arg::Bool(v) => args.add(*v),
-            Arg::Null => args.add(Option::<String>::None),
+            Arg::Text(s) => out.add(s),
+            Arg::Int(i) => out.add(i),
+            Arg::Real(f) => out.add(f),
+            Arg::Bool(v) => out.add(v),
+            Arg::Null => out.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
     }
-    Ok(args)
+    Ok(out)
 }
 
 fn decode_row(row: &PgRow, extra: usize) -> Result<Row, StoreError> {
@@ -324,7 +331,16 @@ struct PostgresTx {
 
 impl PostgresTx {
     async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
-        sqlx::query_with(AssertSqlSafe(st.sql.clone()), arguments(&st)?)
+        sqlx::query_with(AssertSqlSafe(st.sql), owned_arguments(st.args.into_iter())?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Runs a statement without arguments as plain SQL (transaction control).
+    async fn exec_raw(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql)
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
@@ -356,6 +372,21 @@ impl StoreTx for PostgresTx {
         st.sql.push_str(" FOR UPDATE");
         let rows = Exec(&mut self.tx).resources(&st, 0).await?;
         Ok(rows.into_iter().next().map(|r| r.resource))
+    }
+
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
+        self.flush_pending().await?;
+        // Locked as `current` locks, in key order so that two transactions locking overlapping
+        // sets wait for each other instead of deadlocking.
+        engine::heads(
+            &mut Exec(&mut self.tx),
+            keys,
+            " ORDER BY r.resource_type, r.id FOR UPDATE OF r",
+        )
+        .await
     }
 
     async fn find(
@@ -415,6 +446,24 @@ impl StoreTx for PostgresTx {
         }
         self.audit.extend(records);
         Ok(())
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
+        self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
+            .await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

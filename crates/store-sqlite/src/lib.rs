@@ -9,6 +9,7 @@
 mod audit;
 mod directory;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
-    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource,
+    ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
@@ -141,18 +142,24 @@ fn positional(sql: &str) -> String {
 }
 
 fn arguments(st: &Statement) -> Result<SqliteArguments, StoreError> {
-    let mut args = SqliteArguments::default();
-    for a in &st.args {
+    owned_arguments(st.args.iter().cloned())
+}
+
+/// The arguments of a statement the caller owns, moved rather than copied (a batched insert
+/// binds thousands of strings).
+fn owned_arguments(args: impl Iterator<Item = Arg>) -> Result<SqliteArguments, StoreError> {
+    let mut out = SqliteArguments::default();
+    for a in args {
         let r = match a {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::Int(i) => args.add(*i),
-            Arg::Real(f) => args.add(*f),
-            Arg::Bool(v) => args.add(*v),
-            Arg::Null => args.add(Option::<String>::None),
+            Arg::Text(s) => out.add(s),
+            Arg::Int(i) => out.add(i),
+            Arg::Real(f) => out.add(f),
+            Arg::Bool(v) => out.add(v),
+            Arg::Null => out.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
     }
-    Ok(args)
+    Ok(out)
 }
 
 fn decode_row(row: &SqliteRow, extra: usize) -> Result<Row, StoreError> {
@@ -362,7 +369,19 @@ struct SqliteTx {
 
 impl SqliteTx {
     async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
-        sqlx::query_with(AssertSqlSafe(positional(&st.sql)), arguments(&st)?)
+        sqlx::query_with(
+            AssertSqlSafe(positional(&st.sql)),
+            owned_arguments(st.args.into_iter())?,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Runs a statement without arguments as plain SQL (transaction control).
+    async fn exec_raw(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql)
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
@@ -387,6 +406,14 @@ impl StoreTx for SqliteTx {
     ) -> Result<Option<StoredResource>, StoreError> {
         self.flush_pending().await?;
         engine::current(&mut Exec(&mut self.tx), rt, id, &Visibility::All).await
+    }
+
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
+        self.flush_pending().await?;
+        engine::heads(&mut Exec(&mut self.tx), keys, "").await
     }
 
     async fn find(
@@ -440,6 +467,24 @@ impl StoreTx for SqliteTx {
         }
         self.audit.extend(records);
         Ok(())
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.flush_pending().await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
+        self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
+            .await?;
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 //! transactions; everything that is FHIR logic — paging, includes, totals, history, the
 //! patient compartment — lives here, so both backends behave the same by construction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use carerecord_access::Visibility;
@@ -12,7 +12,7 @@ use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::{Include, SearchQuery, Total};
 
 use crate::error::StoreError;
-use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource};
+use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead};
 use crate::sql::visibility::{self, Mode};
 use crate::sql::{self, Arg, Cursor, HistoryCursor, Statement};
 
@@ -106,6 +106,60 @@ fn key_statement(
 /// The statement reading the current row of one resource (a backend may add a row lock).
 pub fn current_statement(rt: ResourceType, id: &LogicalId) -> Statement {
     key_statement("resources", rt, id, None, &Visibility::All)
+}
+
+/// Keys looked up by one [`heads_statements`] statement at the most.
+const HEADS_CHUNK: usize = 128;
+
+/// The statements reading the current heads of `keys`: rows shaped like resource rows with an
+/// empty body, deletion markers included, absent keys left out. Each statement joins a `VALUES`
+/// list of keys to `resources` (so both databases seek the primary key for each); the list is
+/// padded to a power of two by repeating its last key, so the texts come in a few shapes the
+/// drivers keep prepared. `suffix` is appended to each (a backend's row lock).
+pub fn heads_statements(keys: &[ResourceKey], suffix: &str) -> Vec<Statement> {
+    keys.chunks(HEADS_CHUNK)
+        .map(|chunk| {
+            let n = chunk.len().next_power_of_two();
+            let mut st = Statement::default();
+            let mut tuples = Vec::with_capacity(n);
+            for i in 0..n {
+                let k = chunk.get(i).or(chunk.last());
+                let (t, id) = k.map_or(("", ""), |k| (k.resource_type.as_str(), k.id.as_str()));
+                let a = st.bind(Arg::Text(t.to_owned()));
+                let b = st.bind(Arg::Text(id.to_owned()));
+                tuples.push(format!("({a}, {b})"));
+            }
+            st.sql = format!(
+                "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, '' \
+                 FROM (VALUES {}) k JOIN resources r ON r.resource_type = k.column1 AND r.id = k.column2{suffix}",
+                tuples.join(", ")
+            );
+            st
+        })
+        .collect()
+}
+
+/// The current heads of `keys` (see [`heads_statements`]).
+pub async fn heads(
+    exec: &mut dyn SqlExec,
+    keys: &[ResourceKey],
+    suffix: &str,
+) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for st in heads_statements(keys, suffix) {
+        for row in exec.resources(&st, 0).await? {
+            let r = row.resource;
+            let head = VersionHead::of(&r);
+            out.insert(
+                ResourceKey {
+                    resource_type: r.resource_type,
+                    id: r.id,
+                },
+                head,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The current row, deletion markers included (those of resources `vis` could see).

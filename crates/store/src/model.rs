@@ -9,6 +9,25 @@ pub struct ResourceKey {
     pub id: LogicalId,
 }
 
+/// What a write needs to know of a resource's current version: not its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionHead {
+    pub version_id: VersionId,
+    /// The current version is a deletion marker.
+    pub deleted: bool,
+    pub last_updated: i64,
+}
+
+impl VersionHead {
+    pub fn of(r: &StoredResource) -> VersionHead {
+        VersionHead {
+            version_id: r.version_id,
+            deleted: r.deleted,
+            last_updated: r.last_updated,
+        }
+    }
+}
+
 /// One stored version of a resource, body as stored (JSON text with `id` and `meta` stamped).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResource {

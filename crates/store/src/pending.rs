@@ -38,6 +38,12 @@ impl Pending {
         self.versions.is_empty()
     }
 
+    /// Forgets everything pending (the transaction rolled back past it).
+    pub fn clear(&mut self) {
+        self.versions.clear();
+        self.keys.clear();
+    }
+
     /// The statements that write everything pending; the buffer is left empty.
     pub fn take_statements(&mut self) -> Vec<Statement> {
         if self.versions.is_empty() {

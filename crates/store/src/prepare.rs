@@ -1,5 +1,6 @@
 use carerecord_access::{Classification, Classifier};
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+use carerecord_search::datetime::DateRange;
 use carerecord_search::index::{IndexEntries, extract};
 use carerecord_search::registry::patient_compartment;
 use serde_json::{Map, Value};
@@ -21,6 +22,86 @@ pub struct PreparedVersion {
     pub class: Classification,
 }
 
+/// A resource body made ready to become a version: `id` stamped, index rows computed, patient
+/// compartment found — everything except the version id and time, which only the write
+/// transaction can decide. This is the CPU work of a write, so it can be done before the
+/// transaction starts (or on another core while an earlier one writes).
+#[derive(Debug, Clone)]
+pub struct PreparedBody {
+    pub resource_type: ResourceType,
+    pub id: LogicalId,
+    body: Value,
+    index: IndexEntries,
+    patient_id: Option<String>,
+    class: Classification,
+}
+
+/// The index parameter whose value is the version's own time (`meta.lastUpdated`).
+const LAST_UPDATED: &str = "_lastUpdated";
+
+/// Stamps `id` into `body` and computes its index rows and compartment.
+pub fn prepare_body(resource_type: ResourceType, id: &LogicalId, mut body: Value) -> PreparedBody {
+    if let Some(obj) = body.as_object_mut() {
+        // A placeholder version and time, so that `meta` takes its final place and shape; both
+        // are overwritten by `into_version`.
+        stamp(obj, id, VersionId::FIRST, 0);
+    }
+    let mut index = extract(resource_type, &body);
+    slim(&mut index);
+    let patient_id = patient_compartment(resource_type, id.as_str(), &body);
+    let class = Classifier::current().classify(resource_type, &body, patient_id.as_deref());
+    PreparedBody {
+        resource_type,
+        id: id.clone(),
+        body,
+        index,
+        patient_id,
+        class,
+    }
+}
+
+impl PreparedBody {
+    /// Stamps the version id and time and serialises the body: the version to write.
+    pub fn into_version(mut self, version_id: VersionId, last_updated: i64) -> PreparedVersion {
+        let instant = format_instant(last_updated);
+        if let Some(meta) = self.body.get_mut("meta").and_then(Value::as_object_mut) {
+            // Both keys exist (placed by `prepare_body`), so they keep their position.
+            meta.insert(
+                "versionId".to_owned(),
+                Value::String(version_id.get().to_string()),
+            );
+            meta.insert("lastUpdated".to_owned(), Value::String(instant.clone()));
+        }
+        // The `_lastUpdated` row was computed from the placeholder time: set it to the real one.
+        if self.index.dates.iter().any(|d| d.param == LAST_UPDATED) {
+            match DateRange::parse(&instant) {
+                Some(r) => {
+                    for d in self
+                        .index
+                        .dates
+                        .iter_mut()
+                        .filter(|d| d.param == LAST_UPDATED)
+                    {
+                        d.low = r.low;
+                        d.high = r.high;
+                    }
+                }
+                None => self.index.dates.retain(|d| d.param != LAST_UPDATED),
+            }
+        }
+        PreparedVersion {
+            resource_type: self.resource_type,
+            id: self.id,
+            version_id,
+            last_updated,
+            body: self.body.to_string(),
+            index: self.index,
+            patient_id: self.patient_id,
+            class: self.class,
+        }
+    }
+}
+
 /// Stamps `id`, `meta.versionId` and `meta.lastUpdated` into `body` and computes its index rows.
 ///
 /// The body otherwise stays as received (element order and decimal text are preserved by
@@ -30,25 +111,9 @@ pub fn prepare_version(
     id: &LogicalId,
     version_id: VersionId,
     last_updated: i64,
-    mut body: Value,
+    body: Value,
 ) -> PreparedVersion {
-    if let Some(obj) = body.as_object_mut() {
-        stamp(obj, id, version_id, last_updated);
-    }
-    let mut index = extract(resource_type, &body);
-    slim(&mut index);
-    let patient_id = patient_compartment(resource_type, id.as_str(), &body);
-    let class = Classifier::current().classify(resource_type, &body, patient_id.as_deref());
-    PreparedVersion {
-        resource_type,
-        id: id.clone(),
-        version_id,
-        last_updated,
-        body: body.to_string(),
-        index,
-        patient_id,
-        class,
-    }
+    prepare_body(resource_type, id, body).into_version(version_id, last_updated)
 }
 
 /// Drops index rows that search never reads: `_id` is matched on the resource row itself, and
@@ -127,6 +192,29 @@ mod tests {
             .filter(|t| t.param == "code" && t.code.as_deref() == Some("52448006"))
             .count();
         assert_eq!(codes, 1);
+        assert_eq!(p.patient_id.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn a_body_prepared_in_advance_becomes_the_same_version_as_one_prepared_at_once() {
+        let id = LogicalId::parse("obs-2").unwrap();
+        let body: Value = serde_json::from_str(
+            r#"{"resourceType":"Observation","status":"final","meta":{"source":"urn:x","lastUpdated":"2001-01-01T00:00:00Z"},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2026-11-01","valueQuantity":{"value":1.50}}"#,
+        )
+        .unwrap();
+        let at = 1_764_000_000_123_456;
+        let version = VersionId::FIRST.next();
+        let direct = {
+            let mut b = body.clone();
+            stamp(b.as_object_mut().unwrap(), &id, version, at);
+            let mut index = extract(ResourceType::Observation, &b);
+            slim(&mut index);
+            (b.to_string(), index)
+        };
+        let p = prepare_body(ResourceType::Observation, &id, body).into_version(version, at);
+        assert_eq!(p.body, direct.0);
+        assert_eq!(p.index, direct.1);
+        assert!(p.index.dates.iter().any(|d| d.param == "_lastUpdated"));
         assert_eq!(p.patient_id.as_deref(), Some("p"));
     }
 

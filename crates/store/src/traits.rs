@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
@@ -7,7 +9,7 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::model::{
-    BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource,
+    BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
 };
 use crate::prepare::PreparedVersion;
 
@@ -119,6 +121,15 @@ pub trait StoreTx: Send {
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError>;
 
+    /// The current version heads (no bodies) of many resources at once, deletion markers
+    /// included; keys with no resource are absent from the map. Like `current`, it sees the
+    /// transaction's own writes, and where the backend locks rows `current` would lock, these
+    /// are locked too, for the rest of the transaction.
+    async fn heads(
+        &mut self,
+        keys: &[ResourceKey],
+    ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError>;
+
     /// Keys of current resources matching `query`, at most `limit`, inside the transaction.
     async fn find(
         &mut self,
@@ -154,6 +165,19 @@ pub trait StoreTx: Send {
     /// the transaction commits, in the same database transaction, so the writes and their
     /// entries land together or not at all.
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError>;
+
+    /// Marks a point this transaction can roll back to (savepoints nest). Bulk import runs
+    /// several Bundles in one transaction, each under a savepoint, so that a refused Bundle
+    /// leaves nothing behind while the others still commit together.
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Keeps what was written since the newest savepoint and forgets that savepoint. Writes
+    /// held back are written first, so that their errors show here.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Undoes everything written since the newest savepoint (writes held back included) and
+    /// forgets that savepoint; the transaction goes on.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

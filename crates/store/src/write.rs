@@ -5,8 +5,8 @@ use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use serde_json::Value;
 
 use crate::error::StoreError;
-use crate::model::{StoredResource, WriteKind, WriteResult, now_micros};
-use crate::prepare::{PreparedVersion, prepare_version};
+use crate::model::{StoredResource, VersionHead, WriteKind, WriteResult, now_micros};
+use crate::prepare::{PreparedBody, PreparedVersion, prepare_body};
 use crate::traits::StoreTx;
 
 fn stored(p: &PreparedVersion) -> StoredResource {
@@ -44,13 +44,52 @@ pub async fn create_new(
     id: &LogicalId,
     body: Value,
 ) -> Result<WriteResult, StoreError> {
-    let p = prepare_version(rt, id, VersionId::FIRST, now_micros(), body);
+    create_prepared(tx, prepare_body(rt, id, body)).await
+}
+
+/// [`create_new`] of a body prepared in advance ([`prepare_body`]).
+pub async fn create_prepared(
+    tx: &mut dyn StoreTx,
+    body: PreparedBody,
+) -> Result<WriteResult, StoreError> {
+    let p = body.into_version(VersionId::FIRST, now_micros());
     let resource = stored(&p);
     tx.put(p).await?;
     Ok(WriteResult {
         kind: WriteKind::Created,
         resource,
     })
+}
+
+/// The version an update writes over `current` (creating when absent or deleted — update as
+/// create), and its time. With `if_match`, the current version must be exactly that one.
+fn next_version(
+    current: Option<&VersionHead>,
+    if_match: Option<VersionId>,
+) -> Result<(VersionId, WriteKind, i64), StoreError> {
+    if let Some(expected) = if_match {
+        match current {
+            Some(c) if !c.deleted && c.version_id == expected => {}
+            Some(c) => {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    current: c.version_id,
+                });
+            }
+            None => return Err(StoreError::NotFound),
+        }
+    }
+    let (version, kind) = match current {
+        Some(c) if c.deleted => (c.version_id.next(), WriteKind::Created),
+        Some(c) => (c.version_id.next(), WriteKind::Updated),
+        None => (VersionId::FIRST, WriteKind::Created),
+    };
+    // A version is never older than the one before it, even if the clock stepped back.
+    let mut now = now_micros();
+    if let Some(c) = current {
+        now = now.max(c.last_updated + 1);
+    }
+    Ok((version, kind, now))
 }
 
 /// Writes a new version of `id` (creating it when absent — update as create). With
@@ -62,30 +101,9 @@ pub async fn update(
     body: Value,
     if_match: Option<VersionId>,
 ) -> Result<WriteResult, StoreError> {
-    let current = tx.current(rt, id).await?;
-    if let Some(expected) = if_match {
-        match &current {
-            Some(c) if !c.deleted && c.version_id == expected => {}
-            Some(c) => {
-                return Err(StoreError::VersionConflict {
-                    expected,
-                    current: c.version_id,
-                });
-            }
-            None => return Err(StoreError::NotFound),
-        }
-    }
-    let (version, kind) = match &current {
-        Some(c) if c.deleted => (c.version_id.next(), WriteKind::Created),
-        Some(c) => (c.version_id.next(), WriteKind::Updated),
-        None => (VersionId::FIRST, WriteKind::Created),
-    };
-    // A version is never older than the one before it, even if the clock stepped back.
-    let mut now = now_micros();
-    if let Some(c) = &current {
-        now = now.max(c.last_updated + 1);
-    }
-    let p = prepare_version(rt, id, version, now, body);
+    let current = tx.current(rt, id).await?.map(|c| VersionHead::of(&c));
+    let (version, kind, now) = next_version(current.as_ref(), if_match)?;
+    let p = prepare_body(rt, id, body).into_version(version, now);
     let resource = stored(&p);
     // Written at once, so that a version already taken shows here: it means a concurrent
     // writer got there first (two updates creating the same id) — not a conflict with the
@@ -94,11 +112,36 @@ pub async fn update(
         Ok(()) => tx.flush().await,
         Err(e) => Err(e),
     };
-    written.map_err(|e| match e {
+    written.map_err(busy_if_taken)?;
+    Ok(WriteResult { kind, resource })
+}
+
+/// [`update`] of a body prepared in advance, over `current` — the head [`StoreTx::heads`]
+/// reported for it in this transaction (`None`: no such resource). Unlike `update` the write
+/// is held back like any `put`, so that many updates are written together: a version that a
+/// concurrent writer took first surfaces at the next flush as `AlreadyExists`, which the caller
+/// should treat as `Busy` ([`busy_if_taken`]).
+pub async fn update_prepared(
+    tx: &mut dyn StoreTx,
+    body: PreparedBody,
+    current: Option<&VersionHead>,
+    if_match: Option<VersionId>,
+) -> Result<WriteResult, StoreError> {
+    let (version, kind, now) = next_version(current, if_match)?;
+    let p = body.into_version(version, now);
+    let resource = stored(&p);
+    tx.put(p).await.map_err(busy_if_taken)?;
+    Ok(WriteResult { kind, resource })
+}
+
+/// A version (or id) that is already taken when an update or delete is written means that a
+/// concurrent writer got there first: not a conflict with what the client saw, so `Busy` — worth
+/// a retry.
+pub fn busy_if_taken(e: StoreError) -> StoreError {
+    match e {
         StoreError::AlreadyExists => StoreError::Busy,
         e => e,
-    })?;
-    Ok(WriteResult { kind, resource })
+    }
 }
 
 /// Deletes `id`, writing a deletion marker as a new version. `None` when there was nothing to
@@ -114,10 +157,7 @@ pub async fn delete(
             let now = now_micros().max(c.last_updated + 1);
             tx.put_deleted(rt, id, version, now)
                 .await
-                .map_err(|e| match e {
-                    StoreError::AlreadyExists => StoreError::Busy,
-                    e => e,
-                })?;
+                .map_err(busy_if_taken)?;
             Ok(Some(WriteResult {
                 kind: WriteKind::Deleted,
                 resource: StoredResource {

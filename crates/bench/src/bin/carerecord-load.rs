@@ -329,7 +329,7 @@ async fn load_organisations(args: &Args, shared: &Shared) -> anyhow::Result<()> 
         match args.import_via {
             ImportVia::Http => post_bundle(shared, &bundle).await?,
             ImportVia::Store => {
-                import_bundle(shared.store.as_ref(), &bundle, true, Write::Update).await?;
+                import_bundle(shared.store.as_ref(), &bundle, true, Write::Batched).await?;
             }
         }
     }
@@ -463,7 +463,7 @@ async fn import(
                     Some(person) => match via {
                         ImportVia::Http => post_bundle(&shared, &bundle).await,
                         ImportVia::Store => {
-                            import_bundle(shared.store.as_ref(), &bundle, true, Write::Update)
+                            import_bundle(shared.store.as_ref(), &bundle, true, Write::Batched)
                                 .await
                                 .map(|_| ())
                         }

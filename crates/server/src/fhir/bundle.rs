@@ -13,7 +13,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType, VersionId};
-use carerecord_store::{StoreTx, StoredResource, format_instant, now_micros};
+use carerecord_store::{
+    PreparedBody, ResourceKey, StoreTx, StoredResource, VersionHead, format_instant, now_micros,
+    prepare_body, write,
+};
 use serde_json::{Value, json};
 
 use super::body::FhirBody;
@@ -139,6 +142,46 @@ pub async fn process(
     bundle: &Value,
     opts: &BundleOptions,
 ) -> Result<Value, ApiError> {
+    process_prepared(state, prepare(bundle, opts), opts).await
+}
+
+/// A Bundle taken as far as it can be without the store: its entries parsed and, for a
+/// transaction with no conditions in it (the usual import), every entry's target decided and
+/// its resource's references rewritten, validated and indexed. That is most of a Bundle's CPU
+/// work: doing it first keeps it out of the write transaction (SQLite has a single writer), and
+/// lets an importer do it for the next Bundle while the previous one is written.
+pub struct PreparedBundle(Result<Prepared, ApiError>);
+
+enum Prepared {
+    Transaction {
+        entries: Vec<Entry>,
+        plan: Option<Plan>,
+    },
+    Batch(Vec<Value>),
+}
+
+/// What a transaction without conditions decides before its store transaction starts.
+struct Plan {
+    targets: HashMap<usize, (LogicalId, bool)>,
+    ids: HashMap<String, String>,
+    /// Each POST and PUT entry's resource ready to write, or why it is refused — reported when
+    /// the entry's turn comes, as if it had been checked then.
+    ready: HashMap<usize, Result<Ready, ApiError>>,
+}
+
+/// A POST or PUT entry's resource, checked and prepared for writing.
+struct Ready {
+    body: PreparedBody,
+    if_match: Option<VersionId>,
+}
+
+/// The first half of [`process`]: everything that needs no store (see [`PreparedBundle`]).
+/// CPU only, so an importer may run it on another thread.
+pub fn prepare(bundle: &Value, opts: &BundleOptions) -> PreparedBundle {
+    PreparedBundle(prepare_inner(bundle, opts))
+}
+
+fn prepare_inner(bundle: &Value, opts: &BundleOptions) -> Result<Prepared, ApiError> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(bad(
             "POST to the base URL takes a Bundle of type batch or transaction",
@@ -157,12 +200,103 @@ pub async fn process(
         opts.access.check_write()?;
     }
     match kind {
-        "transaction" => transaction(state, opts, raw_entries).await,
-        "batch" => Ok(batch(state, opts, raw_entries).await),
+        "transaction" => {
+            let entries = raw_entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| parse_entry(e, &opts.base).map_err(|err| err.in_entry(i)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let plan = plan(&entries);
+            Ok(Prepared::Transaction { entries, plan })
+        }
+        "batch" => Ok(Prepared::Batch(raw_entries.clone())),
         other => Err(bad(format!(
             "the Bundle type must be batch or transaction, not '{other}'"
         ))),
     }
+}
+
+/// The second half of [`process`]: runs a prepared Bundle against the store.
+pub async fn process_prepared(
+    state: &AppState,
+    prepared: PreparedBundle,
+    opts: &BundleOptions,
+) -> Result<Value, ApiError> {
+    match prepared.0? {
+        Prepared::Transaction { entries, plan } => transaction(state, opts, &entries, plan).await,
+        Prepared::Batch(raw) => Ok(batch(state, opts, &raw).await),
+    }
+}
+
+/// Plans a transaction whose targets and references need nothing from the store: no
+/// `ifNoneExist`, no conditional `PUT`, no conditional reference. `None` otherwise (the
+/// transaction then decides everything inside its store transaction).
+fn plan(entries: &[Entry]) -> Option<Plan> {
+    let mut targets: HashMap<usize, (LogicalId, bool)> = HashMap::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let target = match e.method {
+            Method::Post if e.if_none_exist.is_none() => (interactions::new_id().ok()?, false),
+            Method::Put if e.query.is_none() => match e.rest.as_slice() {
+                [id] => (super::logical_id(id).ok()?, true),
+                _ => return None,
+            },
+            Method::Post | Method::Put => return None,
+            _ => continue,
+        };
+        if let Some(full_url) = &e.full_url {
+            ids.insert(full_url.clone(), format!("{}/{}", e.rt, target.0));
+        }
+        targets.insert(i, target);
+    }
+    let mut bodies = Vec::with_capacity(targets.len());
+    for (i, e) in entries.iter().enumerate() {
+        if targets.contains_key(&i) {
+            let body = e.resource.clone().unwrap_or(Value::Null);
+            let mut refs = Vec::new();
+            collect_references(&body, &mut refs);
+            if refs.iter().any(|r| is_conditional_reference(r)) {
+                return None;
+            }
+            bodies.push((i, e, refs, body));
+        }
+    }
+    let mut ready = HashMap::with_capacity(bodies.len());
+    for (i, e, refs, mut body) in bodies {
+        let (id, _) = &targets[&i];
+        let r = rewrite_local(&mut body, refs, &ids)
+            .and_then(|()| ready_to_write(e, id, body))
+            .map_err(|err| err.in_entry(i));
+        ready.insert(i, r);
+    }
+    Some(Plan {
+        targets,
+        ids,
+        ready,
+    })
+}
+
+/// Checks a POST or PUT entry's resource (its references already rewritten) as `create` or
+/// `update` would, and prepares it for writing to `id`.
+fn ready_to_write(e: &Entry, id: &LogicalId, mut body: Value) -> Result<Ready, ApiError> {
+    if e.method == Method::Post {
+        interactions::check_resource(e.rt, &body)?;
+        return Ok(Ready {
+            body: prepare_body(e.rt, id, body),
+            if_match: None,
+        });
+    }
+    if let Some(o) = body.as_object_mut()
+        && (e.query.is_some() || !o.contains_key("id"))
+    {
+        o.insert("id".into(), Value::String(id.as_str().to_owned()));
+    }
+    let if_match = interactions::if_match(e.if_match.as_deref())?;
+    interactions::check_update(e.rt, id, &body)?;
+    Ok(Ready {
+        body: prepare_body(e.rt, id, body),
+        if_match,
+    })
 }
 
 fn response_bundle(kind: &str, entries: Vec<Value>) -> Value {
@@ -211,17 +345,98 @@ fn error_entry(e: &ApiError) -> Value {
 async fn transaction(
     state: &AppState,
     ctx: &BundleOptions,
-    raw: &[Value],
+    entries: &[Entry],
+    plan: Option<Plan>,
 ) -> Result<Value, ApiError> {
-    let entries = raw
-        .iter()
-        .enumerate()
-        .map(|(i, e)| parse_entry(e, &ctx.base).map_err(|err| err.in_entry(i)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut results: Vec<Option<Value>> = vec![None; entries.len()];
     // Dropping `txb` on an early return rolls the whole transaction back.
     let mut txb = state.store.begin().await?;
-    let tx = txb.as_mut();
+    let mut results = write_entries(txb.as_mut(), ctx, entries, plan).await?;
+    txb.commit().await?;
+
+    // 4. Reads, after the writes are visible.
+    for (i, e) in entries.iter().enumerate() {
+        if e.method == Method::Get {
+            results[i] = Some(match read_entry(state, ctx, e).await {
+                Ok(v) => v,
+                Err(err) => error_entry(&err),
+            });
+        }
+    }
+    Ok(transaction_response(results))
+}
+
+fn transaction_response(results: Vec<Option<Value>>) -> Value {
+    response_bundle(
+        "transaction-response",
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Null))
+            .collect(),
+    )
+}
+
+impl PreparedBundle {
+    /// Whether [`process_within`] can run this Bundle in a transaction shared with others: a
+    /// transaction Bundle without reads (those are answered after the commit), or one already
+    /// refused.
+    pub fn can_share_transaction(&self) -> bool {
+        match &self.0 {
+            Ok(Prepared::Transaction { entries, .. }) => {
+                entries.iter().all(|e| e.method != Method::Get)
+            }
+            Ok(Prepared::Batch(_)) => false,
+            Err(_) => true,
+        }
+    }
+}
+
+/// Runs a prepared transaction Bundle inside `tx`, a store transaction shared with other
+/// Bundles (bulk import amortises its commits so), under a savepoint: when the Bundle is
+/// refused everything it wrote is rolled back and `tx` goes on, so it stays all-or-nothing.
+/// Its writes last only if `tx` then commits. Only for Bundles that
+/// [`PreparedBundle::can_share_transaction`].
+pub async fn process_within(
+    tx: &mut dyn StoreTx,
+    prepared: PreparedBundle,
+    opts: &BundleOptions,
+) -> Result<Value, ApiError> {
+    let Prepared::Transaction { entries, plan } = prepared.0? else {
+        return Err(ApiError::Internal(
+            "a batch Bundle cannot share a transaction".into(),
+        ));
+    };
+    if entries.iter().any(|e| e.method == Method::Get) {
+        return Err(ApiError::Internal(
+            "a transaction with reads cannot share a transaction".into(),
+        ));
+    }
+    tx.savepoint().await?;
+    let written = match write_entries(tx, opts, &entries, plan).await {
+        Ok(results) => tx
+            .release_savepoint()
+            .await
+            .map_err(|e| ApiError::from(write::busy_if_taken(e)))
+            .map(|()| results),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(results) => Ok(transaction_response(results)),
+        Err(e) => {
+            tx.rollback_to_savepoint().await?;
+            Err(e)
+        }
+    }
+}
+
+/// Steps 1–3 of a transaction — deletes, targets, writes — inside `tx`; the response entries
+/// of every write (reads are left to the caller).
+async fn write_entries(
+    tx: &mut dyn StoreTx,
+    ctx: &BundleOptions,
+    entries: &[Entry],
+    plan: Option<Plan>,
+) -> Result<Vec<Option<Value>>, ApiError> {
+    let mut results: Vec<Option<Value>> = vec![None; entries.len()];
 
     // 1. Deletes.
     for (i, e) in entries.iter().enumerate() {
@@ -234,7 +449,108 @@ async fn transaction(
     }
 
     // 2. Decide every POST's and PUT's target before writing anything, so references between
-    //    entries can be rewritten.
+    //    entries can be rewritten (already done when the transaction was planned).
+    let (targets, ids, mut ready) = match plan {
+        Some(p) => (p.targets, p.ids, p.ready),
+        None => {
+            let (targets, ids) = decide_targets(tx, ctx, entries).await?;
+            (targets, ids, HashMap::new())
+        }
+    };
+
+    // 3. Write: POSTs, then PUTs. Versions are held back and written together (at the flush
+    //    after the PUTs); a version a concurrent writer took first shows there, as `Busy`.
+    for (i, e) in entries.iter().enumerate() {
+        if e.method != Method::Post {
+            continue;
+        }
+        let Some((id, exists)) = targets.get(&i).cloned() else {
+            continue;
+        };
+        let r = match ready.remove(&i) {
+            Some(r) => r?,
+            None => {
+                let mut body = e.resource.clone().unwrap_or(Value::Null);
+                rewrite_references(tx, ctx, &mut body, &ids)
+                    .await
+                    .map_err(|err| err.in_entry(i))?;
+                if exists {
+                    let found = tx
+                        .current(e.rt, &id)
+                        .await?
+                        .ok_or_else(|| ApiError::Internal("matched resource vanished".into()))?;
+                    results[i] = Some(written_entry(ctx, &Written::Existing(found))?);
+                    continue;
+                }
+                ready_to_write(e, &id, body).map_err(|err| err.in_entry(i))?
+            }
+        };
+        let w = write::create_prepared(tx, r.body)
+            .await
+            .map_err(|err| ApiError::from(write::busy_if_taken(err)).in_entry(i))?;
+        results[i] = Some(written_entry(ctx, &Written::Created(w.resource))?);
+    }
+
+    // Every PUT's current version, looked up at once.
+    let put_keys: Vec<ResourceKey> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.method == Method::Put)
+        .filter_map(|(i, e)| {
+            targets.get(&i).map(|(id, _)| ResourceKey {
+                resource_type: e.rt,
+                id: id.clone(),
+            })
+        })
+        .collect();
+    let mut heads = if put_keys.is_empty() {
+        HashMap::new()
+    } else {
+        tx.heads(&put_keys).await.map_err(write::busy_if_taken)?
+    };
+    for (i, e) in entries.iter().enumerate() {
+        if e.method != Method::Put {
+            continue;
+        }
+        let Some((id, _)) = targets.get(&i).cloned() else {
+            continue;
+        };
+        let r = match ready.remove(&i) {
+            Some(r) => r?,
+            None => {
+                // Writes held back so far are written before the look-ups below, so that a
+                // version taken by a concurrent writer is reported as such.
+                tx.flush().await.map_err(write::busy_if_taken)?;
+                let mut body = e.resource.clone().unwrap_or(Value::Null);
+                rewrite_references(tx, ctx, &mut body, &ids)
+                    .await
+                    .map_err(|err| err.in_entry(i))?;
+                ready_to_write(e, &id, body).map_err(|err| err.in_entry(i))?
+            }
+        };
+        let key = ResourceKey {
+            resource_type: e.rt,
+            id,
+        };
+        let w = write::update_prepared(tx, r.body, heads.get(&key), r.if_match)
+            .await
+            .map_err(|err| ApiError::from(err).in_entry(i))?;
+        // A later entry for the same resource writes over this version.
+        heads.insert(key, VersionHead::of(&w.resource));
+        results[i] = Some(written_entry(ctx, &interactions::written(w))?);
+    }
+    tx.flush().await.map_err(write::busy_if_taken)?;
+    Ok(results)
+}
+
+/// Targets of a transaction's POSTs and PUTs, decided inside its store transaction (for those
+/// with conditions): each entry's id and whether it exists already, and fullUrl → `Type/id`.
+#[allow(clippy::type_complexity)]
+async fn decide_targets(
+    tx: &mut dyn StoreTx,
+    ctx: &BundleOptions,
+    entries: &[Entry],
+) -> Result<(HashMap<usize, (LogicalId, bool)>, HashMap<String, String>), ApiError> {
     let mut targets: HashMap<usize, (LogicalId, bool)> = HashMap::new(); // (id, exists already)
     let mut ids: HashMap<String, String> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -273,63 +589,7 @@ async fn transaction(
         }
         targets.insert(i, target);
     }
-
-    // 3. Rewrite references, then write: POSTs, then PUTs.
-    for pass in [Method::Post, Method::Put] {
-        for (i, e) in entries.iter().enumerate() {
-            if e.method != pass {
-                continue;
-            }
-            let Some((id, exists)) = targets.get(&i).cloned() else {
-                continue;
-            };
-            let mut body = e.resource.clone().unwrap_or(Value::Null);
-            rewrite_references(tx, ctx, &mut body, &ids)
-                .await
-                .map_err(|err| err.in_entry(i))?;
-            let w = match pass {
-                Method::Post if exists => Written::Existing(
-                    tx.current(e.rt, &id)
-                        .await?
-                        .ok_or_else(|| ApiError::Internal("matched resource vanished".into()))?,
-                ),
-                Method::Post => interactions::create(tx, e.rt, body, None, &ctx.base, Some(id))
-                    .await
-                    .map_err(|err| err.in_entry(i))?,
-                _ => {
-                    if let Some(o) = body.as_object_mut()
-                        && (e.query.is_some() || !o.contains_key("id"))
-                    {
-                        o.insert("id".into(), Value::String(id.as_str().to_owned()));
-                    }
-                    let if_match = interactions::if_match(e.if_match.as_deref())
-                        .map_err(|err| err.in_entry(i))?;
-                    interactions::update(tx, e.rt, &id, body, if_match)
-                        .await
-                        .map_err(|err| err.in_entry(i))?
-                }
-            };
-            results[i] = Some(written_entry(ctx, &w)?);
-        }
-    }
-    txb.commit().await?;
-
-    // 4. Reads, after the writes are visible.
-    for (i, e) in entries.iter().enumerate() {
-        if e.method == Method::Get {
-            results[i] = Some(match read_entry(state, ctx, e).await {
-                Ok(v) => v,
-                Err(err) => error_entry(&err),
-            });
-        }
-    }
-    Ok(response_bundle(
-        "transaction-response",
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Value::Null))
-            .collect(),
-    ))
+    Ok((targets, ids))
 }
 
 /// Where a PUT entry writes: the id in its URL, or the single match of its condition (a new id
@@ -400,9 +660,7 @@ async fn rewrite_references(
         if let Some(target) = ids.get(&r) {
             resolved.insert(r, target.clone());
         } else if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
-            return Err(bad(format!(
-                "the reference {r} does not match the fullUrl of any entry in this transaction"
-            )));
+            return Err(unresolved(&r));
         } else if let Some((type_name, cond)) = r.split_once('?') {
             if type_name.contains('/') || type_name.contains(':') {
                 continue;
@@ -428,6 +686,36 @@ async fn rewrite_references(
     }
     replace_references(v, &resolved);
     Ok(())
+}
+
+/// A reference to the one resource a search matches (`Patient?identifier=…`).
+fn is_conditional_reference(r: &str) -> bool {
+    r.split_once('?')
+        .is_some_and(|(type_name, _)| !type_name.contains('/') && !type_name.contains(':'))
+}
+
+/// [`rewrite_references`] for a body without conditional references: needs no store.
+fn rewrite_local(
+    v: &mut Value,
+    refs: Vec<String>,
+    ids: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    for r in refs {
+        if let Some(target) = ids.get(&r) {
+            resolved.insert(r, target.clone());
+        } else if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
+            return Err(unresolved(&r));
+        }
+    }
+    replace_references(v, &resolved);
+    Ok(())
+}
+
+fn unresolved(r: &str) -> ApiError {
+    bad(format!(
+        "the reference {r} does not match the fullUrl of any entry in this transaction"
+    ))
 }
 
 fn collect_references(v: &Value, out: &mut Vec<String>) {

@@ -5,7 +5,7 @@
 use carerecord_fhir::validate::validate;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType, VersionId};
 use carerecord_search::query::{Handling, SearchQuery, parse};
-use carerecord_store::{StoreError, StoreTx, StoredResource, WriteKind, write};
+use carerecord_store::{StoreError, StoreTx, StoredResource, WriteKind, WriteResult, write};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -122,14 +122,9 @@ pub async fn create(
     Ok(Written::Created(w.resource))
 }
 
-/// `update` of `id`; creates it when absent. The body's id must be the URL's.
-pub async fn update(
-    tx: &mut dyn StoreTx,
-    rt: ResourceType,
-    id: &LogicalId,
-    body: Value,
-    if_match: Option<VersionId>,
-) -> Result<Written, ApiError> {
+/// The checks `update` makes of a body before writing: it carries the URL's id, and its
+/// structure is valid.
+pub fn check_update(rt: ResourceType, id: &LogicalId, body: &Value) -> Result<(), ApiError> {
     match body.get("id").and_then(Value::as_str) {
         Some(body_id) if body_id == id.as_str() => {}
         Some(_) => {
@@ -145,12 +140,28 @@ pub async fn update(
             ));
         }
     }
-    check_resource(rt, &body)?;
+    check_resource(rt, body)
+}
+
+/// `update` of `id`; creates it when absent. The body's id must be the URL's.
+pub async fn update(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    id: &LogicalId,
+    body: Value,
+    if_match: Option<VersionId>,
+) -> Result<Written, ApiError> {
+    check_update(rt, id, &body)?;
     let w = write::update(tx, rt, id, body, if_match).await?;
-    Ok(match w.kind {
+    Ok(written(w))
+}
+
+/// A write's result as the response needs it.
+pub fn written(w: WriteResult) -> Written {
+    match w.kind {
         WriteKind::Created => Written::Created(w.resource),
         _ => Written::Updated(w.resource),
-    })
+    }
 }
 
 /// Conditional update: `PUT [type]?[search]`.

@@ -53,15 +53,15 @@ impl TableRows {
     }
 
     fn into_statements(self, out: &mut Vec<Statement>) {
-        let mut rest: &[Vec<Arg>] = &self.rows;
-        while !rest.is_empty() {
-            let n = chunk_len(rest.len(), self.columns.len());
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
+        let mut rows = self.rows.into_iter();
+        let mut remaining = rows.len();
+        while remaining > 0 {
+            let n = chunk_len(remaining, self.columns.len());
+            remaining -= n;
             let mut st = Statement::default();
-            let mut tuples = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                let ps: Vec<String> = row.iter().map(|a| st.bind(a.clone())).collect();
+            let mut tuples = Vec::with_capacity(n);
+            for row in rows.by_ref().take(n) {
+                let ps: Vec<String> = row.into_iter().map(|a| st.bind(a)).collect();
                 tuples.push(format!("({})", ps.join(", ")));
             }
             st.sql = format!(

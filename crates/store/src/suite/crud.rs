@@ -599,3 +599,113 @@ pub async fn a_transaction_sees_its_own_writes(store: Store) {
         VersionId::FIRST
     );
 }
+
+pub async fn heads_of_many_resources_come_from_one_look_up(store: Store) {
+    create(
+        &store,
+        ResourceType::Patient,
+        "pat-1",
+        patient("9990000018", "Smith", "Jane", "1984-03-12", "female"),
+    )
+    .await;
+    let obs = observation("pat-1", "2823-3", 4.5, "mmol/L", "2026-11-01");
+    create(&store, ResourceType::Observation, "obs-1", obs.clone()).await;
+    let gone = delete(&store, ResourceType::Observation, "obs-1")
+        .await
+        .unwrap();
+    let key = |rt, id: &str| ResourceKey {
+        resource_type: rt,
+        id: lid(id),
+    };
+    let mut tx = store.begin().await.unwrap();
+    // A write held back in the transaction is seen too.
+    write::create_new(tx.as_mut(), ResourceType::Observation, &lid("obs-2"), obs)
+        .await
+        .unwrap();
+    let keys: Vec<ResourceKey> = vec![
+        key(ResourceType::Patient, "pat-1"),
+        key(ResourceType::Observation, "obs-1"),
+        key(ResourceType::Observation, "obs-2"),
+        key(ResourceType::Patient, "pat-missing"),
+        key(ResourceType::Observation, "pat-1"),
+    ];
+    let heads = tx.heads(&keys).await.unwrap();
+    assert_eq!(heads.len(), 3, "absent keys are left out: {heads:?}");
+    let p = heads[&key(ResourceType::Patient, "pat-1")];
+    assert_eq!((p.version_id, p.deleted), (VersionId::FIRST, false));
+    let o = heads[&key(ResourceType::Observation, "obs-1")];
+    assert_eq!(o.version_id, gone.resource.version_id);
+    assert!(o.deleted);
+    assert_eq!(o.last_updated, gone.resource.last_updated);
+    assert!(!heads[&key(ResourceType::Observation, "obs-2")].deleted);
+    // Many keys: more than one statement's worth.
+    let many: Vec<ResourceKey> = (0..300)
+        .map(|i| key(ResourceType::Patient, &format!("p{i}")))
+        .chain([key(ResourceType::Patient, "pat-1")])
+        .collect();
+    assert_eq!(tx.heads(&many).await.unwrap().len(), 1);
+}
+
+pub async fn rolling_back_to_a_savepoint_undoes_only_what_came_after_it(store: Store) {
+    let pat = |n: &str| patient(n, "Smith", "Jane", "1984-03-12", "female");
+    let mut tx = store.begin().await.unwrap();
+    write::create_new(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("pat-1"),
+        pat("9990000018"),
+    )
+    .await
+    .unwrap();
+    tx.savepoint().await.unwrap();
+    // One write flushed, one still held back: both are undone.
+    write::create_new(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("pat-2"),
+        pat("9990000026"),
+    )
+    .await
+    .unwrap();
+    tx.flush().await.unwrap();
+    write::create_new(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("pat-3"),
+        pat("9990000034"),
+    )
+    .await
+    .unwrap();
+    tx.rollback_to_savepoint().await.unwrap();
+    tx.savepoint().await.unwrap();
+    write::create_new(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("pat-4"),
+        pat("9990000042"),
+    )
+    .await
+    .unwrap();
+    tx.release_savepoint().await.unwrap();
+    tx.commit().await.unwrap();
+    for (id, kept) in [
+        ("pat-1", true),
+        ("pat-2", false),
+        ("pat-3", false),
+        ("pat-4", true),
+    ] {
+        let r = store
+            .read(ResourceType::Patient, &lid(id), &Visibility::All)
+            .await;
+        assert_eq!(r.is_ok(), kept, "{id}: {r:?}");
+    }
+    let found = store
+        .search(
+            &query(ResourceType::Patient, &[("family", "smith")]),
+            10,
+            &Visibility::All,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.matches.len(), 2, "index rows rolled back too");
+}

@@ -105,6 +105,8 @@ macro_rules! backend_suite {
                 create_with_a_taken_id_fails_with_already_exists,
                 a_transaction_dropped_without_commit_leaves_nothing,
                 a_transaction_sees_its_own_writes,
+                heads_of_many_resources_come_from_one_look_up,
+                rolling_back_to_a_savepoint_undoes_only_what_came_after_it,
             ],
             concurrency: [
                 conditional_create_is_atomic_under_concurrency,
