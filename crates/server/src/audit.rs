@@ -173,6 +173,12 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         (AuditOutcome::Error, "error")
     };
     let action = note.action.unwrap_or_else(|| action_of(&method, &path));
+    let mut note = note;
+    if outcome == AuditOutcome::Denied && note.patients.is_empty() {
+        // The refused person, for their access report: the refusal said nothing about them,
+        // but the trail (which only privacy officers read) must.
+        target_of(&state, &path, &mut note).await;
+    }
     let mut r = record(&principal, action, outcome, rule, &note, client);
     r.query = query;
     match state.store.append_audit(vec![r]).await {
@@ -211,4 +217,33 @@ pub async fn commit_audited(
     tx.commit().await?;
     note.recorded = true;
     Ok(note)
+}
+
+/// For a refused request about one resource (`[type]/[id]…`): that resource and its person,
+/// looked up without restriction for the audit entry only.
+async fn target_of(state: &AppState, path: &str, note: &mut AuditNote) {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/fhir")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let [type_name, id, ..] = segments.as_slice() else {
+        return;
+    };
+    let (Ok(rt), Ok(lid)) = (
+        type_name.parse::<ResourceType>(),
+        carerecord_fhir::LogicalId::parse(id),
+    ) else {
+        return;
+    };
+    note.resources.push(format!("{rt}/{id}"));
+    if rt == ResourceType::Patient {
+        note.patients.push((*id).to_owned());
+    } else if let Ok(r) = state
+        .store
+        .read(rt, &lid, &carerecord_access::Visibility::All)
+        .await
+    {
+        note.patients.extend(patient_of(&r));
+    }
 }

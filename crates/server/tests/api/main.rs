@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod access;
 mod audit;
 mod auth;
 mod bundles;
