@@ -231,7 +231,9 @@ pub async fn demo_accounts(
             "privacy",
             "Demo Privacy Officer",
             Role::PrivacyOfficer,
-            &orgs.programme,
+            // At the care home: a privacy officer reviews their own organisation's share of
+            // the audit trail (its staff's accesses, and who looked at its residents).
+            &orgs.care_home,
             "",
         ),
         (

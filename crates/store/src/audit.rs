@@ -647,6 +647,21 @@ pub struct AuditFilter {
     pub before: Option<i64>,
     pub outcome: Option<AuditOutcome>,
     pub action: Option<AuditAction>,
+    /// Only this entry (by sequence number).
+    pub seq: Option<i64>,
+    /// What one organisation's privacy officer may review: entries by its own staff and
+    /// systems, and entries about people currently in its care.
+    pub scope: Option<AuditScope>,
+}
+
+/// An organisation's share of the audit trail (see [`AuditFilter::scope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditScope {
+    pub org_id: String,
+    /// Now (µs): relationships live at this instant count.
+    pub now: i64,
+    /// Encounters that ended at or after this still count.
+    pub encounter_cutoff: i64,
 }
 
 #[cfg(test)]

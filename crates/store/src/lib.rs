@@ -23,7 +23,7 @@ pub mod suite;
 
 pub use audit::{
     AuditAction, AuditAgent, AuditEntry, AuditFilter, AuditKey, AuditOutcome, AuditRecord,
-    BreakGlass, Channel, PrincipalKind, Tamper, TamperKind, VerifyReport,
+    AuditScope, BreakGlass, Channel, PrincipalKind, Tamper, TamperKind, VerifyReport,
 };
 pub use directory::{ClientRecord, Directory, RoleGrant, TokenRecord, UserRecord};
 pub use error::StoreError;

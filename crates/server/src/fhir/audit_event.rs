@@ -29,8 +29,8 @@ use carerecord_fhir::{Issue, IssueCode};
 use carerecord_search::datetime::DateRange;
 use carerecord_store::audit::hash_hex;
 use carerecord_store::{
-    AuditAction, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, PrincipalKind, ResourceStore,
-    StoredResource, format_instant, now_micros,
+    AuditAction, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, AuditScope, PrincipalKind,
+    ResourceStore, StoredResource, format_instant, now_micros,
 };
 use serde_json::{Value, json};
 
@@ -369,11 +369,12 @@ async fn search_handler(
     carerecord_access::policy::may_read_audit(&access.principal, access.now)
         .map_err(ApiError::Denied)?;
     let settings = &state.settings;
-    let (filter, count, cursor) = parse_search(
+    let (mut filter, count, cursor) = parse_search(
         &ctx.query,
         settings.default_page_size,
         settings.max_page_size,
     )?;
+    filter.scope = scope(&state, &access);
     let page = state
         .store
         .audit_search(&filter, count, cursor.as_deref())
@@ -410,6 +411,21 @@ async fn search_handler(
     ))
 }
 
+/// A privacy officer reviews their own organisation's share of the trail: what its staff and
+/// systems did, and who looked at the people it cares for. carerecord's service identity sees
+/// all of it.
+fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope> {
+    if access.principal.role == carerecord_access::Role::Service {
+        return None;
+    }
+    let window = i64::from(state.settings.policy.encounter_window_days) * 86_400_000_000;
+    Some(AuditScope {
+        org_id: access.principal.organisation_id.clone(),
+        now: access.now,
+        encounter_cutoff: access.now.saturating_sub(window),
+    })
+}
+
 async fn read_handler(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -423,7 +439,22 @@ async fn read_handler(
         .ok()
         .filter(|s| *s > 0)
         .ok_or_else(|| ApiError::NotFound("there is no AuditEvent with this id".into()))?;
-    let e = state.store.audit_entry(seq).await?;
+    let e = match scope(&state, &access) {
+        None => state.store.audit_entry(seq).await?,
+        Some(sc) => {
+            let filter = AuditFilter {
+                seq: Some(seq),
+                scope: Some(sc),
+                ..AuditFilter::default()
+            };
+            let page = state.store.audit_search(&filter, 1, None).await?;
+            page.items.into_iter().next().ok_or_else(|| {
+                ApiError::NotFound(
+                    "there is no AuditEvent with this id for your organisation".into(),
+                )
+            })?
+        }
+    };
     Ok(json_response(
         StatusCode::OK,
         json_text(&render(&e), ctx.pretty)?,

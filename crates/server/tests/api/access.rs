@@ -311,4 +311,46 @@ async fn break_glass_opens_one_record_for_a_while_and_is_in_the_audit_trail() {
             .status,
         403
     );
+
+    // Each organisation reviews its own share: home B's officer sees the break-glass into its
+    // resident's record by home A's nurse, but nothing about home A's resident.
+    let officer_b = signed_in(&app, "po.b", Role::PrivacyOfficer, "org-home-b").await;
+    let r = get_as(
+        &app,
+        &officer_b,
+        "AuditEvent?patient=p-other&subtype=break-glass",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seq = r.body["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("home B sees the break-glass into its resident's record")
+        .to_owned();
+    assert_eq!(
+        get_as(&app, &nurse, "Observation/p-here-lab").await.status,
+        200
+    );
+    let r = get_as(&app, &officer_b, "AuditEvent?patient=p-here").await;
+    assert!(
+        r.body["entry"].is_null(),
+        "home B saw home A's resident: {}",
+        r.text
+    );
+    let reads = get_as(&app, &officer, "AuditEvent?patient=p-here&subtype=read").await;
+    let read_seq = reads.body["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("home A sees its nurse's read")
+        .to_owned();
+    assert_eq!(
+        get_as(&app, &officer_b, &format!("AuditEvent/{read_seq}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get_as(&app, &officer_b, &format!("AuditEvent/{seq}"))
+            .await
+            .status,
+        200
+    );
 }

@@ -180,6 +180,21 @@ pub fn search_statement(f: &AuditFilter, limit: u32, before_seq: Option<i64>) ->
         let x = st.text(x.as_str());
         parts.push(format!("a.action = {x}"));
     }
+    if let Some(s) = f.seq {
+        let s = st.bind(Arg::Int(s));
+        parts.push(format!("a.seq = {s}"));
+    }
+    if let Some(sc) = &f.scope {
+        let org = st.text(&sc.org_id);
+        let org2 = st.text(&sc.org_id);
+        let cut = st.bind(Arg::Int(sc.encounter_cutoff));
+        let now = st.bind(Arg::Int(sc.now));
+        parts.push(format!(
+            "(a.agent_org_id = {org} OR (SELECT 1 FROM audit_patient ap WHERE ap.seq = a.seq AND \
+             (SELECT 1 FROM care_relationships c WHERE c.patient_id = ap.patient_id AND c.org_id = {org2} \
+              AND c.ends > (CASE WHEN c.kind = 'encounter' THEN {cut} ELSE {now} END) LIMIT 1) IS NOT NULL LIMIT 1) IS NOT NULL)"
+        ));
+    }
     if let Some(c) = before_seq {
         let c = st.bind(Arg::Int(c));
         parts.push(format!("a.seq < {c}"));
