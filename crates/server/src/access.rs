@@ -7,6 +7,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use carerecord_access::classify::SOURCE_ORGANISATION_TAG;
 use carerecord_access::policy::{self, Denial};
 use carerecord_access::{Principal, Visibility};
 use carerecord_fhir::ResourceType;
@@ -69,6 +70,36 @@ impl Access {
     /// Writes need a role that may write.
     pub fn check_write(&self) -> Result<(), ApiError> {
         policy::may_write(&self.principal, self.now).map_err(ApiError::Denied)
+    }
+
+    /// Names the principal's organisation as the source of what it writes (the
+    /// source-organisation tag, replacing any the body claims): who may see an item depends on
+    /// its source, so a writer must not choose it. carerecord's own service identity (loaders
+    /// of data from the organisations themselves) keeps the tag it is given.
+    pub fn stamp_source(&self, body: &mut Value) {
+        if self.principal.role == carerecord_access::Role::Service {
+            return;
+        }
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        let meta = obj
+            .entry("meta")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Some(meta) = meta.as_object_mut() else {
+            return;
+        };
+        let tags = meta
+            .entry("tag")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Some(tags) = tags.as_array_mut() else {
+            return;
+        };
+        tags.retain(|t| t.get("system").and_then(Value::as_str) != Some(SOURCE_ORGANISATION_TAG));
+        tags.push(serde_json::json!({
+            "system": SOURCE_ORGANISATION_TAG,
+            "code": self.principal.organisation_ods,
+        }));
     }
 
     /// Maps a read of something not visible to the same refusal whether or not it exists.

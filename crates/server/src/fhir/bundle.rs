@@ -55,7 +55,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(IssueCode::Invalid, msg)
 }
 
-fn parse_entry(e: &Value, base: &str) -> Result<Entry, ApiError> {
+fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError> {
     let request = e
         .get("request")
         .ok_or_else(|| bad("every entry needs a request (method and url)"))?;
@@ -88,7 +88,12 @@ fn parse_entry(e: &Value, base: &str) -> Result<Entry, ApiError> {
         .next()
         .ok_or_else(|| bad("request.url must start with a resource type"))?;
     let rt = super::resource_type(type_name)?;
-    let resource = e.get("resource").cloned();
+    let mut resource = e.get("resource").cloned();
+    if let Some(r) = resource.as_mut()
+        && matches!(method, Method::Post | Method::Put)
+    {
+        access.stamp_source(r);
+    }
     if matches!(method, Method::Post | Method::Put) && resource.is_none() {
         return Err(bad("POST and PUT entries need a resource"));
     }
@@ -204,7 +209,9 @@ fn prepare_inner(bundle: &Value, opts: &BundleOptions) -> Result<Prepared, ApiEr
             let entries = raw_entries
                 .iter()
                 .enumerate()
-                .map(|(i, e)| parse_entry(e, &opts.base).map_err(|err| err.in_entry(i)))
+                .map(|(i, e)| {
+                    parse_entry(e, &opts.base, &opts.access).map_err(|err| err.in_entry(i))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let plan = plan(&entries);
             Ok(Prepared::Transaction { entries, plan })
@@ -804,7 +811,7 @@ async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Value {
     let mut out = Vec::with_capacity(raw.len());
     for e in raw {
         let result = async {
-            let e = parse_entry(e, &ctx.base)?;
+            let e = parse_entry(e, &ctx.base, &ctx.access)?;
             if e.method == Method::Get {
                 return read_entry(state, ctx, &e).await;
             }

@@ -19,9 +19,10 @@ pub async fn handler(
     access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
-    FhirBody(body): FhirBody,
+    FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
     access.check_write()?;
+    access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::create(

@@ -30,9 +30,10 @@ pub async fn handler(
     access: Access,
     Path((type_name, id)): Path<(String, String)>,
     ctx: Ctx,
-    FhirBody(body): FhirBody,
+    FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
     access.check_write()?;
+    access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let if_match = interactions::if_match(ctx.header("if-match"))?;
@@ -47,9 +48,10 @@ pub async fn conditional_handler(
     access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
-    FhirBody(body): FhirBody,
+    FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
     access.check_write()?;
+    access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     if ctx.query.is_empty() {

@@ -354,3 +354,89 @@ async fn break_glass_opens_one_record_for_a_while_and_is_in_the_audit_trail() {
         200
     );
 }
+
+/// A system token for a registered system of `org`, by client credentials.
+async fn system_token(app: &TestApp, client_id: &str, org: &str) -> String {
+    let client = app
+        .identity
+        .create_client(carerecord_identity::NewClient {
+            client_id: client_id.into(),
+            role: Role::System,
+            organisation_id: org.into(),
+            secret: true,
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let r = app
+        .send(
+            app.anonymous
+                .post(format!("{}/auth/token", app.origin))
+                .basic_auth(client_id, client.secret.as_deref())
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn source_of(resource: &Value) -> Vec<String> {
+    resource["meta"]["tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == SOURCE_TAG)
+        .filter_map(|t| t["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_system_writes_as_its_own_organisation_whatever_the_body_claims() {
+    let app = spawn_app().await;
+    population(&app).await;
+    let feed = system_token(&app, "home-b-system", "org-home-b").await;
+    let claimed = json!({"resourceType": "Observation", "id": "claimed-source", "status": "final",
+        "meta": {"tag": [{"system": SOURCE_TAG, "code": "HA1"}]},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": "Patient/p-here"}});
+    let r = app
+        .send(
+            app.anonymous
+                .put(app.url("Observation/claimed-source"))
+                .bearer_auth(&feed)
+                .json(&claimed),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "fullUrl": "urn:uuid:7d3c2f0e-2a8b-4c55-9d5e-0c1f3e9b8a11",
+        "resource": {"resourceType": "Observation", "status": "final",
+            "meta": {"tag": [{"system": SOURCE_TAG, "code": "HA1"}]},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+            "subject": {"reference": "Patient/p-here"}},
+        "request": {"method": "POST", "url": "Observation"}}]});
+    let r = app
+        .send(
+            app.anonymous
+                .post(app.url(""))
+                .bearer_auth(&feed)
+                .json(&bundle),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Read back as carerecord's service identity: both carry home B as their source.
+    let one = app.get("Observation/claimed-source").await;
+    assert_eq!(source_of(&one.body), vec!["HB1".to_owned()]);
+    let found = app.get("Observation?code=http://loinc.org|8310-5").await;
+    let created = &found.body["entry"][0]["resource"];
+    assert_eq!(source_of(created), vec!["HB1".to_owned()], "{}", found.text);
+    // Home B's system has no relationship with p-here, yet sees what it wrote: the source rule.
+    let r = app
+        .send(
+            app.anonymous
+                .get(app.url("Observation/claimed-source"))
+                .bearer_auth(&feed),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
