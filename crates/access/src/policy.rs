@@ -33,6 +33,11 @@ impl PolicySettings {
     pub fn break_glass_micros(&self) -> i64 {
         i64::from(self.break_glass_hours) * HOUR_MICROS
     }
+
+    /// Encounters that ended at or after this instant still count as care at `now`.
+    pub fn encounter_cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(i64::from(self.encounter_window_days) * DAY_MICROS)
+    }
 }
 
 /// The types the restricted (care-home) view shows: the person and their summary — problems,
@@ -161,8 +166,7 @@ pub fn visibility(
         types: restricted.then(|| RESTRICTED_TYPES.to_vec()),
         latest_discharge_only: restricted,
         now,
-        encounter_cutoff: now
-            .saturating_sub(i64::from(settings.encounter_window_days) * DAY_MICROS),
+        encounter_cutoff: settings.encounter_cutoff(now),
     }))
 }
 

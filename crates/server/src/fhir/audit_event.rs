@@ -418,11 +418,10 @@ fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope>
     if access.principal.role == carerecord_access::Role::Service {
         return None;
     }
-    let window = i64::from(state.settings.policy.encounter_window_days) * 86_400_000_000;
     Some(AuditScope {
         org_id: access.principal.organisation_id.clone(),
         now: access.now,
-        encounter_cutoff: access.now.saturating_sub(window),
+        encounter_cutoff: state.settings.policy.encounter_cutoff(access.now),
     })
 }
 
