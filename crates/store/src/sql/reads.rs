@@ -27,6 +27,14 @@ pub fn break_glass_statement(g: &crate::model::BreakGlassGrant) -> Statement {
     }
 }
 
+/// Binds each of `ids` and lists their placeholders, comma-separated.
+fn text_list(ids: &[String], st: &mut Statement) -> String {
+    ids.iter()
+        .map(|id| st.text(id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Resources that `keys` (of `source_type`) reference through `param` (`*` for any), optionally
 /// only those of `target_type`.
 pub fn include_statement(
@@ -38,11 +46,7 @@ pub fn include_statement(
 ) -> Statement {
     let mut st = Statement::default();
     let s = st.text(source_type.as_str());
-    let list = ids
-        .iter()
-        .map(|id| st.text(id))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = text_list(ids, &mut st);
     let mut sql = format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = {s} AND f.id IN ({list}) AND f.target_type = r.resource_type AND f.target_id = r.id"
     );
@@ -72,11 +76,7 @@ pub fn revinclude_statement(
     let mut st = Statement::default();
     let s = st.text(source_type.as_str());
     let t = st.text(target_type.as_str());
-    let list = ids
-        .iter()
-        .map(|id| st.text(id))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = text_list(ids, &mut st);
     let mut sql = format!(
         "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.resource_type = {s} AND r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.id = r.id AND f.target_type = {t} AND f.target_id IN ({list})"
     );
