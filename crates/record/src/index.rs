@@ -54,8 +54,7 @@ impl<'a> Index<'a> {
             let rt = read::resource_type(v);
             // The store already withholds what the role may not see; this keeps the page
             // honest even if it is handed more (defence in depth).
-            if input.view == View::Restricted
-                && !RESTRICTED_TYPES.iter().any(|t| t.as_str() == rt)
+            if input.view == View::Restricted && !RESTRICTED_TYPES.iter().any(|t| t.as_str() == rt)
             {
                 continue;
             }
@@ -72,7 +71,7 @@ impl<'a> Index<'a> {
         }
         for list in idx.by_type.values_mut() {
             // Newest first; undated at the end.
-            list.sort_by(|a, b| b.date.cmp(&a.date));
+            list.sort_by_key(|b| std::cmp::Reverse(b.date));
         }
         idx
     }
@@ -84,7 +83,9 @@ impl<'a> Index<'a> {
 
     /// The item a Reference points at, when we have it.
     pub(crate) fn resolve(&self, r: &Value) -> Option<Item<'a>> {
-        read::reference_key(r).and_then(|k| self.by_ref.get(k)).copied()
+        read::reference_key(r)
+            .and_then(|k| self.by_ref.get(k))
+            .copied()
     }
 
     pub(crate) fn source(&self, item: &Item<'_>) -> Option<&Source> {
@@ -98,7 +99,9 @@ impl<'a> Index<'a> {
     /// Discharge summaries (Compositions typed as one, or with discharge headings), newest
     /// first.
     pub(crate) fn discharge_summaries(&self) -> impl Iterator<Item = &Item<'a>> {
-        self.of("Composition").iter().filter(|c| is_discharge_summary(c.v))
+        self.of("Composition")
+            .iter()
+            .filter(|c| is_discharge_summary(c.v))
     }
 
     /// The latest discharge summary.
@@ -115,6 +118,5 @@ pub(crate) fn is_discharge_summary(c: &Value) -> bool {
     let t = c.get("type");
     read::has_code(t, SNOMED, DISCHARGE_SUMMARY_SNOMED)
         || read::has_code(t, LOINC, DISCHARGE_SUMMARY_LOINC)
-        || read::concept_at(c, "type")
-            .is_some_and(|t| t.to_ascii_lowercase().contains("discharge"))
+        || read::concept_at(c, "type").is_some_and(|t| t.to_ascii_lowercase().contains("discharge"))
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
+use time::Duration;
 
 use crate::index::{Index, Item};
 use crate::read::{self, DMD, MEDICATION_CHANGE_EXTENSION, SNOMED, str_of};
@@ -55,6 +56,9 @@ pub(crate) struct MedEntry<'a> {
     pub(crate) item: Item<'a>,
     pub(crate) status: Option<String>,
     pub(crate) dose: Option<String>,
+    /// A hospital's list from a stay before the latest discharge: the latest discharge
+    /// summary's list replaces it.
+    pub(crate) superseded: bool,
     /// "Repeat prescription", "Hospital discharge medicine", …
     pub(crate) kind: &'static str,
 }
@@ -96,9 +100,9 @@ fn medication_name(idx: &Index<'_>, v: &Value) -> (Option<String>, Option<String
             .and_then(|r| idx.resolve(r))
             .and_then(|m| m.v.get("code"))
     });
-    let name = concept.and_then(read::concept).or_else(|| {
-        v.get("medicationReference").and_then(read::reference)
-    });
+    let name = concept
+        .and_then(read::concept)
+        .or_else(|| v.get("medicationReference").and_then(read::reference));
     let code = concept.and_then(|c| {
         read::codes(c)
             .find(|(s, _)| *s == DMD)
@@ -130,18 +134,25 @@ fn kind_of(v: &Value) -> &'static str {
         ("MedicationRequest", Some("continuous")) => "Repeat prescription",
         ("MedicationRequest", Some("acute")) => "Acute prescription",
         ("MedicationRequest", _) => "Prescription",
-        _ if read::has_code(v.get("category"), "http://terminology.hl7.org/CodeSystem/medication-statement-category", "inpatient") => {
-            "Hospital medicine"
-        }
+        _ if is_inpatient(v) => "Hospital medicine",
         _ => "Medicine record",
     }
 }
 
+fn is_inpatient(v: &Value) -> bool {
+    read::has_any_code(v.get("category"), "inpatient")
+        || read::has_any_code(v.get("category"), "discharge")
+}
+
 fn is_current_status(status: Option<&str>) -> bool {
-    matches!(status, Some("active" | "intended" | "on-hold" | "draft") | None)
+    matches!(
+        status,
+        Some("active" | "intended" | "on-hold" | "draft") | None
+    )
 }
 
 pub(crate) fn reconcile<'a>(idx: &Index<'a>) -> Reconciled<'a> {
+    let latest_discharge = idx.latest_discharge().and_then(|c| c.date);
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut medicines: Vec<Medicine<'a>> = Vec::new();
     // Both lists are already newest first; merge keeps each medicine's entries in that order
@@ -159,6 +170,11 @@ pub(crate) fn reconcile<'a>(idx: &Index<'a>) -> Reconciled<'a> {
                 item: *item,
                 status,
                 dose: dose_of(item.v),
+                superseded: latest_discharge.is_some_and(|d| {
+                    rt == "MedicationStatement"
+                        && is_inpatient(item.v)
+                        && item.date.is_some_and(|t| t < d - Duration::days(1))
+                }),
                 kind: kind_of(item.v),
             };
             match by_key.get(&key) {
@@ -180,10 +196,11 @@ pub(crate) fn reconcile<'a>(idx: &Index<'a>) -> Reconciled<'a> {
         }
     }
     for m in &mut medicines {
-        m.entries.sort_by(|a, b| b.item.date.cmp(&a.item.date));
+        m.entries.sort_by_key(|b| std::cmp::Reverse(b.item.date));
         m.current = m
             .entries
-            .first()
+            .iter()
+            .find(|e| !e.superseded)
             .is_some_and(|e| is_current_status(e.status.as_deref()));
     }
 
@@ -194,7 +211,9 @@ pub(crate) fn reconcile<'a>(idx: &Index<'a>) -> Reconciled<'a> {
     {
         discharge = Some((*c, section));
         for e in read::arr(section, "entry") {
-            let Some(target) = idx.resolve(e) else { continue };
+            let Some(target) = idx.resolve(e) else {
+                continue;
+            };
             let (name, code) = medication_name(idx, target.v);
             let key = match (code, name) {
                 (Some(k), _) => k,
@@ -205,11 +224,7 @@ pub(crate) fn reconcile<'a>(idx: &Index<'a>) -> Reconciled<'a> {
                 continue;
             };
             let stopped = read::status_code(target.v, "status").as_deref() == Some("stopped");
-            let change = change_of(target.v).or(if stopped {
-                Some(Change::Stopped)
-            } else {
-                None
-            });
+            let change = change_of(target.v).or(if stopped { Some(Change::Stopped) } else { None });
             if let Some(ch) = change {
                 let note = read::notes(target.v)
                     .first()

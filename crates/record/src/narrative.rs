@@ -5,8 +5,22 @@
 use serde_json::Value;
 
 const BLOCKS: [&str; 16] = [
-    "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table",
-    "blockquote", "pre",
+    "p",
+    "div",
+    "br",
+    "li",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "table",
+    "blockquote",
+    "pre",
 ];
 
 /// The paragraphs of an XHTML fragment, as plain text.
@@ -138,7 +152,10 @@ mod tests {
     #[test]
     fn broken_markup_does_not_panic() {
         assert_eq!(paragraphs("a < b & c"), vec!["a < b & c"]);
-        assert_eq!(paragraphs("<p>x &#x263A; &bogus; &"), vec!["x \u{263A} &bogus; &"]);
+        assert_eq!(
+            paragraphs("<p>x &#x263A; &bogus; &"),
+            vec!["x \u{263A} &bogus; &"]
+        );
         assert!(paragraphs("").is_empty());
     }
 }

@@ -78,11 +78,15 @@ pub(crate) fn has_code(c: Option<&Value>, system: &str, code: &str) -> bool {
     }
 }
 
-/// Whether any coding in the concept(s) has `code` (whatever its system).
+/// Whether any coding in the concept(s) — or the Coding itself — has `code` (whatever its
+/// system).
 pub(crate) fn has_any_code(c: Option<&Value>, code: &str) -> bool {
     match c {
         Some(Value::Array(a)) => a.iter().any(|x| has_any_code(Some(x), code)),
-        Some(c) => codes(c).any(|(_, k)| k.eq_ignore_ascii_case(code)),
+        Some(c) => {
+            str_of(c, "code").is_some_and(|k| k.eq_ignore_ascii_case(code))
+                || codes(c).any(|(_, k)| k.eq_ignore_ascii_case(code))
+        }
         None => false,
     }
 }
@@ -128,14 +132,21 @@ pub(crate) fn date_at(v: &Value, key: &str) -> Option<OffsetDateTime> {
 
 /// The end of a Period field.
 pub(crate) fn period_end(v: &Value, key: &str) -> Option<OffsetDateTime> {
-    v.get(key).and_then(|p| str_of(p, "end")).and_then(dates::parse)
+    v.get(key)
+        .and_then(|p| str_of(p, "end"))
+        .and_then(dates::parse)
 }
 
 /// The date an item is "of", by type: when it was taken, written or happened; else when it
 /// was recorded; else when it reached us.
 pub(crate) fn item_date(v: &Value) -> Option<OffsetDateTime> {
     let keys: &[&str] = match resource_type(v) {
-        "Observation" => &["effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"],
+        "Observation" => &[
+            "effectiveDateTime",
+            "effectivePeriod",
+            "effectiveInstant",
+            "issued",
+        ],
         "DiagnosticReport" => &["effectiveDateTime", "effectivePeriod", "issued"],
         "Composition" | "DocumentReference" | "Consent" => &["date", "dateTime"],
         "Condition" => &["recordedDate", "onsetDateTime", "onsetPeriod"],
@@ -234,7 +245,9 @@ mod tests {
             Some("Observation/o1")
         );
         assert_eq!(
-            reference_key(&json!({"reference": "https://x.example/fhir/Observation/o1/_history/2"})),
+            reference_key(
+                &json!({"reference": "https://x.example/fhir/Observation/o1/_history/2"})
+            ),
             Some("Observation/o1")
         );
         assert_eq!(reference_key(&json!({"reference": "o1"})), None);

@@ -5,9 +5,11 @@
 //! loaded without it falls back to the resource's own author fields.
 //!
 //! Freshness: feeds arrive in batches (a GP extract daily, a lab every few hours), so an item
-//! can be correct but not the latest. For each source we keep the newest time anything arrived
-//! from it (`meta.lastUpdated`, else the item's own date); when that is older than the feed's
-//! usual lag, the source's items are marked "may be out of date".
+//! can be correct but not the latest. For each source we keep the newest time anything of this
+//! person's arrived from it (`meta.lastUpdated`, which the store stamps on every write); when
+//! that is older than the feed's usual lag, the source's items are marked "may be out of
+//! date". Without `meta.lastUpdated` we cannot tell when data arrived, so nothing is marked
+//! (an item's clinical date says nothing about the feed).
 
 use std::collections::HashMap;
 
@@ -69,7 +71,7 @@ impl Sources {
     /// The index of `v`'s source in `list`, adding it the first time it is seen.
     pub(crate) fn add(&mut self, v: &Value, organisations: &HashMap<String, String>) -> usize {
         let (key, name) = identify(v, organisations);
-        let received = read::last_updated(v).or_else(|| read::item_date(v));
+        let received = read::last_updated(v);
         let kind = read::tag(v, SOURCE_SYSTEM_TAG).and_then(|t| str_of(t, "code"));
         let i = match self.by_key.get(&key) {
             Some(i) => *i,

@@ -82,7 +82,11 @@ pub fn trend_svg(series: &TrendSeries) -> String {
             }
         })
         .collect();
-    let mut pts: Vec<&TrendPoint> = series.points.iter().filter(|p| p.value.is_finite()).collect();
+    let mut pts: Vec<&TrendPoint> = series
+        .points
+        .iter()
+        .filter(|p| p.value.is_finite())
+        .collect();
     pts.sort_by_key(|p| p.when);
 
     // Description: every value in words, so the chart is never the only way to read them.
@@ -105,10 +109,20 @@ pub fn trend_svg(series: &TrendSeries) -> String {
             );
         }
         (Some(lo), None) => {
-            let _ = write!(desc, "; reference range above {} {}", short_number(lo), series.unit);
+            let _ = write!(
+                desc,
+                "; reference range above {} {}",
+                short_number(lo),
+                series.unit
+            );
         }
         (None, Some(hi)) => {
-            let _ = write!(desc, "; reference range below {} {}", short_number(hi), series.unit);
+            let _ = write!(
+                desc,
+                "; reference range below {} {}",
+                short_number(hi),
+                series.unit
+            );
         }
         (None, None) => {}
     }
@@ -131,7 +145,10 @@ pub fn trend_svg(series: &TrendSeries) -> String {
     desc.push('.');
 
     let mut lo = pts.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
-    let mut hi = pts.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
+    let mut hi = pts
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::NEG_INFINITY, f64::max);
     for r in [series.low, series.high].into_iter().flatten() {
         lo = lo.min(r);
         hi = hi.max(r);
@@ -299,7 +316,9 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("role=\"img\""));
         assert!(svg.contains("aria-labelledby=\"potassium-2823-3-title potassium-2823-3-desc\""));
-        assert!(svg.contains("<title id=\"potassium-2823-3-title\">Potassium &lt;serum&gt; trend</title>"));
+        assert!(svg.contains(
+            "<title id=\"potassium-2823-3-title\">Potassium &lt;serum&gt; trend</title>"
+        ));
         assert!(svg.contains("1 Jun 2026: 4.2 mmol/L; 20 Nov 2026: 6.1 mmol/L (High)"));
         assert!(svg.contains("reference range 3.5 to 5.3 mmol/L"));
         assert!(svg.contains("cr-trend__range"));

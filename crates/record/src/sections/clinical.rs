@@ -27,7 +27,10 @@ pub(super) fn reports(h: &mut Html, idx: &Index<'_>) {
         .filter(|r| !is_lab_report(r.v) && !entered_in_error(r.v))
         .collect();
     if list.is_empty() {
-        empty(h, "No imaging or other diagnostic reports. Laboratory tests are under Results.");
+        empty(
+            h,
+            "No imaging or other diagnostic reports. Laboratory tests are under Results.",
+        );
         return;
     }
     for r in list {
@@ -50,7 +53,11 @@ pub(super) fn reports(h: &mut Html, idx: &Index<'_>) {
             .filter_map(read::concept)
             .collect();
         h.raw("<dl class=\"nhsuk-summary-list\">");
-        row(h, "Conclusion", conclusion.unwrap_or(if codes.is_empty() { "Not recorded" } else { "" }));
+        row(
+            h,
+            "Conclusion",
+            conclusion.unwrap_or(if codes.is_empty() { "Not recorded" } else { "" }),
+        );
         if !codes.is_empty() {
             row(h, "Findings", &codes.join(", "));
         }
@@ -109,7 +116,9 @@ pub(super) fn problems(h: &mut Html, idx: &Index<'_>) {
             "No past problems recorded.",
         ),
     ] {
-        h.raw("<h2 class=\"nhsuk-heading-m\">").text(title).raw("</h2>");
+        h.raw("<h2 class=\"nhsuk-heading-m\">")
+            .text(title)
+            .raw("</h2>");
         if list.is_empty() {
             empty(h, empty_text);
             continue;
@@ -135,7 +144,8 @@ pub(super) fn problems(h: &mut Html, idx: &Index<'_>) {
             cell(
                 h,
                 &date_or(
-                    read::date_at(c.v, "onsetDateTime").or_else(|| read::date_at(c.v, "onsetPeriod")),
+                    read::date_at(c.v, "onsetDateTime")
+                        .or_else(|| read::date_at(c.v, "onsetPeriod")),
                     "Not recorded",
                 ),
             );
@@ -157,9 +167,15 @@ pub(super) fn problems(h: &mut Html, idx: &Index<'_>) {
         table_head(h, "Procedures", &["Procedure", "Date", "Status", "Source"]);
         for p in procs {
             h.raw("<tr class=\"nhsuk-table__row\">");
-            cell(h, &words(p.v, "code").unwrap_or_else(|| "Procedure not named".to_owned()));
+            cell(
+                h,
+                &words(p.v, "code").unwrap_or_else(|| "Procedure not named".to_owned()),
+            );
             cell(h, &date_or(p.date, "Not recorded"));
-            cell(h, &str_of(p.v, "status").map_or_else(|| "Not recorded".to_owned(), capitalise));
+            cell(
+                h,
+                &str_of(p.v, "status").map_or_else(|| "Not recorded".to_owned(), capitalise),
+            );
             h.raw("<td class=\"nhsuk-table__cell\">");
             source_words(h, idx, p);
             h.raw("</td></tr>");
@@ -178,7 +194,10 @@ pub(super) fn problems(h: &mut Html, idx: &Index<'_>) {
         table_head(h, "Immunisations", &["Vaccine", "Date", "Status", "Source"]);
         for i in imms {
             h.raw("<tr class=\"nhsuk-table__row\">");
-            cell(h, &words(i.v, "vaccineCode").unwrap_or_else(|| "Vaccine not named".to_owned()));
+            cell(
+                h,
+                &words(i.v, "vaccineCode").unwrap_or_else(|| "Vaccine not named".to_owned()),
+            );
             cell(h, &date_or(i.date, "Not recorded"));
             cell(
                 h,
@@ -304,13 +323,15 @@ pub(super) fn care_plans(h: &mut Html, idx: &Index<'_>) {
             }
             h.raw("</ul>");
         }
-        let author = c
-            .v
-            .get("author")
-            .and_then(read::reference)
-            .or_else(|| read::arr(c.v, "contributor").first().and_then(read::reference));
+        let author = c.v.get("author").and_then(read::reference).or_else(|| {
+            read::arr(c.v, "contributor")
+                .first()
+                .and_then(read::reference)
+        });
         if let Some(a) = author {
-            h.raw("<p class=\"nhsuk-body-s\">Written by ").text(&a).raw("</p>");
+            h.raw("<p class=\"nhsuk-body-s\">Written by ")
+                .text(&a)
+                .raw("</p>");
         }
         h.raw("</div></div>");
     }
@@ -353,23 +374,25 @@ pub(super) fn encounters(h: &mut Html, idx: &Index<'_>) {
             .raw(": ")
             .text(&encounter_kind(e.v))
             .raw("</h3>");
-        if matches!(str_of(e.v, "status"), Some("in-progress" | "arrived" | "onleave")) {
+        if matches!(
+            str_of(e.v, "status"),
+            Some("in-progress" | "arrived" | "onleave")
+        ) {
             h.raw("<p><strong class=\"nhsuk-tag nhsuk-tag--blue\">Ongoing</strong></p>");
         }
         let reasons: Vec<String> = read::arr(e.v, "reasonCode")
             .iter()
             .filter_map(read::concept)
-            .chain(
-                read::arr(e.v, "reasonReference")
-                    .iter()
-                    .filter_map(|r| {
-                        idx.resolve(r)
-                            .and_then(|c| words(c.v, "code"))
-                            .or_else(|| str_of(r, "display").map(str::to_owned))
-                    }),
-            )
+            .chain(read::arr(e.v, "reasonReference").iter().filter_map(|r| {
+                idx.resolve(r)
+                    .and_then(|c| words(c.v, "code"))
+                    .or_else(|| str_of(r, "display").map(str::to_owned))
+            }))
             .collect();
-        if !reasons.is_empty() || e.v.get("hospitalization").is_some() || e.v.get("serviceType").is_some() {
+        if !reasons.is_empty()
+            || e.v.get("hospitalization").is_some()
+            || e.v.get("serviceType").is_some()
+        {
             h.raw("<dl class=\"nhsuk-summary-list\">");
             if let Some(s) = words(e.v, "serviceType") {
                 row(h, "Service", &s);

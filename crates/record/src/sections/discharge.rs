@@ -92,7 +92,9 @@ fn composition(h: &mut Html, idx: &Index<'_>, c: &Item<'_>) {
         .raw("</h3>");
     source_line(h, idx, c);
     if str_of(c.v, "status") == Some("preliminary") {
-        h.raw("<p><strong class=\"nhsuk-tag nhsuk-tag--yellow\">Preliminary: may change</strong></p>");
+        h.raw(
+            "<p><strong class=\"nhsuk-tag nhsuk-tag--yellow\">Preliminary: may change</strong></p>",
+        );
     }
     let mut sections: Vec<&Value> = read::arr(c.v, "section").iter().collect();
     // Stable: unknown headings keep their order after the known ones.
@@ -194,14 +196,13 @@ pub(super) fn describe(idx: &Index<'_>, v: &Value) -> String {
             return w;
         }
     }
-    if let Some(m) = v.get("medicationReference") {
-        if let Some(name) = idx
+    if let Some(m) = v.get("medicationReference")
+        && let Some(name) = idx
             .resolve(m)
             .and_then(|x| words(x.v, "code"))
             .or_else(|| read::reference(m))
-        {
-            return name;
-        }
+    {
+        return name;
     }
     str_of(v, "title")
         .or_else(|| str_of(v, "name"))
@@ -252,10 +253,10 @@ pub(super) fn restricted_sections(
     let mut rows = Vec::new();
     for e in read::arr(s, "entry") {
         let Some(t) = idx.resolve(e) else { continue };
-        let change = crate::medicines::change_of(t.v).or(
-            (read::status_code(t.v, "status").as_deref() == Some("stopped"))
-                .then_some(Change::Stopped),
-        );
+        let change = crate::medicines::change_of(t.v).or((read::status_code(t.v, "status")
+            .as_deref()
+            == Some("stopped"))
+        .then_some(Change::Stopped));
         rows.push((t, change));
     }
     if rows.is_empty() {

@@ -57,7 +57,9 @@ pub(super) fn current_table(h: &mut Html, idx: &Index<'_>, title: &str) {
 }
 
 fn table(h: &mut Html, idx: &Index<'_>, meds: &[Medicine<'_>], current: bool, title: &str) {
-    h.raw("<h2 class=\"nhsuk-heading-m\">").text(title).raw("</h2>");
+    h.raw("<h2 class=\"nhsuk-heading-m\">")
+        .text(title)
+        .raw("</h2>");
     let list: Vec<&Medicine<'_>> = meds.iter().filter(|m| m.current == current).collect();
     if list.is_empty() {
         empty(
@@ -85,6 +87,10 @@ fn table(h: &mut Html, idx: &Index<'_>, meds: &[Medicine<'_>], current: bool, ti
                 .raw("\">")
                 .raw(ch.words())
                 .raw(" at discharge</strong>");
+            if ch == Change::Stopped && current {
+                // A newer source still lists it: exactly what a nurse should query.
+                h.raw(" <span class=\"nhsuk-body-s cr-check\">Still on a newer list: check with the GP practice.</span>");
+            }
         }
         h.raw("</td><td class=\"nhsuk-table__cell\">")
             .text(m.dose().unwrap_or("Not recorded"))
@@ -98,7 +104,11 @@ fn table(h: &mut Html, idx: &Index<'_>, meds: &[Medicine<'_>], current: bool, ti
             if let Some(s) = &e.status {
                 h.raw(", ").text(&s.replace('-', " "));
             }
-            h.raw(", ").text(&super::date_or(e.item.date, "date not recorded"));
+            if e.superseded {
+                h.raw(" (from an earlier hospital stay)");
+            }
+            h.raw(", ")
+                .text(&super::date_or(e.item.date, "date not recorded"));
             if let Some(since) = source.and_then(|s| s.stale_since(idx.now)) {
                 h.raw(" <strong class=\"nhsuk-tag nhsuk-tag--grey cr-stale\">May be out of date: nothing new from this source since ")
                     .text(&dates::short(since))

@@ -98,7 +98,11 @@ fn words(v: &Value, key: &str) -> Option<String> {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>().replace('-', " "),
+        Some(f) => f
+            .to_uppercase()
+            .chain(c)
+            .collect::<String>()
+            .replace('-', " "),
         None => String::new(),
     }
 }
@@ -162,7 +166,12 @@ pub(crate) fn header(idx: &Index<'_>) -> PersonHeader {
         })
         .or_else(|| addresses.first());
     let lines: Vec<&str> = address
-        .map(|a| read::arr(a, "line").iter().filter_map(Value::as_str).collect())
+        .map(|a| {
+            read::arr(a, "line")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect()
+        })
         .unwrap_or_default();
     let room = lines
         .iter()

@@ -119,21 +119,11 @@ pub(super) fn value_text(v: &Value) -> String {
     if let Some(r) = v.get("valueRange") {
         let lo = r.get("low").and_then(read::quantity);
         let hi = r.get("high").and_then(read::quantity);
-        return format!(
-            "{} to {}",
-            lo.unwrap_or_default(),
-            hi.unwrap_or_default()
-        );
+        return format!("{} to {}", lo.unwrap_or_default(), hi.unwrap_or_default());
     }
     let comps: Vec<String> = read::arr(v, "component")
         .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                words(c, "code").unwrap_or_default(),
-                value_text(c)
-            )
-        })
+        .map(|c| format!("{} {}", words(c, "code").unwrap_or_default(), value_text(c)))
         .collect();
     if !comps.is_empty() {
         return comps.join(", ");
@@ -190,7 +180,12 @@ fn test_key(v: &Value) -> String {
         .or_else(|| read::codes(c).find(|(s, _)| *s == SNOMED))
         .or_else(|| read::codes(c).next())
         .map(|(s, k)| format!("{s}|{k}"))
-        .unwrap_or_else(|| format!("name:{}", read::concept(c).unwrap_or_default().to_lowercase()))
+        .unwrap_or_else(|| {
+            format!(
+                "name:{}",
+                read::concept(c).unwrap_or_default().to_lowercase()
+            )
+        })
 }
 
 fn is_result(v: &Value) -> bool {
@@ -250,11 +245,10 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
         let points: Vec<TrendPoint> = list
             .iter()
             .filter_map(|o| {
-                let value = o
-                    .v
-                    .get("valueQuantity")
-                    .and_then(|q| q.get("value"))
-                    .and_then(read::number)?;
+                let value =
+                    o.v.get("valueQuantity")
+                        .and_then(|q| q.get("value"))
+                        .and_then(read::number)?;
                 Some(TrendPoint {
                     when: o.date?,
                     value,
@@ -343,11 +337,13 @@ pub(super) fn recent_abnormal(h: &mut Html, idx: &Index<'_>) {
     }
     h.raw("<table class=\"nhsuk-table\"><caption class=\"nhsuk-table__caption nhsuk-u-visually-hidden\">Abnormal results in the last 90 days</caption><thead class=\"nhsuk-table__head\"><tr class=\"nhsuk-table__row\"><th scope=\"col\" class=\"nhsuk-table__header\">Test</th><th scope=\"col\" class=\"nhsuk-table__header\">Result</th><th scope=\"col\" class=\"nhsuk-table__header\">Flag</th><th scope=\"col\" class=\"nhsuk-table__header\">Source</th></tr></thead><tbody class=\"nhsuk-table__body\">");
     for (o, f) in list {
-        h.raw("<tr class=\"nhsuk-table__row cr-result--abnormal\"><td class=\"nhsuk-table__cell\">")
-            .text(&words(o.v, "code").unwrap_or_else(|| "Test not named".to_owned()))
-            .raw("</td><td class=\"nhsuk-table__cell\"><strong>")
-            .text(&value_text(o.v))
-            .raw("</strong></td><td class=\"nhsuk-table__cell\">");
+        h.raw(
+            "<tr class=\"nhsuk-table__row cr-result--abnormal\"><td class=\"nhsuk-table__cell\">",
+        )
+        .text(&words(o.v, "code").unwrap_or_else(|| "Test not named".to_owned()))
+        .raw("</td><td class=\"nhsuk-table__cell\"><strong>")
+        .text(&value_text(o.v))
+        .raw("</strong></td><td class=\"nhsuk-table__cell\">");
         flag_cell(h, Some(&f));
         h.raw("</td><td class=\"nhsuk-table__cell\">");
         source_words(h, idx, o);

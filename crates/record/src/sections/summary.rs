@@ -59,7 +59,10 @@ fn alerts_and_legal(h: &mut Html, idx: &Index<'_>) {
         .collect();
     if flags.is_empty() && plans.is_empty() {
         h.raw("<h2 class=\"nhsuk-heading-m\">Alerts and legal</h2>");
-        empty(h, "No alerts, DNACPR decision or advance care plan recorded.");
+        empty(
+            h,
+            "No alerts, DNACPR decision or advance care plan recorded.",
+        );
         return;
     }
     h.raw("<div class=\"nhsuk-warning-callout cr-alerts\"><h2 class=\"nhsuk-warning-callout__label\"><span role=\"text\"><span class=\"nhsuk-u-visually-hidden\">Important: </span>Alerts and legal</span></h2>");
@@ -115,7 +118,10 @@ fn allergies(h: &mut Html, idx: &Index<'_>) {
         })
         .collect();
     if list.is_empty() {
-        empty(h, "No allergy information recorded. Check with the GP practice before giving a new medicine.");
+        empty(
+            h,
+            "No allergy information recorded. Check with the GP practice before giving a new medicine.",
+        );
         return;
     }
     h.raw("<table class=\"nhsuk-table\"><caption class=\"nhsuk-table__caption nhsuk-u-visually-hidden\">Allergies and adverse reactions</caption><thead class=\"nhsuk-table__head\"><tr class=\"nhsuk-table__row\"><th scope=\"col\" class=\"nhsuk-table__header\">Allergy or intolerance</th><th scope=\"col\" class=\"nhsuk-table__header\">Reaction</th><th scope=\"col\" class=\"nhsuk-table__header\">Severity</th><th scope=\"col\" class=\"nhsuk-table__header\">Source</th></tr></thead><tbody class=\"nhsuk-table__body\">");
@@ -177,7 +183,9 @@ fn problems(h: &mut Html, idx: &Index<'_>) {
         h.raw("<div class=\"nhsuk-summary-list__row\"><dt class=\"nhsuk-summary-list__key\">")
             .text(&words(c.v, "code").unwrap_or_else(|| "Problem not named".to_owned()))
             .raw("</dt><dd class=\"nhsuk-summary-list__value\">");
-        if let Some(onset) = read::date_at(c.v, "onsetDateTime").or_else(|| read::date_at(c.v, "onsetPeriod")) {
+        if let Some(onset) =
+            read::date_at(c.v, "onsetDateTime").or_else(|| read::date_at(c.v, "onsetPeriod"))
+        {
             h.raw("Since ").text(&crate::dates::short(onset)).raw(". ");
         }
         source_words(h, idx, c);
