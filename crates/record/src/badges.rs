@@ -36,6 +36,11 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
     let recent = |t: Option<OffsetDateTime>, window: Duration| {
         t.filter(|t| *t <= now + Duration::hours(1) && now - *t <= window)
     };
+    // Most results are old: a string comparison of their date rejects them before any parsing.
+    let news_cutoff = {
+        let d = (now - NEWS - Duration::days(1)).date();
+        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    };
     for v in resources {
         match read::resource_type(v) {
             "Encounter" if is_inpatient(v) => {
@@ -60,6 +65,13 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
                 newest_summary = newest_summary.max(read::item_date(v));
             }
             "Observation" | "DiagnosticReport" if is_lab(v) => {
+                let text = str_of(v, "issued").or_else(|| str_of(v, "effectiveDateTime"));
+                if text
+                    .and_then(|t| t.get(..10))
+                    .is_some_and(|day| day < news_cutoff.as_str())
+                {
+                    continue;
+                }
                 let when = v
                     .get("issued")
                     .and_then(Value::as_str)

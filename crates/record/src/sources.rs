@@ -70,20 +70,28 @@ const AUTHOR_FIELDS: [&str; 11] = [
 impl Sources {
     /// The index of `v`'s source in `list`, adding it the first time it is seen.
     pub(crate) fn add(&mut self, v: &Value, organisations: &HashMap<String, String>) -> usize {
-        let (key, name) = identify(v, organisations);
         let received = read::last_updated(v);
-        let kind = read::tag(v, SOURCE_SYSTEM_TAG).and_then(|t| str_of(t, "code"));
-        let i = match self.by_key.get(&key) {
-            Some(i) => *i,
+        // The usual case (carerecord's own tag) is looked up without allocating.
+        let tagged = read::tag(v, SOURCE_ORGANISATION_TAG).and_then(|t| str_of(t, "code"));
+        let found = tagged.and_then(|ods| self.by_key.get(ods).copied());
+        let i = match found {
+            Some(i) => i,
             None => {
-                self.list.push(Source {
-                    name,
-                    last_received: None,
-                    lag: lag_of(kind),
-                });
-                let i = self.list.len() - 1;
-                self.by_key.insert(key, i);
-                i
+                let (key, name) = identify(v, organisations);
+                match self.by_key.get(&key) {
+                    Some(i) => *i,
+                    None => {
+                        let kind = read::tag(v, SOURCE_SYSTEM_TAG).and_then(|t| str_of(t, "code"));
+                        self.list.push(Source {
+                            name,
+                            last_received: None,
+                            lag: lag_of(kind),
+                        });
+                        let i = self.list.len() - 1;
+                        self.by_key.insert(key, i);
+                        i
+                    }
+                }
             }
         };
         if let Some(s) = self.list.get_mut(i) {

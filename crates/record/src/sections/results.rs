@@ -5,11 +5,16 @@ use std::collections::HashMap;
 use serde_json::Value;
 use time::Duration;
 
-use super::{date_or, empty, entered_in_error, source_words, words};
+use super::{date_or, empty, source_words, words};
 use crate::html::Html;
 use crate::index::{Index, Item};
 use crate::read::{self, LOINC, SNOMED, str_of};
 use crate::trend::{TrendPoint, TrendSeries, trend_svg};
+
+/// Rows per test in the table: a page a nurse can read on a tablet, not a lab's archive.
+const MAX_ROWS: usize = 20;
+/// Points per trend chart.
+const MAX_POINTS: usize = 100;
 
 /// How abnormal a result is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,17 @@ impl Flag {
 /// unknown.
 pub(super) fn flag(v: &Value) -> Option<Flag> {
     let interp = v.get("interpretation");
+    // Every interpretation code, gathered once (a page has thousands of results).
+    let mut codes: Vec<&str> = Vec::new();
+    match interp {
+        Some(Value::Array(a)) => {
+            for c in a {
+                codes.extend(read::codes(c).map(|(_, k)| k));
+            }
+        }
+        Some(c) => codes.extend(read::codes(c).map(|(_, k)| k)),
+        None => {}
+    }
     for (code, words, critical) in [
         ("HH", "Critically high", true),
         ("LL", "Critically low", true),
@@ -45,19 +61,14 @@ pub(super) fn flag(v: &Value) -> Option<Flag> {
         ("POS", "Positive", false),
         ("R", "Resistant", false),
     ] {
-        if read::arr(v, "interpretation")
-            .iter()
-            .any(|c| read::codes(c).any(|(_, k)| k == code))
-        {
+        if codes.contains(&code) {
             return Some(Flag {
                 words: words.to_owned(),
                 critical,
             });
         }
     }
-    let interpreted_normal = ["N", "NEG", "S", "IND"]
-        .iter()
-        .any(|c| read::has_any_code(interp, c));
+    let interpreted_normal = ["N", "NEG", "S", "IND"].iter().any(|c| codes.contains(c));
     if interpreted_normal {
         return None;
     }
@@ -189,7 +200,7 @@ fn test_key(v: &Value) -> String {
 }
 
 fn is_result(v: &Value) -> bool {
-    !entered_in_error(v) && !matches!(str_of(v, "status"), Some("cancelled"))
+    !matches!(str_of(v, "status"), Some("cancelled" | "entered-in-error"))
 }
 
 fn flag_cell(h: &mut Html, f: Option<&Flag>) {
@@ -237,14 +248,22 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
     for (n, (key, list)) in groups.iter().enumerate() {
         let Some(first) = list.first() else { continue };
         let name = words(first.v, "code").unwrap_or_else(|| "Test not named".to_owned());
-        let abnormal_latest = flag(first.v).is_some();
+        // Each shown result's flag, worked out once for the chart and the table.
+        let flags: Vec<Option<Flag>> = list
+            .iter()
+            .take(MAX_POINTS.max(MAX_ROWS))
+            .map(|o| flag(o.v))
+            .collect();
+        let abnormal_latest = flags.first().is_some_and(Option::is_some);
         h.raw("<section class=\"cr-test\"><h3 class=\"nhsuk-heading-s\">")
             .text(&name)
             .raw("</h3>");
         // A trend for numeric results with two or more values.
         let points: Vec<TrendPoint> = list
             .iter()
-            .filter_map(|o| {
+            .zip(&flags)
+            .take(MAX_POINTS)
+            .filter_map(|(o, f)| {
                 let value =
                     o.v.get("valueQuantity")
                         .and_then(|q| q.get("value"))
@@ -252,7 +271,7 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
                 Some(TrendPoint {
                     when: o.date?,
                     value,
-                    flag: flag(o.v).map(|f| f.words),
+                    flag: f.as_ref().map(|f| f.words.clone()),
                 })
             })
             .collect();
@@ -290,8 +309,7 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
                 " results"
             })
             .raw("</caption><thead class=\"nhsuk-table__head\"><tr class=\"nhsuk-table__row\"><th scope=\"col\" class=\"nhsuk-table__header\">Date</th><th scope=\"col\" class=\"nhsuk-table__header\">Result</th><th scope=\"col\" class=\"nhsuk-table__header\">Reference range</th><th scope=\"col\" class=\"nhsuk-table__header\">Flag</th><th scope=\"col\" class=\"nhsuk-table__header\">Source</th></tr></thead><tbody class=\"nhsuk-table__body\">");
-        for o in list {
-            let f = flag(o.v);
+        for (o, f) in list.iter().zip(flags).take(MAX_ROWS) {
             h.raw(if f.is_some() {
                 "<tr class=\"nhsuk-table__row cr-result--abnormal\">"
             } else {
@@ -316,7 +334,21 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
             source_words(h, idx, o);
             h.raw("</td></tr>");
         }
-        h.raw("</tbody></table></section>");
+        h.raw("</tbody></table>");
+        if list.len() > MAX_ROWS {
+            h.raw("<p class=\"nhsuk-body-s\">Showing the ")
+                .num(MAX_ROWS)
+                .raw(" most recent of ")
+                .num(list.len())
+                .raw(" results")
+                .raw(if list.len() > MAX_POINTS {
+                    "; the chart shows the most recent 100."
+                } else {
+                    "; the chart shows them all."
+                })
+                .raw(" Ask the GP practice or the laboratory for older results.</p>");
+        }
+        h.raw("</section>");
     }
 }
 
