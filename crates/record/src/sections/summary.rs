@@ -65,7 +65,7 @@ fn alerts_and_legal(h: &mut Html, idx: &Index<'_>) {
         );
         return;
     }
-    h.raw("<div class=\"nhsuk-warning-callout cr-alerts\"><h2 class=\"nhsuk-warning-callout__label\"><span role=\"text\"><span class=\"nhsuk-u-visually-hidden\">Important: </span>Alerts and legal</span></h2>");
+    h.raw("<div class=\"nhsuk-warning-callout cr-alerts\"><h2 class=\"nhsuk-warning-callout__label\"><span class=\"nhsuk-u-visually-hidden\">Important: </span>Alerts and legal</h2>");
     if !flags.is_empty() {
         h.raw("<ul class=\"nhsuk-list\">");
         // DNACPR first: it is the one that matters in an emergency.
