@@ -64,19 +64,18 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
             "Composition" if is_discharge_summary(v) => {
                 newest_summary = newest_summary.max(read::item_date(v));
             }
-            "Observation" | "DiagnosticReport" if is_lab(v) => {
+            "Observation" | "DiagnosticReport" => {
+                // The date first: most results are old, and a string comparison rejects them
+                // before the category is read or anything is parsed.
                 let text = str_of(v, "issued").or_else(|| str_of(v, "effectiveDateTime"));
                 if text
                     .and_then(|t| t.get(..10))
                     .is_some_and(|day| day < news_cutoff.as_str())
+                    || !is_lab(v)
                 {
                     continue;
                 }
-                let when = v
-                    .get("issued")
-                    .and_then(Value::as_str)
-                    .and_then(dates::parse)
-                    .or_else(|| read::item_date(v));
+                let when = text.and_then(dates::parse).or_else(|| read::item_date(v));
                 new_results = new_results.max(recent(when, NEWS));
             }
             "CarePlan" => {

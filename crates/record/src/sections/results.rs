@@ -1,5 +1,6 @@
 //! Test results: grouped by test, newest first, flags in words and colour, a trend per test.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -181,20 +182,20 @@ fn range_text(v: &Value) -> String {
 }
 
 /// The key results are grouped by: the test's LOINC code, else its SNOMED CT code, else any
-/// code, else its name.
-fn test_key(v: &Value) -> String {
+/// code, else its name. Borrowed from the resource when it can be (a page has thousands).
+fn test_key(v: &Value) -> (&str, Cow<'_, str>) {
     let Some(c) = v.get("code") else {
-        return "name:".to_owned();
+        return ("name", Cow::Borrowed(""));
     };
     read::codes(c)
         .find(|(s, _)| *s == LOINC)
         .or_else(|| read::codes(c).find(|(s, _)| *s == SNOMED))
         .or_else(|| read::codes(c).next())
-        .map(|(s, k)| format!("{s}|{k}"))
+        .map(|(s, k)| (s, Cow::Borrowed(k)))
         .unwrap_or_else(|| {
-            format!(
-                "name:{}",
-                read::concept(c).unwrap_or_default().to_lowercase()
+            (
+                "name",
+                Cow::Owned(read::concept(c).unwrap_or_default().to_lowercase()),
             )
         })
 }
@@ -220,7 +221,7 @@ fn flag_cell(h: &mut Html, f: Option<&Flag>) {
 
 pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
     let mut groups: Vec<(String, Vec<&Item<'_>>)> = Vec::new();
-    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut by_key: HashMap<(&str, Cow<'_, str>), usize> = HashMap::new();
     // Observations are newest first, so groups come out ordered by their newest result.
     for o in idx.of("Observation") {
         if !is_result(o.v) {
@@ -234,8 +235,9 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
                 }
             }
             None => {
-                by_key.insert(key.clone(), groups.len());
-                groups.push((key, vec![o]));
+                let id = format!("{}-{}", key.0, key.1);
+                by_key.insert(key, groups.len());
+                groups.push((id, vec![o]));
             }
         }
     }
