@@ -133,13 +133,17 @@ pub fn ack(
 /// far as the raw bytes allowed, in the message's version when it is readable (else 2.4).
 pub fn nack_unparsed(reason: &ParseError, ack_control_id: &str, now_hl7_ts: &str) -> Vec<u8> {
     let h = &reason.hint;
-    let version = if h.version.is_empty() || !h.version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        "2.4"
-    } else {
-        h.version.as_str()
-    };
+    let version =
+        if h.version.is_empty() || !h.version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            "2.4"
+        } else {
+            h.version.as_str()
+        };
     let error = AckError {
-        segment: reason.segment_id.clone().unwrap_or_else(|| "MSH".to_owned()),
+        segment: reason
+            .segment_id
+            .clone()
+            .unwrap_or_else(|| "MSH".to_owned()),
         sequence: Some(1),
         field: reason.field,
         component: None,
@@ -178,7 +182,11 @@ fn build(
     now_hl7_ts: &str,
 ) -> Vec<u8> {
     let [from_app, from_fac, to_app, to_fac] = parties.map(escape);
-    let processing_id = if processing_id.is_empty() { "P" } else { processing_id };
+    let processing_id = if processing_id.is_empty() {
+        "P"
+    } else {
+        processing_id
+    };
     let mut out = format!(
         "MSH|^~\\&|{from_app}|{from_fac}|{to_app}|{to_fac}|{}||ACK^{}^ACK|{}|{}|{}\r",
         escape(now_hl7_ts),
@@ -187,9 +195,15 @@ fn build(
         escape(processing_id),
         escape(version),
     );
-    out.push_str(&format!("MSA|{}|{}", code.as_str(), escape(original_control_id)));
+    out.push_str(&format!(
+        "MSA|{}|{}",
+        code.as_str(),
+        escape(original_control_id)
+    ));
     // MSA-3 (text) is deprecated from 2.5 but is all a 2.3/2.4 receiver shows.
-    if before_2_5(version) && let Some(first) = errors.first() {
+    if before_2_5(version)
+        && let Some(first) = errors.first()
+    {
         out.push_str(&format!("|{}", escape(&first.text)));
     }
     out.push('\r');
@@ -231,10 +245,16 @@ mod tests {
             ("CARERECORD", "ZCR01")
         );
         assert_eq!(
-            (h.receiving_application.as_str(), h.receiving_facility.as_str()),
+            (
+                h.receiving_application.as_str(),
+                h.receiving_facility.as_str()
+            ),
             ("PAS", "ZRH01")
         );
-        assert_eq!((h.message_code.as_str(), h.trigger_event.as_str()), ("ACK", "A01"));
+        assert_eq!(
+            (h.message_code.as_str(), h.trigger_event.as_str()),
+            ("ACK", "A01")
+        );
         assert_eq!(h.structure.as_deref(), Some("ACK"));
         assert_eq!(h.version, "2.5");
         let msa = m.segment("MSA");
@@ -257,8 +277,14 @@ mod tests {
             text: "NHS number fails the check".into(),
         };
         let m = parse(&ack(&header(), AckCode::AE, &[e], "ACK2", "20261101120000"))?;
-        let err = m.segment("ERR").ok_or(ParseError::new(crate::ParseErrorKind::Empty))?;
-        let loc: Vec<_> = err.field(2).components().map(|c| c.raw().to_owned()).collect();
+        let err = m
+            .segment("ERR")
+            .ok_or(ParseError::new(crate::ParseErrorKind::Empty))?;
+        let loc: Vec<_> = err
+            .field(2)
+            .components()
+            .map(|c| c.raw().to_owned())
+            .collect();
         assert_eq!(loc, vec!["PID", "1", "3", "1", "1"]);
         assert_eq!(err.text(3).as_deref(), Some("102"));
         assert_eq!(err.field(3).component(3).text().as_deref(), Some("HL70357"));
@@ -281,11 +307,19 @@ mod tests {
             text: "not a number".into(),
         };
         let m = parse(&ack(&h, AckCode::AE, &[e], "ACK3", "20261101120000"))?;
-        let err = m.segment("ERR").ok_or(ParseError::new(crate::ParseErrorKind::Empty))?;
+        let err = m
+            .segment("ERR")
+            .ok_or(ParseError::new(crate::ParseErrorKind::Empty))?;
         assert_eq!(err.field(1).component(1).text().as_deref(), Some("OBX"));
         assert_eq!(err.field(1).component(3).text().as_deref(), Some("5"));
-        assert_eq!(err.field(1).component(4).sub(1).text().as_deref(), Some("102"));
-        assert_eq!(m.segment("MSA").and_then(|s| s.text(3)).as_deref(), Some("not a number"));
+        assert_eq!(
+            err.field(1).component(4).sub(1).text().as_deref(),
+            Some("102")
+        );
+        assert_eq!(
+            m.segment("MSA").and_then(|s| s.text(3)).as_deref(),
+            Some("not a number")
+        );
         Ok(())
     }
 
@@ -302,7 +336,10 @@ mod tests {
         let msa = m.segment("MSA");
         assert_eq!(msa.and_then(|s| s.text(1)).as_deref(), Some("AR"));
         assert_eq!(msa.and_then(|s| s.text(2)).as_deref(), Some("C77"));
-        assert_eq!(m.segment("ERR").and_then(|s| s.text(3)).as_deref(), Some("100"));
+        assert_eq!(
+            m.segment("ERR").and_then(|s| s.text(3)).as_deref(),
+            Some("100")
+        );
         Ok(())
     }
 
@@ -310,9 +347,13 @@ mod tests {
     fn a_wrong_version_is_rejected_in_that_version_with_code_203() {
         let reason = parse(b"MSH|^~\\&|LAB|ZLB01|CR|ZCR01|||ORU^R01|C78|P|2.1\r")
             .expect_err("2.1 is not supported");
-        let text = String::from_utf8_lossy(&nack_unparsed(&reason, "ACK5", "20261101120000")).into_owned();
+        let text =
+            String::from_utf8_lossy(&nack_unparsed(&reason, "ACK5", "20261101120000")).into_owned();
         assert!(text.contains("|ACK5|P|2.1\r"), "{text}");
         assert!(text.contains("\rMSA|AR|C78\r"), "{text}");
-        assert!(text.contains("|203^Unsupported version id^HL70357|E"), "{text}");
+        assert!(
+            text.contains("|203^Unsupported version id^HL70357|E"),
+            "{text}"
+        );
     }
 }

@@ -56,7 +56,10 @@ impl Charset {
 
     /// Decodes `bytes` (bytes of a `\Xhh\` escape, or a whole message).
     pub(crate) fn decode_lossy(self, bytes: &[u8]) -> String {
-        self.encoding().decode_without_bom_handling(bytes).0.into_owned()
+        self.encoding()
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned()
     }
 }
 
@@ -83,12 +86,16 @@ fn declared(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// Transcodes a message to UTF-8 by MSH-18, or by `default` when MSH-18 is absent.
-pub(crate) fn transcode(bytes: &[u8], default: Charset) -> Result<(Cow<'_, str>, Charset), ParseError> {
+pub(crate) fn transcode(
+    bytes: &[u8],
+    default: Charset,
+) -> Result<(Cow<'_, str>, Charset), ParseError> {
     let charset = match declared(bytes) {
         Some(code) => {
             let code = String::from_utf8_lossy(code);
-            Charset::from_hl7(&code)
-                .ok_or_else(|| ParseError::new(ParseErrorKind::UnsupportedCharset(code.into_owned())))?
+            Charset::from_hl7(&code).ok_or_else(|| {
+                ParseError::new(ParseErrorKind::UnsupportedCharset(code.into_owned()))
+            })?
         }
         None => default,
     };

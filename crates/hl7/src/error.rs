@@ -12,7 +12,9 @@ pub enum ParseErrorKind {
     NoMsh,
     #[error("MSH-1/MSH-2 do not hold a usable field separator and encoding characters")]
     BadEncodingCharacters,
-    #[error("character set {0:?} in MSH-18 is not supported (ASCII, 8859/1, 8859/15, UNICODE UTF-8)")]
+    #[error(
+        "character set {0:?} in MSH-18 is not supported (ASCII, 8859/1, 8859/15, UNICODE UTF-8)"
+    )]
     UnsupportedCharset(String),
     #[error("byte {offset} is not valid in the declared character set {charset}")]
     InvalidForCharset { charset: String, offset: usize },
@@ -53,7 +55,8 @@ pub struct ParseError {
     pub segment_index: Option<usize>,
     pub segment_id: Option<String>,
     pub field: Option<u32>,
-    pub hint: HeaderHint,
+    /// Boxed: it is rarely read and would make every `Result` carrying the error large.
+    pub hint: Box<HeaderHint>,
 }
 
 impl ParseError {
@@ -63,7 +66,7 @@ impl ParseError {
             segment_index: None,
             segment_id: None,
             field: None,
-            hint: HeaderHint::default(),
+            hint: Box::default(),
         }
     }
 
@@ -88,7 +91,9 @@ impl ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.segment_id, self.segment_index, self.field) {
-            (Some(id), Some(i), Some(n)) => write!(f, "{id}-{n} (segment {}): {}", i + 1, self.kind),
+            (Some(id), Some(i), Some(n)) => {
+                write!(f, "{id}-{n} (segment {}): {}", i + 1, self.kind)
+            }
             (Some(id), Some(i), None) => write!(f, "{id} (segment {}): {}", i + 1, self.kind),
             (None, Some(i), _) => write!(f, "segment {}: {}", i + 1, self.kind),
             _ => write!(f, "{}", self.kind),

@@ -56,7 +56,10 @@ fn expand(seq: &str, d: &Delimiters, out: &mut String) -> bool {
         _ if seq.starts_with('Z') || seq.starts_with('C') || seq.starts_with('M') => {}
         _ if seq.starts_with('X') => {
             let hex = &seq[1..];
-            if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if hex.is_empty()
+                || !hex.len().is_multiple_of(2)
+                || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 return false;
             }
             let bytes: Vec<u8> = hex
@@ -142,7 +145,10 @@ mod tests {
     fn formatting_sequences_are_dropped_and_malformed_ones_kept() {
         assert_eq!(decode(r"\H\bold\N\", &d()), "bold");
         assert_eq!(decode(r"a\Q\b", &d()), r"a\Q\b");
-        assert_eq!(decode(r"trailing \ backslash", &d()), r"trailing \ backslash");
+        assert_eq!(
+            decode(r"trailing \ backslash", &d()),
+            r"trailing \ backslash"
+        );
         assert_eq!(decode(r"\XZZ\", &d()), r"\XZZ\");
     }
 

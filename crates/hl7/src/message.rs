@@ -289,16 +289,17 @@ pub(crate) fn parse_with(bytes: &[u8], default: Charset) -> Result<Message, Pars
     if !bytes.starts_with(b"MSH") {
         return Err(ParseError::new(ParseErrorKind::NoMsh).at(0, "", None));
     }
-    let hint = hint_from_bytes(bytes);
+    let hint = Box::new(hint_from_bytes(bytes));
     let with_hint = |mut e: ParseError| {
         e.hint = hint.clone();
         e
     };
-    let (text, charset) = charset::transcode(bytes, default).map_err(|e| with_hint(e.at(0, "MSH", Some(18))))?;
-    let mut lines = text
-        .split(['\r', '\n'])
-        .filter(|l| !l.trim().is_empty());
-    let first = lines.next().ok_or_else(|| with_hint(ParseError::new(ParseErrorKind::Empty)))?;
+    let (text, charset) =
+        charset::transcode(bytes, default).map_err(|e| with_hint(e.at(0, "MSH", Some(18))))?;
+    let mut lines = text.split(['\r', '\n']).filter(|l| !l.trim().is_empty());
+    let first = lines
+        .next()
+        .ok_or_else(|| with_hint(ParseError::new(ParseErrorKind::Empty)))?;
     let mut d = delimiters_from(first, charset).map_err(with_hint)?;
     d.charset = charset;
     let d = std::sync::Arc::new(d);
@@ -310,7 +311,10 @@ pub(crate) fn parse_with(bytes: &[u8], default: Charset) -> Result<Message, Pars
             .bytes()
             .find(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7F)
         {
-            let id = line.get(..3).filter(|id| valid_segment_id(id)).unwrap_or("");
+            let id = line
+                .get(..3)
+                .filter(|id| valid_segment_id(id))
+                .unwrap_or("");
             return Err(with_hint(
                 ParseError::new(ParseErrorKind::ControlCharacter { byte }).at(index, id, None),
             ));
@@ -349,13 +353,17 @@ pub(crate) fn parse_with(bytes: &[u8], default: Charset) -> Result<Message, Pars
 fn header_from(msh: &Segment) -> Result<Header, ParseError> {
     let first = |n: usize| msh.field(n).component(1).sub(1).text();
     let required = |n: usize| {
-        first(n).ok_or_else(|| ParseError::new(ParseErrorKind::MissingField).at(0, "MSH", Some(n as u32)))
+        first(n).ok_or_else(|| {
+            ParseError::new(ParseErrorKind::MissingField).at(0, "MSH", Some(n as u32))
+        })
     };
     let message_code = required(9)?;
     let control_id = required(10)?;
     let version = required(12)?;
     if !SUPPORTED_VERSIONS.contains(&version.as_str()) {
-        return Err(ParseError::new(ParseErrorKind::UnsupportedVersion(version)).at(0, "MSH", Some(12)));
+        return Err(
+            ParseError::new(ParseErrorKind::UnsupportedVersion(version)).at(0, "MSH", Some(12)),
+        );
     }
     Ok(Header {
         sending_application: first(3).unwrap_or_default(),
@@ -403,7 +411,12 @@ fn hint_from_bytes(bytes: &[u8]) -> HeaderHint {
     let trigger = pieces
         .get(8)
         .and_then(|f| f.split(comp).nth(1))
-        .map(|s| s.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect())
+        .map(|s| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(8)
+                .collect()
+        })
         .unwrap_or_default();
     HeaderHint {
         sending_application: get(3),
@@ -448,20 +461,34 @@ mod tests {
     #[test]
     fn repeats_components_and_subcomponents_split() -> Result<(), ParseError> {
         let m = parse(ADT.as_bytes())?;
-        let pid = m.segment("PID").ok_or(ParseError::new(ParseErrorKind::Empty))?;
-        let ids: Vec<_> = pid.field(3).repetitions().map(|r| r.component(1).text()).collect();
+        let pid = m
+            .segment("PID")
+            .ok_or(ParseError::new(ParseErrorKind::Empty))?;
+        let ids: Vec<_> = pid
+            .field(3)
+            .repetitions()
+            .map(|r| r.component(1).text())
+            .collect();
         assert_eq!(ids, vec![Some("9990000018".into()), Some("M123456".into())]);
-        assert_eq!(pid.field(3).repetition(2).component(4).text().as_deref(), Some("ZRH01"));
+        assert_eq!(
+            pid.field(3).repetition(2).component(4).text().as_deref(),
+            Some("ZRH01")
+        );
         assert_eq!(pid.field(5).component(2).text().as_deref(), Some("JOHN"));
         assert_eq!(m.segments("ZU1").count(), 1);
-        assert_eq!(m.segment("PV1").and_then(|s| s.text(19)).as_deref(), Some("V0001"));
+        assert_eq!(
+            m.segment("PV1").and_then(|s| s.text(19)).as_deref(),
+            Some("V0001")
+        );
         Ok(())
     }
 
     #[test]
     fn empty_and_null_fields_are_told_apart() -> Result<(), ParseError> {
         let m = parse(b"MSH|^~\\&|A|B|C|D|||ADT^A31|1|P|2.4\rPID|||1||\"\"||\r")?;
-        let pid = m.segment("PID").ok_or(ParseError::new(ParseErrorKind::Empty))?;
+        let pid = m
+            .segment("PID")
+            .ok_or(ParseError::new(ParseErrorKind::Empty))?;
         assert!(pid.field(5).is_null());
         assert!(!pid.field(5).is_empty());
         assert!(pid.field(7).is_empty());
@@ -473,7 +500,9 @@ mod tests {
     #[test]
     fn encoding_characters_come_from_msh_2() -> Result<(), ParseError> {
         let m = parse(b"MSH#$*@%#A#B#C#D###ADT$A31#1#P#2.4\rPID###9990000018$$$NHS*X$$$Z#$@F@\r")?;
-        let pid = m.segment("PID").ok_or(ParseError::new(ParseErrorKind::Empty))?;
+        let pid = m
+            .segment("PID")
+            .ok_or(ParseError::new(ParseErrorKind::Empty))?;
         assert_eq!(pid.field(3).repetition(2).text().as_deref(), Some("X$$$Z"));
         assert_eq!(pid.field(3).component(4).text().as_deref(), Some("NHS"));
         assert_eq!(pid.field(4).component(2).text().as_deref(), Some("#"));
@@ -496,14 +525,21 @@ mod tests {
         let err = err.map(|e| (e.kind, e.field, e.hint.control_id));
         assert_eq!(
             err,
-            Some((ParseErrorKind::UnsupportedVersion("2.2".into()), Some(12), "X9".into()))
+            Some((
+                ParseErrorKind::UnsupportedVersion("2.2".into()),
+                Some(12),
+                "X9".into()
+            ))
         );
     }
 
     #[test]
     fn missing_control_id_names_msh_10() {
         let err = parse(b"MSH|^~\\&|A|B|C|D|||ADT^A01||P|2.4\r").err();
-        assert_eq!(err.map(|e| (e.kind, e.field)), Some((ParseErrorKind::MissingField, Some(10))));
+        assert_eq!(
+            err.map(|e| (e.kind, e.field)),
+            Some((ParseErrorKind::MissingField, Some(10)))
+        );
     }
 
     #[test]
@@ -519,13 +555,17 @@ mod tests {
     fn latin1_without_msh18_is_refused_and_with_it_decoded() {
         let body = b"MSH|^~\\&|A|B|C|D|||ADT^A31|1|P|2.4\rPID|||1||M\xdcLLER^Z\xd6E\r";
         let err = parse(body).err().map(|e| e.kind);
-        assert!(matches!(err, Some(ParseErrorKind::UndeclaredNonUtf8 { .. })));
+        assert!(matches!(
+            err,
+            Some(ParseErrorKind::UndeclaredNonUtf8 { .. })
+        ));
         let declared =
             b"MSH|^~\\&|A|B|C|D|||ADT^A31|1|P|2.4||||||8859/1\rPID|||1||M\xdcLLER^Z\xd6E\r";
         let m = parse(declared);
-        let family = m
-            .ok()
-            .and_then(|m| m.segment("PID").and_then(|p| p.field(5).component(1).text()));
+        let family = m.ok().and_then(|m| {
+            m.segment("PID")
+                .and_then(|p| p.field(5).component(1).text())
+        });
         assert_eq!(family.as_deref(), Some("MÜLLER"));
         let m = crate::parse_with_default_charset(body, Charset::Latin1);
         assert!(m.is_ok());
@@ -535,13 +575,19 @@ mod tests {
     fn ascii_declared_refuses_high_bytes() {
         let body = b"MSH|^~\\&|A|B|C|D|||ADT^A31|1|P|2.4||||||ASCII\rPID|||1||M\xdcLLER\r";
         let err = parse(body).err().map(|e| e.kind);
-        assert!(matches!(err, Some(ParseErrorKind::InvalidForCharset { .. })));
+        assert!(matches!(
+            err,
+            Some(ParseErrorKind::InvalidForCharset { .. })
+        ));
     }
 
     #[test]
     fn unknown_charset_is_refused() {
         let body = b"MSH|^~\\&|A|B|C|D|||ADT^A31|1|P|2.4||||||EBCDIC\r";
         let err = parse(body).err().map(|e| e.kind);
-        assert_eq!(err, Some(ParseErrorKind::UnsupportedCharset("EBCDIC".into())));
+        assert_eq!(
+            err,
+            Some(ParseErrorKind::UnsupportedCharset("EBCDIC".into()))
+        );
     }
 }

@@ -226,10 +226,19 @@ mod tests {
 
     #[test]
     fn garbage_between_frames_is_skipped_and_counted() {
-        let wire = [&b"\r\nnoise"[..], &frame(b"MSH|a"), b"\n\n", &frame(b"MSH|b")].concat();
+        let wire = [
+            &b"\r\nnoise"[..],
+            &frame(b"MSH|a"),
+            b"\n\n",
+            &frame(b"MSH|b"),
+        ]
+        .concat();
         let mut codec = MllpCodec::default();
         let mut buf = BytesMut::from(&wire[..]);
-        assert_eq!(decode_all(&mut codec, &mut buf), vec![&b"MSH|a"[..], b"MSH|b"]);
+        assert_eq!(
+            decode_all(&mut codec, &mut buf),
+            vec![&b"MSH|a"[..], b"MSH|b"]
+        );
         assert_eq!(codec.discarded_bytes(), 9);
     }
 
@@ -245,12 +254,18 @@ mod tests {
     fn an_oversized_frame_is_refused_without_buffering_it() {
         let mut codec = MllpCodec::new(10);
         let mut buf = BytesMut::from(&b"\x0bMSH|0123456789abcdef"[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(MllpError::FrameTooLarge { limit: 10 })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(MllpError::FrameTooLarge { limit: 10 })
+        ));
         assert!(buf.is_empty());
         // Also when the end marker is already there.
         let mut codec = MllpCodec::new(10);
         let mut buf = BytesMut::from(&frame(b"MSH|0123456789abcdef")[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(MllpError::FrameTooLarge { .. })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(MllpError::FrameTooLarge { .. })
+        ));
         // A frame of exactly the limit passes.
         let mut codec = MllpCodec::new(10);
         let mut buf = BytesMut::from(&frame(b"MSH|012345")[..]);
@@ -261,7 +276,10 @@ mod tests {
     fn eof_inside_a_frame_is_a_truncation() {
         let mut codec = MllpCodec::default();
         let mut buf = BytesMut::from(&b"\x0bMSH|never finished"[..]);
-        assert!(matches!(codec.decode_eof(&mut buf), Err(MllpError::Truncated { bytes: 18 })));
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(MllpError::Truncated { bytes: 18 })
+        ));
         let mut buf = BytesMut::from(&b"trailing noise"[..]);
         assert!(matches!(codec.decode_eof(&mut buf), Ok(None)));
     }
@@ -272,7 +290,10 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x0bMSH|x\x1c"[..]);
         assert_eq!(codec.decode(&mut buf).expect("ok"), None);
         buf.put_u8(CARRIAGE_RETURN);
-        assert_eq!(codec.decode(&mut buf).expect("ok"), Some(Bytes::from_static(b"MSH|x")));
+        assert_eq!(
+            codec.decode(&mut buf).expect("ok"),
+            Some(Bytes::from_static(b"MSH|x"))
+        );
     }
 
     #[test]

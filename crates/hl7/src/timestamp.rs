@@ -45,24 +45,47 @@ impl Hl7Time {
             _ => (raw, None),
         };
         let (main, fraction) = match main.split_once('.') {
-            Some((m, f)) if !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((m, f))
+                if !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 (m, f.to_owned())
             }
             Some(_) => return None,
             None => (main, String::new()),
         };
-        if !main.bytes().all(|b| b.is_ascii_digit()) || ![4, 6, 8, 10, 12, 14].contains(&main.len()) {
+        if !main.bytes().all(|b| b.is_ascii_digit()) || ![4, 6, 8, 10, 12, 14].contains(&main.len())
+        {
             return None;
         }
         if !fraction.is_empty() && main.len() != 14 {
             return None;
         }
         let year = i32::try_from(digits(main, 0..4)?).ok()?;
-        let month = if main.len() >= 6 { digits(main, 4..6)? } else { 1 };
-        let day = if main.len() >= 8 { digits(main, 6..8)? } else { 1 };
-        let hour = if main.len() >= 10 { digits(main, 8..10)? } else { 0 };
-        let minute = if main.len() >= 12 { digits(main, 10..12)? } else { 0 };
-        let second = if main.len() >= 14 { digits(main, 12..14)? } else { 0 };
+        let month = if main.len() >= 6 {
+            digits(main, 4..6)?
+        } else {
+            1
+        };
+        let day = if main.len() >= 8 {
+            digits(main, 6..8)?
+        } else {
+            1
+        };
+        let hour = if main.len() >= 10 {
+            digits(main, 8..10)?
+        } else {
+            0
+        };
+        let minute = if main.len() >= 12 {
+            digits(main, 10..12)?
+        } else {
+            0
+        };
+        let second = if main.len() >= 14 {
+            digits(main, 12..14)?
+        } else {
+            0
+        };
         let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
         let date = Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
         let time = Time::from_hms(
@@ -168,7 +191,11 @@ fn uk_offset(local: PrimitiveDateTime) -> UtcOffset {
     // In local time, BST starts at 01:00 GMT (= 02:00 BST) and ends at 02:00 BST.
     let starts = PrimitiveDateTime::new(start, Time::from_hms(1, 0, 0).unwrap_or(Time::MIDNIGHT));
     let ends = PrimitiveDateTime::new(end, Time::from_hms(2, 0, 0).unwrap_or(Time::MIDNIGHT));
-    if local >= starts && local < ends { bst } else { UtcOffset::UTC }
+    if local >= starts && local < ends {
+        bst
+    } else {
+        UtcOffset::UTC
+    }
 }
 
 #[cfg(test)]
@@ -189,24 +216,57 @@ mod tests {
 
     #[test]
     fn explicit_offsets_and_fractions_are_kept() {
-        assert_eq!(dt("20260701123000.25-0500"), Some("2026-07-01T12:30:00.25-05:00".into()));
-        assert_eq!(dt("20260701123000+0000"), Some("2026-07-01T12:30:00+00:00".into()));
+        assert_eq!(
+            dt("20260701123000.25-0500"),
+            Some("2026-07-01T12:30:00.25-05:00".into())
+        );
+        assert_eq!(
+            dt("20260701123000+0000"),
+            Some("2026-07-01T12:30:00+00:00".into())
+        );
     }
 
     #[test]
     fn local_times_follow_uk_summer_time() {
         // 2026: BST from Sunday 29 March to Sunday 25 October.
-        assert_eq!(dt("20260329005959"), Some("2026-03-29T00:59:59+00:00".into()));
-        assert_eq!(dt("20260329020000"), Some("2026-03-29T02:00:00+01:00".into()));
-        assert_eq!(dt("20260715090000"), Some("2026-07-15T09:00:00+01:00".into()));
-        assert_eq!(dt("20261025015959"), Some("2026-10-25T01:59:59+01:00".into()));
-        assert_eq!(dt("20261025020000"), Some("2026-10-25T02:00:00+00:00".into()));
-        assert_eq!(dt("20261225090000"), Some("2026-12-25T09:00:00+00:00".into()));
+        assert_eq!(
+            dt("20260329005959"),
+            Some("2026-03-29T00:59:59+00:00".into())
+        );
+        assert_eq!(
+            dt("20260329020000"),
+            Some("2026-03-29T02:00:00+01:00".into())
+        );
+        assert_eq!(
+            dt("20260715090000"),
+            Some("2026-07-15T09:00:00+01:00".into())
+        );
+        assert_eq!(
+            dt("20261025015959"),
+            Some("2026-10-25T01:59:59+01:00".into())
+        );
+        assert_eq!(
+            dt("20261025020000"),
+            Some("2026-10-25T02:00:00+00:00".into())
+        );
+        assert_eq!(
+            dt("20261225090000"),
+            Some("2026-12-25T09:00:00+00:00".into())
+        );
     }
 
     #[test]
     fn nonsense_is_refused() {
-        for bad in ["", "2026-11-01", "20261301", "20260230", "2026110", "20261101256000", "x", "20261101+0100"] {
+        for bad in [
+            "",
+            "2026-11-01",
+            "20261301",
+            "20260230",
+            "2026110",
+            "20261101256000",
+            "x",
+            "20261101+0100",
+        ] {
             assert_eq!(dt(bad), None, "{bad}");
         }
     }

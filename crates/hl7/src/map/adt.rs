@@ -56,7 +56,9 @@ fn class(pv1: &Segment) -> Result<Value, MapError> {
 
 /// A PL (point of care^room^bed^…) as an Encounter.location.location reference.
 fn location_ref(c: &Ctx<'_>, pl: Piece<'_>) -> Option<Value> {
-    let parts: Vec<String> = (1..=3).filter_map(|i| pl.component(i).sub(1).text()).collect();
+    let parts: Vec<String> = (1..=3)
+        .filter_map(|i| pl.component(i).sub(1).text())
+        .collect();
     if parts.is_empty() {
         return None;
     }
@@ -70,7 +72,9 @@ fn location_ref(c: &Ctx<'_>, pl: Piece<'_>) -> Option<Value> {
 /// identifier reference; anything else (a local code such as `HOME`) stays a display.
 fn destination(text: &str) -> Value {
     let ods_like = (3..=10).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         && text.bytes().any(|b| b.is_ascii_digit());
     if ods_like {
         json!({"type": "Location", "identifier": {"system": ODS_SYSTEM, "value": text}, "display": text})
@@ -115,7 +119,9 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
     let start = match status {
         "in-progress" | "finished" => admitted.clone().or_else(|| {
             // An admission or registration without PV1-44 started when the event happened.
-            matches!(event, Event::AdtA01 | Event::AdtA04).then(|| event_time.clone()).flatten()
+            matches!(event, Event::AdtA01 | Event::AdtA04)
+                .then(|| event_time.clone())
+                .flatten()
         }),
         _ => admitted.clone(),
     };
@@ -127,7 +133,10 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
 
     let system = c.system("visit-number");
     let mut e = c.resource("Encounter");
-    e.insert("identifier".into(), json!([{"system": system, "value": visit}]));
+    e.insert(
+        "identifier".into(),
+        json!([{"system": system, "value": visit}]),
+    );
     e.insert("status".into(), Value::String(status.into()));
 
     // The statuses this message evidences, with their periods; the ingest may merge them with
@@ -165,13 +174,19 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
     put(
         &mut hospitalization,
         "admitSource",
-        c.table_concept(pv1.field(14), "http://terminology.hl7.org/CodeSystem/v2-0023"),
+        c.table_concept(
+            pv1.field(14),
+            "http://terminology.hl7.org/CodeSystem/v2-0023",
+        ),
     );
     if status == "finished" {
         put(
             &mut hospitalization,
             "dischargeDisposition",
-            c.table_concept(pv1.field(36), "http://terminology.hl7.org/CodeSystem/v2-0112"),
+            c.table_concept(
+                pv1.field(36),
+                "http://terminology.hl7.org/CodeSystem/v2-0112",
+            ),
         );
         put(
             &mut hospitalization,

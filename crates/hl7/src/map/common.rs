@@ -19,7 +19,9 @@ const CODE_SYSTEM_BASE: &str = "https://fhir.carerecord.example/CodeSystem";
 pub(crate) fn pct(s: &str, colon: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (colon && b == b':')
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (colon && b == b':')
         {
             out.push(char::from(b));
         } else {
@@ -76,7 +78,9 @@ pub(crate) fn decimal(text: &str) -> Option<Value> {
     } else {
         format!("{sign}{int}.{frac}")
     };
-    serde_json::from_str::<Value>(&text).ok().filter(Value::is_number)
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .filter(Value::is_number)
 }
 
 /// The FHIR system for an HL7 coding system name (CE-3/CWE-3).
@@ -92,13 +96,18 @@ pub(crate) fn coding_system(name: &str, ods: &str) -> String {
         "CTV3" => "http://read.info/ctv3".into(),
         "DMD" => "https://dmd.nhs.uk".into(),
         upper => {
-            if let Some(table) = upper.strip_prefix("HL7").filter(|t| {
-                t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit())
-            }) {
+            if let Some(table) = upper
+                .strip_prefix("HL7")
+                .filter(|t| t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()))
+            {
                 format!("http://terminology.hl7.org/CodeSystem/v2-{table}")
             } else {
                 // A local code system: scoped to the sender so two senders' codes never mix.
-                format!("{CODE_SYSTEM_BASE}/{}/{}", pct(ods, false), pct(&name.to_ascii_lowercase(), false))
+                format!(
+                    "{CODE_SYSTEM_BASE}/{}/{}",
+                    pct(ods, false),
+                    pct(&name.to_ascii_lowercase(), false)
+                )
             }
         }
     }
@@ -149,9 +158,9 @@ impl<'a> Ctx<'a> {
     }
 
     pub(crate) fn required_segment(&self, id: &str) -> Result<&'a Segment, MapError> {
-        self.msg.segment(id).ok_or_else(|| MapError::MissingSegment {
-            segment: id.into(),
-        })
+        self.msg
+            .segment(id)
+            .ok_or_else(|| MapError::MissingSegment { segment: id.into() })
     }
 
     /// A concept from a CE/CWE piece (whole field): codings from components 1-3 and 4-6, text
@@ -203,14 +212,20 @@ impl<'a> Ctx<'a> {
         let Some(text) = seg.field(field).component(1).sub(1).text() else {
             return Ok(None);
         };
-        Hl7Time::parse(&text).map(Some).ok_or_else(|| MapError::InvalidValue {
-            at: pos(seg, field, None),
-            reason: "not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])".into(),
-        })
+        Hl7Time::parse(&text)
+            .map(Some)
+            .ok_or_else(|| MapError::InvalidValue {
+                at: pos(seg, field, None),
+                reason: "not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])".into(),
+            })
     }
 
     /// Field as a FHIR dateTime.
-    pub(crate) fn date_time(&self, seg: &Segment, field: usize) -> Result<Option<String>, MapError> {
+    pub(crate) fn date_time(
+        &self,
+        seg: &Segment,
+        field: usize,
+    ) -> Result<Option<String>, MapError> {
         Ok(self.time(seg, field)?.map(|t| t.fhir_date_time()))
     }
 
@@ -302,7 +317,10 @@ mod tests {
     #[test]
     fn coding_systems_are_recognised_or_scoped_to_the_sender() {
         assert_eq!(coding_system("LN", "ZLB01"), "http://loinc.org");
-        assert_eq!(coding_system("HL70078", "ZLB01"), "http://terminology.hl7.org/CodeSystem/v2-0078");
+        assert_eq!(
+            coding_system("HL70078", "ZLB01"),
+            "http://terminology.hl7.org/CodeSystem/v2-0078"
+        );
         assert_eq!(
             coding_system("WinPath", "ZLB01"),
             "https://fhir.carerecord.example/CodeSystem/ZLB01/winpath"

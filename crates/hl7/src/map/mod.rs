@@ -194,7 +194,10 @@ pub enum MapError {
     #[error("{at}: code not in HL7 table {table}")]
     UnknownCode { at: Position, table: &'static str },
     #[error("{at}: invalid NHS number ({reason})")]
-    InvalidNhsNumber { at: Position, reason: NhsNumberError },
+    InvalidNhsNumber {
+        at: Position,
+        reason: NhsNumberError,
+    },
 }
 
 impl MapError {

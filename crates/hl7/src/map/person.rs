@@ -46,7 +46,9 @@ fn identifiers(c: &Ctx<'_>, seg: &Segment, field: usize) -> Result<Ids, MapError
             .text()
             .or_else(|| rep.component(4).sub(2).text());
         let type_code = rep.component(5).text();
-        let is_nhs = authority.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("NHS"))
+        let is_nhs = authority
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("NHS"))
             || type_code.as_deref() == Some("NH");
         if is_nhs {
             let nhs = NhsNumber::parse(&value).map_err(|reason| MapError::InvalidNhsNumber {
@@ -61,7 +63,11 @@ fn identifiers(c: &Ctx<'_>, seg: &Segment, field: usize) -> Result<Ids, MapError
             }
         } else {
             let authority = authority.unwrap_or_else(|| c.ods().to_owned());
-            if !ids.local.iter().any(|(a, v)| *a == authority && *v == value) {
+            if !ids
+                .local
+                .iter()
+                .any(|(a, v)| *a == authority && *v == value)
+            {
                 ids.local.push((authority, value));
             }
         }
@@ -96,13 +102,25 @@ fn human_names(field: Piece<'_>) -> Vec<Value> {
             if family.is_none() && given.is_empty() {
                 return None;
             }
-            put_str(&mut n, "use", name_use(rep.component(7).text().as_deref()).map(str::to_owned));
+            put_str(
+                &mut n,
+                "use",
+                name_use(rep.component(7).text().as_deref()).map(str::to_owned),
+            );
             put_str(&mut n, "family", family);
             if !given.is_empty() {
                 n.insert("given".into(), Value::Array(given));
             }
-            put(&mut n, "prefix", rep.component(5).text().map(|p| json!([p])));
-            put(&mut n, "suffix", rep.component(4).text().map(|s| json!([s])));
+            put(
+                &mut n,
+                "prefix",
+                rep.component(5).text().map(|p| json!([p])),
+            );
+            put(
+                &mut n,
+                "suffix",
+                rep.component(4).text().map(|s| json!([s])),
+            );
             Some(Value::Object(n))
         })
         .collect()
@@ -139,7 +157,11 @@ fn addresses(field: Piece<'_>) -> Vec<Value> {
             }
             put_str(&mut a, "city", rep.component(3).text());
             put_str(&mut a, "district", rep.component(4).text());
-            put_str(&mut a, "postalCode", rep.component(5).text().map(|p| p.to_ascii_uppercase()));
+            put_str(
+                &mut a,
+                "postalCode",
+                rep.component(5).text().map(|p| p.to_ascii_uppercase()),
+            );
             put_str(&mut a, "country", rep.component(6).text());
             put_str(
                 &mut a,
@@ -205,7 +227,11 @@ fn practice(pd1: &Segment) -> Option<Value> {
 }
 
 /// Builds the person from PID (and PD1 when present).
-pub(crate) fn from_pid(c: &Ctx<'_>, pid: &Segment, pd1: Option<&Segment>) -> Result<IncomingPerson, MapError> {
+pub(crate) fn from_pid(
+    c: &Ctx<'_>,
+    pid: &Segment,
+    pd1: Option<&Segment>,
+) -> Result<IncomingPerson, MapError> {
     let ids = identifiers(c, pid, 3)?;
     if ids.nhs.is_none() && ids.local.is_empty() {
         return Err(missing(pid, 3));
@@ -280,7 +306,12 @@ pub(crate) fn from_pid(c: &Ctx<'_>, pid: &Segment, pd1: Option<&Segment>) -> Res
         given: main_name
             .and_then(|n| n.get("given"))
             .and_then(Value::as_array)
-            .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|g| {
+                g.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         birth_date,
         gender,
@@ -326,7 +357,12 @@ pub(crate) fn from_mrg(c: &Ctx<'_>, mrg: &Segment) -> Result<IncomingPerson, Map
         given: first
             .and_then(|n| n.get("given"))
             .and_then(Value::as_array)
-            .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|g| {
+                g.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         birth_date: None,
         gender: None,
