@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::common::{Ctx, ODS_SYSTEM, missing, put, put_str};
+use super::common::{Ctx, ODS_SYSTEM, missing, obj, put, put_str};
 use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
 use crate::message::{Piece, Segment};
 
@@ -154,7 +154,10 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
                 if let (Some(en), Some(o)) = (&end, period.as_object_mut()) {
                     o.insert("end".into(), Value::String(en.clone()));
                 }
-                history.push(json!({"status": "in-progress", "period": period}));
+                history.push(obj([
+                    ("status", Value::String("in-progress".into())),
+                    ("period", period),
+                ]));
             }
         }
     }
@@ -205,12 +208,18 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
             "finished" | "cancelled" => "completed",
             _ => "active",
         };
-        locations.push(json!({"location": current, "status": loc_status}));
+        locations.push(obj([
+            ("location", current),
+            ("status", Value::String(loc_status.into())),
+        ]));
     }
     if event == Event::AdtA02
         && let Some(prior) = location_ref(c, pv1.field(6))
     {
-        let mut l = json!({"location": prior, "status": "completed"});
+        let mut l = obj([
+            ("location", prior),
+            ("status", Value::String("completed".into())),
+        ]);
         if let (Some(t), Some(o)) = (&event_time, l.as_object_mut()) {
             o.insert("period".into(), json!({"end": t}));
         }

@@ -204,7 +204,7 @@ impl<'a> Ctx<'a> {
         if let (Some(d), Some(o)) = (p.component(2).text(), c.as_object_mut()) {
             o.insert("display".into(), Value::String(d));
         }
-        Some(json!({"coding": [c]}))
+        Some(obj([("coding", Value::Array(vec![c]))]))
     }
 
     fn time(&self, seg: &Segment, field: usize) -> Result<Option<Hl7Time>, MapError> {
@@ -284,6 +284,12 @@ pub(crate) fn unknown_code(seg: &Segment, field: usize, table: &'static str) -> 
         at: pos(seg, field, None),
         table,
     }
+}
+
+/// An object from pairs. `json!` would serialise every interpolated `Value` into a copy, which
+/// dominated the cost of mapping a result; this moves them.
+pub(crate) fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// Inserts `value` under `key` when it is `Some`.

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::common::{Ctx, conditional, invalid, missing, put, put_str, unknown_code};
+use super::common::{Ctx, conditional, invalid, missing, obj, put, put_str, unknown_code};
 use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
 use crate::message::Segment;
 
@@ -99,7 +99,7 @@ fn attachment(
     a.insert("size".into(), json!(bytes.len()));
     put_str(&mut a, "title", title.map(str::to_owned));
     put_str(&mut a, "creation", creation.map(str::to_owned));
-    json!({"attachment": Value::Object(a)})
+    obj([("attachment", Value::Object(a))])
 }
 
 pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
@@ -189,7 +189,7 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
     .or_else(|| c.message_instant())
     .or_else(|| c.received_instant());
     put_str(&mut d, "date", date);
-    d.insert("author".into(), json!([c.sender_ref()]));
+    d.insert("author".into(), Value::Array(vec![c.sender_ref()]));
     d.insert("custodian".into(), c.sender_ref());
     d.insert("content".into(), Value::Array(content));
     if let Some(visit) = c.msg.segment("PV1").and_then(|p| p.text(19)) {

@@ -6,7 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::common::{Ctx, conditional, decimal, invalid, missing, pos, put, put_str, unknown_code};
+use super::common::{
+    Ctx, conditional, decimal, invalid, missing, obj, pos, put, put_str, unknown_code,
+};
 use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
 use crate::message::Segment;
 
@@ -161,7 +163,7 @@ fn reference_range(obx: &Segment, units: &Units) -> Option<Value> {
         r.insert("high".into(), h);
     }
     r.insert("text".into(), Value::String(text));
-    Some(json!([Value::Object(r)]))
+    Some(Value::Array(vec![Value::Object(r)]))
 }
 
 fn interpretation(obx: &Segment) -> Option<Value> {
@@ -246,13 +248,19 @@ fn value(
                 (Some("-"), Some(_)) => {
                     o.insert(
                         "valueRange".into(),
-                        json!({"low": quantity(num(&n1)?, units.clone()), "high": quantity(num(&n2)?, units.clone())}),
+                        obj([
+                            ("low", quantity(num(&n1)?, units.clone())),
+                            ("high", quantity(num(&n2)?, units.clone())),
+                        ]),
                     );
                 }
                 (Some(":" | "/"), Some(_)) => {
                     o.insert(
                         "valueRatio".into(),
-                        json!({"numerator": {"value": num(&n1)?}, "denominator": {"value": num(&n2)?}}),
+                        obj([
+                            ("numerator", obj([("value", num(&n1)?)])),
+                            ("denominator", obj([("value", num(&n2)?)])),
+                        ]),
                     );
                 }
                 (Some("+"), None) => {
@@ -304,7 +312,7 @@ fn observation(
         &mut o,
         "category",
         c.table_concept(g.obr.field(24), SECTION)
-            .map(|cc| json!([cc])),
+            .map(|cc| Value::Array(vec![cc])),
     );
     o.insert("code".into(), code);
     o.insert("subject".into(), json!({"reference": PATIENT_PLACEHOLDER}));
@@ -318,7 +326,7 @@ fn observation(
         "issued",
         c.instant(g.obr, 22)?.or_else(|| c.message_instant()),
     );
-    o.insert("performer".into(), json!([c.sender_ref()]));
+    o.insert("performer".into(), Value::Array(vec![c.sender_ref()]));
     let units = units(obx);
     value(c, obx, &mut o, &units)?;
     if status == "cancelled" && !o.keys().any(|k| k.starts_with("value")) {
@@ -379,7 +387,7 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             &mut r,
             "category",
             c.table_concept(g.obr.field(24), SECTION)
-                .map(|cc| json!([cc])),
+                .map(|cc| Value::Array(vec![cc])),
         );
         r.insert(
             "code".into(),
@@ -392,7 +400,7 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             "issued",
             c.instant(g.obr, 22)?.or_else(|| c.message_instant()),
         );
-        r.insert("performer".into(), json!([c.sender_ref()]));
+        r.insert("performer".into(), Value::Array(vec![c.sender_ref()]));
         if !results.is_empty() {
             r.insert("result".into(), Value::Array(results));
         }

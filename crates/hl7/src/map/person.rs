@@ -287,7 +287,7 @@ pub(crate) fn from_pid(
         p.insert("address".into(), Value::Array(address.clone()));
     }
     if let Some(gp) = pd1.and_then(practice) {
-        p.insert("generalPractitioner".into(), json!([gp]));
+        p.insert("generalPractitioner".into(), Value::Array(vec![gp]));
     }
 
     // The matching fields come from the first (or the official) name and first address.

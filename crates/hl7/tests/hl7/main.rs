@@ -62,3 +62,51 @@ pub fn assert_provenance(resource: &Value, ods: &str, app: &str, facility: &str,
         "no source-organisation tag {ods} in {resource:#}"
     );
 }
+
+/// Every resource mapped from every well-formed fixture is structurally valid FHIR R4 once the
+/// ingest has put the matched patient in place of the placeholder.
+#[test]
+fn every_mapped_resource_is_valid_fhir() {
+    let good = [
+        ("adt_a01_admit.hl7", "ZRH01"),
+        ("adt_a02_transfer.hl7", "ZRH01"),
+        ("adt_a03_discharge_to_care_home.hl7", "ZRH01"),
+        ("adt_a04_register.hl7", "ZRH01"),
+        ("adt_a05_preadmit.hl7", "ZRH01"),
+        ("adt_a08_update.hl7", "ZRH01"),
+        ("adt_a11_cancel_admit.hl7", "ZRH01"),
+        ("adt_a12_cancel_transfer.hl7", "ZRH01"),
+        ("adt_a13_cancel_discharge.hl7", "ZRH01"),
+        ("adt_a28_add_person.hl7", "ZRH01"),
+        ("adt_a31_update_person.hl7", "ZRH01"),
+        ("adt_a40_merge.hl7", "ZRH01"),
+        ("oru_r01_results.hl7", "ZLB01"),
+        ("oru_r01_correction.hl7", "ZLB01"),
+        ("oru_r01_500_obx.hl7", "ZLB01"),
+        ("mdm_t02_text.hl7", "ZRH01"),
+        ("mdm_t02_pdf.hl7", "ZRH01"),
+        ("nasty_escapes.hl7", "ZRH01"),
+        ("nasty_repeats.hl7", "ZRH01"),
+        ("nasty_latin1_declared.hl7", "ZRH01"),
+        ("nasty_zsegments.hl7", "ZRH01"),
+        ("nasty_lf_separators.hl7", "ZRH01"),
+    ];
+    for (name, ods) in good {
+        let m = map_fixture(name, ods);
+        let mut resources = vec![m.person.patient.clone()];
+        resources.extend(m.merge_from.iter().map(|p| p.patient.clone()));
+        resources.extend(m.entries.iter().map(|e| e.resource.clone()));
+        for r in resources {
+            let text = r
+                .to_string()
+                .replace(carerecord_hl7::map::PATIENT_PLACEHOLDER, "Patient/p1");
+            let r: Value = serde_json::from_str(&text).expect("json");
+            let issues = carerecord_fhir::validate::validate(&r);
+            assert!(
+                issues.is_empty(),
+                "{name}: {} {issues:?}",
+                r["resourceType"]
+            );
+        }
+    }
+}
