@@ -91,14 +91,17 @@ fn err_segment(e: &AckError, version: &str) -> String {
     } else {
         'E'
     };
-    format!(
-        "ERR|{err1}|{seg}^{}^{}^{repetition}^{}|{code}^{text}^HL70357|{severity}||||{}\r",
+    let location = format!(
+        "{seg}^{}^{}^{repetition}^{}",
         opt(e.sequence),
         opt(e.field),
-        opt(e.component),
+        opt(e.component)
+    );
+    format!(
+        "ERR|{err1}|{}|{code}^{text}^HL70357|{severity}||||{}\r",
+        location.trim_end_matches('^'),
         escape(&e.text)
     )
-    .replace("^^^^|", "|")
 }
 
 /// Builds the acknowledgement of a parsed message: sender and receiver swapped, MSH-9

@@ -88,10 +88,12 @@ impl Decoder for MllpCodec {
                 }
             }
             // Inside a frame: look for FS (or a new VT) past what was already searched.
-            let found = src[self.scanned..]
+            // `scanned` never exceeds the buffer unless a caller shrank it between calls.
+            let from = self.scanned.min(src.len());
+            let found = src[from..]
                 .iter()
                 .position(|b| *b == END_BLOCK || *b == START_BLOCK)
-                .map(|i| i + self.scanned);
+                .map(|i| i + from);
             match found {
                 Some(i) if src[i] == START_BLOCK => {
                     // The sender restarted: drop the unfinished frame.

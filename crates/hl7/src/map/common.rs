@@ -142,7 +142,7 @@ impl<'a> Ctx<'a> {
 
     /// A new resource with `resourceType` and `meta`.
     pub(crate) fn resource(&self, rt: &str) -> Map<String, Value> {
-        let mut m = Map::new();
+        let mut m = Map::with_capacity(16);
         m.insert("resourceType".into(), Value::String(rt.into()));
         m.insert("meta".into(), self.meta.clone());
         m

@@ -283,9 +283,18 @@ fn value(
     Ok(())
 }
 
+/// What every Observation of one report shares, computed once per report.
+struct Shared {
+    system: String,
+    category: Option<Value>,
+    effective: Option<String>,
+    issued: Option<String>,
+    performer: Value,
+}
+
 fn observation(
     c: &Ctx<'_>,
-    g: &Group<'_>,
+    g: &Shared,
     filler: &str,
     obx: &Segment,
     notes: &[&Segment],
@@ -299,7 +308,7 @@ fn observation(
         .unwrap_or_else(|| format!("seq{}", obx.sequence()));
     let sub_id = obx.text(4).unwrap_or_else(|| "1".into());
     let key_value = format!("{filler}:{code_id}:{sub_id}");
-    let system = c.system("observation");
+    let system = g.system.clone();
     let status = result_status(obx)?;
 
     let mut o = c.resource("Observation");
@@ -308,25 +317,16 @@ fn observation(
         json!([{"system": system, "value": key_value}]),
     );
     o.insert("status".into(), Value::String(status.into()));
-    put(
-        &mut o,
-        "category",
-        c.table_concept(g.obr.field(24), SECTION)
-            .map(|cc| Value::Array(vec![cc])),
-    );
+    put(&mut o, "category", g.category.clone());
     o.insert("code".into(), code);
     o.insert("subject".into(), json!({"reference": PATIENT_PLACEHOLDER}));
     let effective = match c.date_time(obx, 14)? {
         Some(t) => Some(t),
-        None => c.date_time(g.obr, 7)?,
+        None => g.effective.clone(),
     };
     put_str(&mut o, "effectiveDateTime", effective);
-    put_str(
-        &mut o,
-        "issued",
-        c.instant(g.obr, 22)?.or_else(|| c.message_instant()),
-    );
-    o.insert("performer".into(), Value::Array(vec![c.sender_ref()]));
+    put_str(&mut o, "issued", g.issued.clone());
+    o.insert("performer".into(), g.performer.clone());
     let units = units(obx);
     value(c, obx, &mut o, &units)?;
     if status == "cancelled" && !o.keys().any(|k| k.starts_with("value")) {
@@ -367,9 +367,18 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             .text()
             .or_else(|| g.orc.and_then(|o| o.field(3).component(1).text()))
             .ok_or_else(|| missing(g.obr, 3))?;
+        let shared = Shared {
+            system: c.system("observation"),
+            category: c
+                .table_concept(g.obr.field(24), SECTION)
+                .map(|cc| Value::Array(vec![cc])),
+            effective: c.date_time(g.obr, 7)?,
+            issued: c.instant(g.obr, 22)?.or_else(|| c.message_instant()),
+            performer: Value::Array(vec![c.sender_ref()]),
+        };
         let mut results = Vec::new();
         for (obx, notes) in &g.results {
-            let entry = observation(c, g, &filler, obx, notes)?;
+            let entry = observation(c, &shared, &filler, obx, notes)?;
             if let Some((system, value)) = &entry.key {
                 results.push(json!({"reference": conditional("Observation", system, value)}));
             }
@@ -383,24 +392,15 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
         }
         r.insert("identifier".into(), Value::Array(identifiers));
         r.insert("status".into(), Value::String(report_status(g.obr)?.into()));
-        put(
-            &mut r,
-            "category",
-            c.table_concept(g.obr.field(24), SECTION)
-                .map(|cc| Value::Array(vec![cc])),
-        );
+        put(&mut r, "category", shared.category);
         r.insert(
             "code".into(),
             c.concept(g.obr.field(4)).ok_or_else(|| missing(g.obr, 4))?,
         );
         r.insert("subject".into(), json!({"reference": PATIENT_PLACEHOLDER}));
-        put_str(&mut r, "effectiveDateTime", c.date_time(g.obr, 7)?);
-        put_str(
-            &mut r,
-            "issued",
-            c.instant(g.obr, 22)?.or_else(|| c.message_instant()),
-        );
-        r.insert("performer".into(), Value::Array(vec![c.sender_ref()]));
+        put_str(&mut r, "effectiveDateTime", shared.effective);
+        put_str(&mut r, "issued", shared.issued);
+        r.insert("performer".into(), shared.performer);
         if !results.is_empty() {
             r.insert("result".into(), Value::Array(results));
         }
