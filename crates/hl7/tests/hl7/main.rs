@@ -9,6 +9,7 @@
 
 mod adt;
 mod codec;
+mod errors;
 mod mdm;
 mod nasty;
 mod oru;
