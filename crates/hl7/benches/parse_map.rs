@@ -1,4 +1,5 @@
-//! Parse + map of an ORU^R01 with 20 OBX (the size of a typical lab report), and the ACK.
+//! Parse + map of an ORU^R01 with 20 OBX (the size of a typical lab report) and of an ADT^A01,
+//! and building an ACK.
 //! `cargo bench -p carerecord-hl7`; messages/s = 1 / time per iteration.
 #![allow(clippy::expect_used, reason = "benchmark setup fails loudly")]
 
@@ -46,6 +47,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let m = parse(black_box(&bytes)).expect("parses");
             map(&m, &ctx).expect("maps")
+        })
+    });
+    let adt = std::fs::read(format!(
+        "{}/tests/fixtures/adt_a01_admit.hl7",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    let adt_ctx = MapContext {
+        sender_ods: "ZRH01".into(),
+        ..ctx.clone()
+    };
+    g.bench_function("parse_map_adt_a01", |b| {
+        b.iter(|| {
+            let m = parse(black_box(&adt)).expect("parses");
+            map(&m, &adt_ctx).expect("maps")
         })
     });
     let header = parse(&bytes).expect("parses").header().clone();

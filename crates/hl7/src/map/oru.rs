@@ -6,9 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::common::{
-    Ctx, conditional, decimal, invalid, missing, obj, pos, put, put_str, unknown_code,
-};
+use super::common::{Ctx, conditional, decimal, invalid, missing, obj, put, put_str, unknown_code};
 use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
 use crate::message::Segment;
 
@@ -37,7 +35,14 @@ fn groups<'a>(c: &Ctx<'a>) -> Result<Vec<Group<'a>>, MapError> {
             }),
             "OBX" => match out.last_mut() {
                 Some(g) => g.results.push((seg, Vec::new())),
-                None => return Err(MapError::OutOfSequence(pos(seg, 0, None).without_field())),
+                None => {
+                    return Err(MapError::OutOfSequence(super::Position {
+                        segment: seg.id().to_owned(),
+                        sequence: seg.sequence(),
+                        field: None,
+                        component: None,
+                    }));
+                }
             },
             // NTE before any OBR (notes on the patient) is not mapped.
             "NTE" => {
@@ -52,13 +57,6 @@ fn groups<'a>(c: &Ctx<'a>) -> Result<Vec<Group<'a>>, MapError> {
         }
     }
     Ok(out)
-}
-
-impl super::Position {
-    fn without_field(mut self) -> Self {
-        self.field = None;
-        self
-    }
 }
 
 fn note_text(notes: &[&Segment]) -> Option<String> {
