@@ -258,6 +258,16 @@ pub fn map(message: &Message, ctx: &MapContext) -> Result<Mapped, MapError> {
             trigger: h.trigger_event.clone(),
         }
     })?;
+    // One person per message: a second PID (a batch of patients' results, several merges)
+    // would otherwise have its data filed under the first person.
+    if let Some(second) = message.segments("PID").nth(1) {
+        return Err(MapError::OutOfSequence(Position {
+            segment: "PID".into(),
+            sequence: second.sequence(),
+            field: None,
+            component: None,
+        }));
+    }
     let c = common::Ctx::new(message, ctx);
     match event {
         Event::OruR01 => oru::map(&c, event),

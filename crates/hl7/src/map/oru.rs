@@ -296,6 +296,7 @@ fn observation(
     filler: &str,
     obx: &Segment,
     notes: &[&Segment],
+    seen: &mut std::collections::HashMap<String, u32>,
 ) -> Result<Entry, MapError> {
     let code = c.concept(obx.field(3)).ok_or_else(|| missing(obx, 3))?;
     let code_id = obx
@@ -305,7 +306,15 @@ fn observation(
         .or_else(|| obx.text(1).map(|s| format!("seq{s}")))
         .unwrap_or_else(|| format!("seq{}", obx.sequence()));
     let sub_id = obx.text(4).unwrap_or_else(|| "1".into());
-    let key_value = format!("{filler}:{code_id}:{sub_id}");
+    let mut key_value = format!("{filler}:{code_id}:{sub_id}");
+    // Labs often send several OBX with the same code and no sub-id (lines of a comment). Each
+    // must stay its own Observation, so the n-th repeat of a key in a report gets `:n`; the
+    // same layout resent or corrected gives the same keys.
+    let n = seen.entry(key_value.clone()).or_insert(0);
+    *n += 1;
+    if *n > 1 {
+        key_value = format!("{key_value}:{n}");
+    }
     let system = g.system.clone();
     let status = result_status(obx)?;
 
@@ -375,8 +384,9 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             performer: Value::Array(vec![c.sender_ref()]),
         };
         let mut results = Vec::new();
+        let mut seen = std::collections::HashMap::new();
         for (obx, notes) in &g.results {
-            let entry = observation(c, &shared, &filler, obx, notes)?;
+            let entry = observation(c, &shared, &filler, obx, notes, &mut seen)?;
             if let Some((system, value)) = &entry.key {
                 results.push(json!({"reference": conditional("Observation", system, value)}));
             }

@@ -128,3 +128,22 @@ fn an_err_text_never_quotes_the_value() {
     let e = map_err(&[ADT, "PID|1||9990000018^^^NHS^NH||X^Y||TESTPERSON|F", PV1]);
     assert!(!e.to_string().contains("TESTPERSON"), "{e}");
 }
+
+#[test]
+fn a_second_patient_in_one_message_is_refused_rather_than_misfiled() {
+    let e = map_err(&[
+        ORU,
+        PID,
+        "OBR|1||F1|X^X|||20260715080000||||||||||||||||||F",
+        "OBX|1|NM|A^A||5.1||||||F",
+        "PID|2||9990000026^^^NHS^NH||OTHER^PERSON",
+        "OBR|2||F2|X^X|||20260715080000||||||||||||||||||F",
+        "OBX|1|NM|A^A||7.2||||||F",
+    ]);
+    assert!(matches!(e, MapError::OutOfSequence(_)), "{e}");
+    let a = e.to_ack_error();
+    assert_eq!(
+        (a.segment.as_str(), a.sequence, a.code.as_str()),
+        ("PID", Some(2), "100")
+    );
+}

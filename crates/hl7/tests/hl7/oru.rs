@@ -189,3 +189,33 @@ fn a_report_with_500_results_maps_every_one_with_its_own_key() {
         "500.0"
     );
 }
+
+#[test]
+fn repeated_codes_without_sub_ids_stay_separate_observations() {
+    let text = [
+        "MSH|^~\\&|LIMS|ZLB01|CR|ZCR01|20260716110500||ORU^R01|C9|P|2.4",
+        "PID|1||9990000018^^^NHS^NH",
+        "OBR|1||FL9|UE^U and E^WINPATH|||20260716083000||||||||||||||||||F",
+        "OBX|1|TX|COMMENT^Comment^WINPATH||First line||||||F",
+        "OBX|2|TX|COMMENT^Comment^WINPATH||Second line||||||F",
+        "OBX|3|TX|COMMENT^Comment^WINPATH||Third line||||||F",
+    ]
+    .join("\r");
+    let msg = carerecord_hl7::parse(text.as_bytes()).expect("parses");
+    let m = carerecord_hl7::map::map(&msg, &crate::ctx("ZLB01")).expect("maps");
+    let keys: Vec<String> = m
+        .entries
+        .iter()
+        .filter_map(|e| e.key.clone())
+        .map(|k| k.1)
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["FL9:COMMENT:1", "FL9:COMMENT:1:2", "FL9:COMMENT:1:3", "FL9"]
+    );
+    let lines: Vec<&str> = m.entries[..3]
+        .iter()
+        .map(|e| s(&e.resource, "/valueString"))
+        .collect();
+    assert_eq!(lines, vec!["First line", "Second line", "Third line"]);
+}
