@@ -628,6 +628,30 @@ fn a_source_silent_for_longer_than_its_lag_is_marked() {
 }
 
 #[test]
+fn build_for_renders_only_the_sections_asked_for() {
+    let p = patient();
+    let o = orgs();
+    let r = record();
+    let input = || RecordInput {
+        patient: &p,
+        resources: &r,
+        organisations: &o,
+        now: NOW,
+        view: View::Full,
+        withheld: 0,
+    };
+    let one = RecordView::build_for(input(), &[Section::Medicines]);
+    let all = RecordView::build(input());
+    assert_eq!(
+        one.render(Section::Medicines),
+        all.render(Section::Medicines)
+    );
+    assert!(one.render(Section::Results).is_empty());
+    assert!(!all.render(Section::Results).is_empty());
+    assert_eq!(one.header(), all.header());
+}
+
+#[test]
 fn sections_and_slugs_round_trip() {
     for s in Section::all() {
         assert_eq!(Section::from_slug(s.slug()), Some(*s));
