@@ -30,7 +30,8 @@ pub(crate) struct Index<'a> {
     pub(crate) sources: Sources,
     /// Per resource type, newest first (undated last).
     by_type: HashMap<&'a str, Vec<Item<'a>>>,
-    by_ref: HashMap<String, Item<'a>>,
+    /// `(type, id)` → item, borrowed from the resources (no allocation per resource).
+    by_ref: HashMap<(&'a str, &'a str), Item<'a>>,
 }
 
 const EMPTY: &[Item<'static>] = &[];
@@ -65,7 +66,7 @@ impl<'a> Index<'a> {
             };
             let id = read::id(v);
             if !id.is_empty() {
-                idx.by_ref.insert(format!("{rt}/{id}"), item);
+                idx.by_ref.insert((rt, id), item);
             }
             idx.by_type.entry(rt).or_default().push(item);
         }
@@ -84,7 +85,8 @@ impl<'a> Index<'a> {
     /// The item a Reference points at, when we have it.
     pub(crate) fn resolve(&self, r: &Value) -> Option<Item<'a>> {
         read::reference_key(r)
-            .and_then(|k| self.by_ref.get(k))
+            .and_then(|k| k.split_once('/'))
+            .and_then(|k| self.by_ref.get(&k))
             .copied()
     }
 
