@@ -448,6 +448,21 @@ fn discharge_summaries_follow_prsb_order_newest_first_with_letters() {
     assert!(s.contains("Cardiology clinic letter"));
     assert!(s.contains("href=\"/residents/pat-1/documents/dr-1\""));
     assert!(s.contains("View letter (PDF)"));
+
+    // A malformed id never becomes a link.
+    let mut r = record();
+    r.push(res(
+        "../../admin",
+        TRUST,
+        FRESH,
+        json!({
+            "resourceType": "DocumentReference", "status": "current", "description": "Odd letter",
+            "content": [{"attachment": {"contentType": "application/pdf"}}]
+        }),
+    ));
+    let s = view(&r, View::Full, 0).render(Section::Discharge);
+    assert!(s.contains("Odd letter"));
+    assert!(!s.contains("documents/.."));
 }
 
 #[test]
