@@ -715,10 +715,7 @@ fn odd_and_empty_input_renders_without_panicking() {
 fn badges_say_what_changed_lately() {
     let b = badges(&record(), NOW);
     let kinds: Vec<BadgeKind> = b.iter().map(|x| x.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![BadgeKind::Discharged, BadgeKind::CarePlanUpdated]
-    );
+    assert_eq!(kinds, vec![BadgeKind::Discharged]);
     assert_eq!(b[0].text, "Discharged 28 Nov — new discharge summary");
     assert_eq!(b[0].when, Some(datetime!(2026-11-28 11:00 UTC)));
 
@@ -730,15 +727,33 @@ fn badges_say_what_changed_lately() {
     }));
     let b = badges(&r, NOW);
     let kinds: Vec<BadgeKind> = b.iter().map(|x| x.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            BadgeKind::InHospital,
-            BadgeKind::NewResults,
-            BadgeKind::CarePlanUpdated
-        ]
-    );
+    assert_eq!(kinds, vec![BadgeKind::InHospital, BadgeKind::NewResults]);
     assert_eq!(b[0].text, "In hospital since 1 Dec");
+
+    // A plan loaded today but written long ago is not news; a second version is.
+    let mut r = record();
+    r.retain(|x| x["resourceType"] != "CarePlan");
+    let mut plan = res(
+        "cp-9",
+        HOME,
+        FRESH,
+        json!({
+            "resourceType": "CarePlan", "status": "active", "created": "2025-01-01"
+        }),
+    );
+    r.push(plan.clone());
+    assert!(
+        !badges(&r, NOW)
+            .iter()
+            .any(|b| b.kind == BadgeKind::CarePlanUpdated)
+    );
+    plan["meta"]["versionId"] = json!("2");
+    r.push(plan);
+    assert!(
+        badges(&r, NOW)
+            .iter()
+            .any(|b| b.kind == BadgeKind::CarePlanUpdated)
+    );
 
     // A month later nothing is news.
     assert!(badges(&record(), datetime!(2027-01-10 09:00 UTC)).is_empty());
