@@ -90,6 +90,19 @@ impl<'a> Index<'a> {
             .copied()
     }
 
+    /// What `owner`'s Reference `r` points at: a contained resource (`#id`), else an item.
+    pub(crate) fn resolve_from<'v>(&self, owner: &'v Value, r: &Value) -> Option<&'v Value>
+    where
+        'a: 'v,
+    {
+        match read::str_of(r, "reference").and_then(|s| s.strip_prefix('#')) {
+            Some(local) => read::arr(owner, "contained")
+                .iter()
+                .find(|c| read::id(c) == local),
+            None => self.resolve(r).map(|i| i.v),
+        }
+    }
+
     pub(crate) fn source(&self, item: &Item<'_>) -> Option<&Source> {
         self.sources.get(item.src)
     }

@@ -514,6 +514,39 @@ fn medicines_are_one_list_across_gp_and_hospital_with_discharge_changes() {
 }
 
 #[test]
+fn a_medicine_named_by_a_contained_or_referenced_medication_is_named() {
+    let mut r = record();
+    r.push(res("mr-9", GP, FRESH, json!({
+        "resourceType": "MedicationRequest", "status": "active",
+        "contained": [{"resourceType": "Medication", "id": "m", "code": concept("https://dmd.nhs.uk", "39720311000001101", "Sertraline 50mg tablets")}],
+        "medicationReference": {"reference": "#m"},
+        "authoredOn": "2026-10-01"
+    })));
+    r.push(res(
+        "med-1",
+        GP,
+        FRESH,
+        json!({
+            "resourceType": "Medication",
+            "code": concept("https://dmd.nhs.uk", "42206511000001102", "Amlodipine 5mg tablets")
+        }),
+    ));
+    r.push(res(
+        "mr-10",
+        GP,
+        FRESH,
+        json!({
+            "resourceType": "MedicationRequest", "status": "active",
+            "medicationReference": {"reference": "Medication/med-1"},
+            "authoredOn": "2026-10-01"
+        }),
+    ));
+    let s = view(&r, View::Full, 0).render(Section::Medicines);
+    assert!(s.contains("<strong>Sertraline 50mg tablets</strong>"));
+    assert!(s.contains("<strong>Amlodipine 5mg tablets</strong>"));
+}
+
+#[test]
 fn problems_care_plans_and_encounters() {
     let v = view(&record(), View::Full, 0);
     let p = v.render(Section::Problems);

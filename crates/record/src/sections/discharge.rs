@@ -198,8 +198,8 @@ pub(super) fn describe(idx: &Index<'_>, v: &Value) -> String {
     }
     if let Some(m) = v.get("medicationReference")
         && let Some(name) = idx
-            .resolve(m)
-            .and_then(|x| words(x.v, "code"))
+            .resolve_from(v, m)
+            .and_then(|x| words(x, "code"))
             .or_else(|| read::reference(m))
     {
         return name;
