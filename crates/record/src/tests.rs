@@ -870,6 +870,23 @@ fn synthetic_london_renders_everyone() {
             assert!(
                 html[&Section::Summary].contains("Latest discharge: plan and medicine changes")
             );
+            // The latest summary's first requested action is on the summary page.
+            let latest = resources
+                .iter()
+                .filter(|r| r["resourceType"] == "Composition")
+                .max_by_key(|r| r["date"].as_str().unwrap_or("").to_owned())
+                .unwrap();
+            let plan = latest["section"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["code"]["coding"][0]["code"] == "887201000000105")
+                .unwrap();
+            let first = crate::narrative::of(plan).into_iter().next().unwrap();
+            assert!(
+                html[&Section::Summary].contains(&crate::html::escape(&first)),
+                "{pid}: {first}"
+            );
         }
         let high = resources.iter().any(|r| {
             r["resourceType"] == "Observation" && r["interpretation"][0]["coding"][0]["code"] == "H"
@@ -880,6 +897,16 @@ fn synthetic_london_renders_everyone() {
         }
         if html[&Section::Results].contains("<svg") {
             with_trend += 1;
+        }
+        // Every GP-held active problem names the practice as its source.
+        if let Some(gp) = &full.header().gp
+            && resources.iter().any(|r| {
+                r["resourceType"] == "Condition"
+                    && r["clinicalStatus"]["coding"][0]["code"] == "active"
+            })
+        {
+            let from = format!("From {}", crate::html::escape(gp));
+            assert!(html[&Section::Problems].contains(&from), "{pid}");
         }
         if has("AllergyIntolerance") {
             assert!(html[&Section::Summary].contains("Allergies and adverse reactions</h2><table"));
