@@ -145,6 +145,22 @@ fn benches(c: &mut Criterion) {
     g.bench_function("build_and_render_all_sections_2000_restricted", |b| {
         b.iter(|| black_box(page(&p, View::Restricted)))
     });
+    g.bench_function("build_and_render_summary_only_2000_full", |b| {
+        b.iter(|| {
+            let v = RecordView::build_for(
+                RecordInput {
+                    patient: &p.patient,
+                    resources: &p.resources,
+                    organisations: &p.organisations,
+                    now: NOW,
+                    view: View::Full,
+                    withheld: 0,
+                },
+                &[Section::Summary],
+            );
+            black_box(v.render(Section::Summary).len())
+        })
+    });
     g.bench_function("badges_2000", |b| {
         b.iter(|| black_box(badges(black_box(&p.resources), NOW)))
     });

@@ -79,10 +79,17 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
                 new_results = new_results.max(recent(when, NEWS));
             }
             "CarePlan" => {
-                let when = read::last_updated(v)
-                    .or_else(|| read::date_at(v, "created"))
-                    .or_else(|| read::date_at(v, "period"));
-                plan_updated = plan_updated.max(recent(when, NEWS));
+                // A new plan counts from when it was written; a changed one (a later version)
+                // from when the change arrived. The first version's arrival time is only when
+                // it was loaded, which would make every imported plan look new.
+                let written = read::date_at(v, "created").or_else(|| read::date_at(v, "period"));
+                let changed = v
+                    .get("meta")
+                    .and_then(|m| str_of(m, "versionId"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .filter(|n| *n > 1)
+                    .and_then(|_| read::last_updated(v));
+                plan_updated = plan_updated.max(recent(written.max(changed), NEWS));
             }
             _ => {}
         }

@@ -30,7 +30,8 @@ pub(crate) struct Index<'a> {
     pub(crate) sources: Sources,
     /// Per resource type, newest first (undated last).
     by_type: HashMap<&'a str, Vec<Item<'a>>>,
-    by_ref: HashMap<String, Item<'a>>,
+    /// `(type, id)` → item, borrowed from the resources (no allocation per resource).
+    by_ref: HashMap<(&'a str, &'a str), Item<'a>>,
 }
 
 const EMPTY: &[Item<'static>] = &[];
@@ -65,7 +66,7 @@ impl<'a> Index<'a> {
             };
             let id = read::id(v);
             if !id.is_empty() {
-                idx.by_ref.insert(format!("{rt}/{id}"), item);
+                idx.by_ref.insert((rt, id), item);
             }
             idx.by_type.entry(rt).or_default().push(item);
         }
@@ -84,8 +85,22 @@ impl<'a> Index<'a> {
     /// The item a Reference points at, when we have it.
     pub(crate) fn resolve(&self, r: &Value) -> Option<Item<'a>> {
         read::reference_key(r)
-            .and_then(|k| self.by_ref.get(k))
+            .and_then(|k| k.split_once('/'))
+            .and_then(|k| self.by_ref.get(&k))
             .copied()
+    }
+
+    /// What `owner`'s Reference `r` points at: a contained resource (`#id`), else an item.
+    pub(crate) fn resolve_from<'v>(&self, owner: &'v Value, r: &Value) -> Option<&'v Value>
+    where
+        'a: 'v,
+    {
+        match read::str_of(r, "reference").and_then(|s| s.strip_prefix('#')) {
+            Some(local) => read::arr(owner, "contained")
+                .iter()
+                .find(|c| read::id(c) == local),
+            None => self.resolve(r).map(|i| i.v),
+        }
     }
 
     pub(crate) fn source(&self, item: &Item<'_>) -> Option<&Source> {

@@ -183,11 +183,18 @@ pub struct RecordView {
 }
 
 impl RecordView {
-    /// Indexes the input once and renders every section the view may see.
+    /// Indexes the input once and renders every section.
     pub fn build(input: RecordInput<'_>) -> RecordView {
+        RecordView::build_for(input, &ALL_SECTIONS)
+    }
+
+    /// Like [`RecordView::build`], rendering only `sections` (a page that shows one section
+    /// need not pay for the others; results are most of the cost of a long record). Any other
+    /// section renders as an empty string.
+    pub fn build_for(input: RecordInput<'_>, sections: &[Section]) -> RecordView {
         let idx = index::Index::new(&input);
         let header = sections::header(&idx);
-        let sections = ALL_SECTIONS
+        let sections = sections
             .iter()
             .map(|s| (*s, sections::render(&idx, *s)))
             .collect();

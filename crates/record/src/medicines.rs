@@ -94,11 +94,11 @@ pub(crate) fn medication_section(composition: &Value) -> Option<&Value> {
     })
 }
 
-fn medication_name(idx: &Index<'_>, v: &Value) -> (Option<String>, Option<String>) {
+fn medication_name<'v>(idx: &Index<'v>, v: &'v Value) -> (Option<String>, Option<String>) {
     let concept = v.get("medicationCodeableConcept").or_else(|| {
         v.get("medicationReference")
-            .and_then(|r| idx.resolve(r))
-            .and_then(|m| m.v.get("code"))
+            .and_then(|r| idx.resolve_from(v, r))
+            .and_then(|m| m.get("code"))
     });
     let name = concept
         .and_then(read::concept)

@@ -448,6 +448,21 @@ fn discharge_summaries_follow_prsb_order_newest_first_with_letters() {
     assert!(s.contains("Cardiology clinic letter"));
     assert!(s.contains("href=\"/residents/pat-1/documents/dr-1\""));
     assert!(s.contains("View letter (PDF)"));
+
+    // A malformed id never becomes a link.
+    let mut r = record();
+    r.push(res(
+        "../../admin",
+        TRUST,
+        FRESH,
+        json!({
+            "resourceType": "DocumentReference", "status": "current", "description": "Odd letter",
+            "content": [{"attachment": {"contentType": "application/pdf"}}]
+        }),
+    ));
+    let s = view(&r, View::Full, 0).render(Section::Discharge);
+    assert!(s.contains("Odd letter"));
+    assert!(!s.contains("documents/.."));
 }
 
 #[test]
@@ -496,6 +511,39 @@ fn medicines_are_one_list_across_gp_and_hospital_with_discharge_changes() {
         row.contains("Half a tablet each morning"),
         "the newest dose wins"
     );
+}
+
+#[test]
+fn a_medicine_named_by_a_contained_or_referenced_medication_is_named() {
+    let mut r = record();
+    r.push(res("mr-9", GP, FRESH, json!({
+        "resourceType": "MedicationRequest", "status": "active",
+        "contained": [{"resourceType": "Medication", "id": "m", "code": concept("https://dmd.nhs.uk", "39720311000001101", "Sertraline 50mg tablets")}],
+        "medicationReference": {"reference": "#m"},
+        "authoredOn": "2026-10-01"
+    })));
+    r.push(res(
+        "med-1",
+        GP,
+        FRESH,
+        json!({
+            "resourceType": "Medication",
+            "code": concept("https://dmd.nhs.uk", "42206511000001102", "Amlodipine 5mg tablets")
+        }),
+    ));
+    r.push(res(
+        "mr-10",
+        GP,
+        FRESH,
+        json!({
+            "resourceType": "MedicationRequest", "status": "active",
+            "medicationReference": {"reference": "Medication/med-1"},
+            "authoredOn": "2026-10-01"
+        }),
+    ));
+    let s = view(&r, View::Full, 0).render(Section::Medicines);
+    assert!(s.contains("<strong>Sertraline 50mg tablets</strong>"));
+    assert!(s.contains("<strong>Amlodipine 5mg tablets</strong>"));
 }
 
 #[test]
@@ -628,6 +676,30 @@ fn a_source_silent_for_longer_than_its_lag_is_marked() {
 }
 
 #[test]
+fn build_for_renders_only_the_sections_asked_for() {
+    let p = patient();
+    let o = orgs();
+    let r = record();
+    let input = || RecordInput {
+        patient: &p,
+        resources: &r,
+        organisations: &o,
+        now: NOW,
+        view: View::Full,
+        withheld: 0,
+    };
+    let one = RecordView::build_for(input(), &[Section::Medicines]);
+    let all = RecordView::build(input());
+    assert_eq!(
+        one.render(Section::Medicines),
+        all.render(Section::Medicines)
+    );
+    assert!(one.render(Section::Results).is_empty());
+    assert!(!all.render(Section::Results).is_empty());
+    assert_eq!(one.header(), all.header());
+}
+
+#[test]
 fn sections_and_slugs_round_trip() {
     for s in Section::all() {
         assert_eq!(Section::from_slug(s.slug()), Some(*s));
@@ -676,10 +748,7 @@ fn odd_and_empty_input_renders_without_panicking() {
 fn badges_say_what_changed_lately() {
     let b = badges(&record(), NOW);
     let kinds: Vec<BadgeKind> = b.iter().map(|x| x.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![BadgeKind::Discharged, BadgeKind::CarePlanUpdated]
-    );
+    assert_eq!(kinds, vec![BadgeKind::Discharged]);
     assert_eq!(b[0].text, "Discharged 28 Nov — new discharge summary");
     assert_eq!(b[0].when, Some(datetime!(2026-11-28 11:00 UTC)));
 
@@ -691,15 +760,33 @@ fn badges_say_what_changed_lately() {
     }));
     let b = badges(&r, NOW);
     let kinds: Vec<BadgeKind> = b.iter().map(|x| x.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            BadgeKind::InHospital,
-            BadgeKind::NewResults,
-            BadgeKind::CarePlanUpdated
-        ]
-    );
+    assert_eq!(kinds, vec![BadgeKind::InHospital, BadgeKind::NewResults]);
     assert_eq!(b[0].text, "In hospital since 1 Dec");
+
+    // A plan loaded today but written long ago is not news; a second version is.
+    let mut r = record();
+    r.retain(|x| x["resourceType"] != "CarePlan");
+    let mut plan = res(
+        "cp-9",
+        HOME,
+        FRESH,
+        json!({
+            "resourceType": "CarePlan", "status": "active", "created": "2025-01-01"
+        }),
+    );
+    r.push(plan.clone());
+    assert!(
+        !badges(&r, NOW)
+            .iter()
+            .any(|b| b.kind == BadgeKind::CarePlanUpdated)
+    );
+    plan["meta"]["versionId"] = json!("2");
+    r.push(plan);
+    assert!(
+        badges(&r, NOW)
+            .iter()
+            .any(|b| b.kind == BadgeKind::CarePlanUpdated)
+    );
 
     // A month later nothing is news.
     assert!(badges(&record(), datetime!(2027-01-10 09:00 UTC)).is_empty());
@@ -783,6 +870,23 @@ fn synthetic_london_renders_everyone() {
             assert!(
                 html[&Section::Summary].contains("Latest discharge: plan and medicine changes")
             );
+            // The latest summary's first requested action is on the summary page.
+            let latest = resources
+                .iter()
+                .filter(|r| r["resourceType"] == "Composition")
+                .max_by_key(|r| r["date"].as_str().unwrap_or("").to_owned())
+                .unwrap();
+            let plan = latest["section"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["code"]["coding"][0]["code"] == "887201000000105")
+                .unwrap();
+            let first = crate::narrative::of(plan).into_iter().next().unwrap();
+            assert!(
+                html[&Section::Summary].contains(&crate::html::escape(&first)),
+                "{pid}: {first}"
+            );
         }
         let high = resources.iter().any(|r| {
             r["resourceType"] == "Observation" && r["interpretation"][0]["coding"][0]["code"] == "H"
@@ -793,6 +897,16 @@ fn synthetic_london_renders_everyone() {
         }
         if html[&Section::Results].contains("<svg") {
             with_trend += 1;
+        }
+        // Every GP-held active problem names the practice as its source.
+        if let Some(gp) = &full.header().gp
+            && resources.iter().any(|r| {
+                r["resourceType"] == "Condition"
+                    && r["clinicalStatus"]["coding"][0]["code"] == "active"
+            })
+        {
+            let from = format!("From {}", crate::html::escape(gp));
+            assert!(html[&Section::Problems].contains(&from), "{pid}");
         }
         if has("AllergyIntolerance") {
             assert!(html[&Section::Summary].contains("Allergies and adverse reactions</h2><table"));

@@ -198,8 +198,8 @@ pub(super) fn describe(idx: &Index<'_>, v: &Value) -> String {
     }
     if let Some(m) = v.get("medicationReference")
         && let Some(name) = idx
-            .resolve(m)
-            .and_then(|x| words(x.v, "code"))
+            .resolve_from(v, m)
+            .and_then(|x| words(x, "code"))
             .or_else(|| read::reference(m))
     {
         return name;
@@ -309,6 +309,15 @@ pub(super) fn restricted_sections(
     h.raw("</tbody></table>");
 }
 
+/// `[A-Za-z0-9\-\.]{1,64}`, and not only dots.
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id.bytes().any(|b| b != b'.')
+}
+
 fn letters(h: &mut Html, idx: &Index<'_>) {
     let docs: Vec<&Item<'_>> = idx
         .of("DocumentReference")
@@ -341,7 +350,8 @@ fn letters(h: &mut Html, idx: &Index<'_>) {
         source_words(h, idx, d);
         h.raw("</td><td class=\"nhsuk-table__cell\">");
         let id = read::id(d.v);
-        if !id.is_empty() && !read::arr(d.v, "content").is_empty() {
+        // Only a well-formed FHIR id goes into a URL (no "/" or ".." from a malformed record).
+        if is_fhir_id(id) && is_fhir_id(idx.patient_id()) && !read::arr(d.v, "content").is_empty() {
             let href = format!("/residents/{}/documents/{id}", idx.patient_id());
             h.raw("<a class=\"nhsuk-link\"")
                 .attr("href", &href)
