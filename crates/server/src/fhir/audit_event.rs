@@ -414,7 +414,7 @@ async fn search_handler(
 /// A privacy officer reviews their own organisation's share of the trail: what its staff and
 /// systems did, and who looked at the people it cares for. carerecord's service identity sees
 /// all of it.
-fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope> {
+pub fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope> {
     if access.principal.role == carerecord_access::Role::Service {
         return None;
     }
