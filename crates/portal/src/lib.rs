@@ -16,11 +16,10 @@ pub mod csrf;
 mod page;
 mod pages;
 mod person;
-mod record_shim;
 mod session;
 
-/// The record crate (a stand-in until its branch is merged).
-use record_shim as record;
+/// The view model and HTML fragments of one person's record.
+use carerecord_record as record;
 
 use axum::Router;
 use axum::middleware;

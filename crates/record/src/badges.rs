@@ -1,0 +1,125 @@
+//! Event badges for the residents list: what changed lately, at a glance.
+
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::index::is_discharge_summary;
+use crate::read::{self, str_of};
+use crate::{Badge, BadgeKind, dates};
+
+/// How long a discharge stays news.
+const DISCHARGE_NEWS: Duration = Duration::days(14);
+/// How long results and care plan changes stay news.
+const NEWS: Duration = Duration::days(7);
+
+fn is_inpatient(enc: &Value) -> bool {
+    let class = enc.get("class");
+    ["IMP", "ACUTE", "NONAC"]
+        .iter()
+        .any(|c| read::has_any_code(class, c))
+        || read::has_code(enc.get("type"), read::SNOMED, "32485007")
+}
+
+fn is_lab(v: &Value) -> bool {
+    let cat = v.get("category");
+    read::has_any_code(cat, "LAB") || read::has_any_code(cat, "laboratory")
+}
+
+/// The badges for a person's resources at `now`, in a fixed order: in hospital, discharged,
+/// new results, care plan updated. A person in hospital gets no "discharged" badge.
+pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
+    let mut in_hospital: Option<OffsetDateTime> = None;
+    let mut discharged: Option<OffsetDateTime> = None;
+    let mut newest_summary: Option<OffsetDateTime> = None;
+    let mut new_results: Option<OffsetDateTime> = None;
+    let mut plan_updated: Option<OffsetDateTime> = None;
+    let recent = |t: Option<OffsetDateTime>, window: Duration| {
+        t.filter(|t| *t <= now + Duration::hours(1) && now - *t <= window)
+    };
+    // Most results are old: a string comparison of their date rejects them before any parsing.
+    let news_cutoff = {
+        let d = (now - NEWS - Duration::days(1)).date();
+        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    };
+    for v in resources {
+        match read::resource_type(v) {
+            "Encounter" if is_inpatient(v) => {
+                let status = str_of(v, "status").unwrap_or("");
+                let start = read::date_at(v, "period");
+                let end = read::period_end(v, "period");
+                let ongoing = matches!(status, "in-progress" | "arrived" | "onleave")
+                    || (end.is_none()
+                        && !matches!(status, "finished" | "cancelled" | "entered-in-error"));
+                if ongoing {
+                    if let Some(s) = start.filter(|s| *s <= now) {
+                        in_hospital = Some(in_hospital.map_or(s, |h| h.max(s)));
+                    }
+                } else if status != "cancelled"
+                    && status != "entered-in-error"
+                    && let Some(e) = recent(end, DISCHARGE_NEWS)
+                {
+                    discharged = discharged.max(Some(e));
+                }
+            }
+            "Composition" if is_discharge_summary(v) => {
+                newest_summary = newest_summary.max(read::item_date(v));
+            }
+            "Observation" | "DiagnosticReport" => {
+                // The date first: most results are old, and a string comparison rejects them
+                // before the category is read or anything is parsed.
+                let text = str_of(v, "issued").or_else(|| str_of(v, "effectiveDateTime"));
+                if text
+                    .and_then(|t| t.get(..10))
+                    .is_some_and(|day| day < news_cutoff.as_str())
+                    || !is_lab(v)
+                {
+                    continue;
+                }
+                let when = text.and_then(dates::parse).or_else(|| read::item_date(v));
+                new_results = new_results.max(recent(when, NEWS));
+            }
+            "CarePlan" => {
+                let when = read::last_updated(v)
+                    .or_else(|| read::date_at(v, "created"))
+                    .or_else(|| read::date_at(v, "period"));
+                plan_updated = plan_updated.max(recent(when, NEWS));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(s) = in_hospital {
+        out.push(Badge {
+            kind: BadgeKind::InHospital,
+            text: format!("In hospital since {}", dates::day_month(s)),
+            when: Some(s),
+        });
+    } else if let Some(d) = discharged {
+        // A summary written on or after the day of discharge belongs to it.
+        let has_summary = newest_summary.is_some_and(|s| s >= d - Duration::days(1));
+        out.push(Badge {
+            kind: BadgeKind::Discharged,
+            text: if has_summary {
+                format!("Discharged {} — new discharge summary", dates::day_month(d))
+            } else {
+                format!("Discharged {}", dates::day_month(d))
+            },
+            when: Some(d),
+        });
+    }
+    if let Some(t) = new_results {
+        out.push(Badge {
+            kind: BadgeKind::NewResults,
+            text: "New results".to_owned(),
+            when: Some(t),
+        });
+    }
+    if let Some(t) = plan_updated {
+        out.push(Badge {
+            kind: BadgeKind::CarePlanUpdated,
+            text: "Care plan updated".to_owned(),
+            when: Some(t),
+        });
+    }
+    out
+}

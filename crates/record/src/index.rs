@@ -1,0 +1,122 @@
+//! Everything given to [`crate::RecordView::build`], indexed once: by type, by `Type/id`, with
+//! each item's source and date worked out a single time. Sections then only look things up.
+
+use std::collections::HashMap;
+
+use carerecord_access::View;
+use carerecord_access::policy::RESTRICTED_TYPES;
+use carerecord_access::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::RecordInput;
+use crate::read::{self, LOINC, SNOMED};
+use crate::sources::{Source, Sources};
+
+/// One resource with what every section needs to show it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Item<'a> {
+    pub(crate) v: &'a Value,
+    pub(crate) src: usize,
+    pub(crate) date: Option<OffsetDateTime>,
+}
+
+pub(crate) struct Index<'a> {
+    pub(crate) patient: &'a Value,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) view: View,
+    pub(crate) withheld: u64,
+    pub(crate) organisations: &'a HashMap<String, String>,
+    pub(crate) sources: Sources,
+    /// Per resource type, newest first (undated last).
+    by_type: HashMap<&'a str, Vec<Item<'a>>>,
+    by_ref: HashMap<String, Item<'a>>,
+}
+
+const EMPTY: &[Item<'static>] = &[];
+
+impl<'a> Index<'a> {
+    pub(crate) fn new(input: &RecordInput<'a>) -> Index<'a> {
+        let mut idx = Index {
+            patient: input.patient,
+            now: input.now,
+            view: input.view,
+            withheld: input.withheld,
+            organisations: input.organisations,
+            sources: Sources::default(),
+            by_type: HashMap::new(),
+            by_ref: HashMap::with_capacity(input.resources.len()),
+        };
+        if input.view == View::None {
+            return idx;
+        }
+        for v in input.resources {
+            let rt = read::resource_type(v);
+            // The store already withholds what the role may not see; this keeps the page
+            // honest even if it is handed more (defence in depth).
+            if input.view == View::Restricted && !RESTRICTED_TYPES.iter().any(|t| t.as_str() == rt)
+            {
+                continue;
+            }
+            let item = Item {
+                v,
+                src: idx.sources.add(v, input.organisations),
+                date: read::item_date(v),
+            };
+            let id = read::id(v);
+            if !id.is_empty() {
+                idx.by_ref.insert(format!("{rt}/{id}"), item);
+            }
+            idx.by_type.entry(rt).or_default().push(item);
+        }
+        for list in idx.by_type.values_mut() {
+            // Newest first; undated at the end.
+            list.sort_by_key(|b| std::cmp::Reverse(b.date));
+        }
+        idx
+    }
+
+    /// Items of a type, newest first.
+    pub(crate) fn of(&self, rt: &str) -> &[Item<'a>] {
+        self.by_type.get(rt).map_or(EMPTY, Vec::as_slice)
+    }
+
+    /// The item a Reference points at, when we have it.
+    pub(crate) fn resolve(&self, r: &Value) -> Option<Item<'a>> {
+        read::reference_key(r)
+            .and_then(|k| self.by_ref.get(k))
+            .copied()
+    }
+
+    pub(crate) fn source(&self, item: &Item<'_>) -> Option<&Source> {
+        self.sources.get(item.src)
+    }
+
+    pub(crate) fn patient_id(&self) -> &str {
+        read::id(self.patient)
+    }
+
+    /// Discharge summaries (Compositions typed as one, or with discharge headings), newest
+    /// first.
+    pub(crate) fn discharge_summaries(&self) -> impl Iterator<Item = &Item<'a>> {
+        self.of("Composition")
+            .iter()
+            .filter(|c| is_discharge_summary(c.v))
+    }
+
+    /// The latest discharge summary.
+    pub(crate) fn latest_discharge(&self) -> Option<&Item<'a>> {
+        self.discharge_summaries().next()
+    }
+
+    pub(crate) fn restricted(&self) -> bool {
+        self.view != View::Full
+    }
+}
+
+pub(crate) fn is_discharge_summary(c: &Value) -> bool {
+    let t = c.get("type");
+    read::has_code(t, SNOMED, DISCHARGE_SUMMARY_SNOMED)
+        || read::has_code(t, LOINC, DISCHARGE_SUMMARY_LOINC)
+        || read::concept_at(c, "type").is_some_and(|t| t.to_ascii_lowercase().contains("discharge"))
+}
