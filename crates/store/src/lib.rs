@@ -29,7 +29,7 @@ pub use directory::{ClientRecord, Directory, RoleGrant, TokenRecord, UserRecord}
 pub use error::StoreError;
 pub use group_commit::GroupCommit;
 pub use model::{
-    BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
+    BreakGlassGrant, BreakGlassRecord, BreakGlassReview, HistoryQuery, ReviewOutcome, ReviewStatus, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
     WriteKind, WriteResult, format_instant, now_micros, parse_instant,
 };
 pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
