@@ -108,7 +108,8 @@ pub async fn handler(
         .collect();
     let now_dt = rec_now(access.now);
     let since = access.now - RECENT_DAYS * MICROS_PER_DAY;
-    let recents = futures_join(patients.iter().map(|p| {
+    // Concurrently: the store's connection pool bounds how many run at once.
+    let recents = futures::future::join_all(patients.iter().map(|p| {
         let store = state.store.clone();
         let vis = vis.clone();
         let id = p.id.clone();
@@ -182,17 +183,6 @@ pub async fn handler(
             rows,
         },
     )
-}
-
-/// Runs the futures concurrently, keeping their order.
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futs.collect();
-    let mut out = Vec::with_capacity(handles.len());
-    // The store's pool bounds the real parallelism; polling in order keeps this simple.
-    for f in handles {
-        out.push(f.await);
-    }
-    out
 }
 
 /// µs since the epoch as the record crate's clock.
