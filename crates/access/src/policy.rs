@@ -88,6 +88,10 @@ pub enum Denial {
     WriteNotAllowed,
     /// Audit is for privacy officers.
     AuditNotAllowed,
+    /// Break-glass grants are reviewed by privacy officers.
+    ReviewNotAllowed,
+    /// Nobody reviews their own emergency access.
+    OwnGrant,
 }
 
 impl Denial {
@@ -100,6 +104,8 @@ impl Denial {
             Denial::BreakGlassNotAllowed => "deny-break-glass-role",
             Denial::WriteNotAllowed => "deny-write-role",
             Denial::AuditNotAllowed => "deny-audit-role",
+            Denial::ReviewNotAllowed => "deny-review-role",
+            Denial::OwnGrant => "deny-review-own-grant",
         }
     }
 
@@ -125,6 +131,12 @@ impl Denial {
             Denial::AuditNotAllowed => {
                 "Only privacy officers can see who has looked at records.".to_owned()
             }
+            Denial::ReviewNotAllowed => {
+                "Only your organisation's privacy officers can review emergency access.".to_owned()
+            }
+            Denial::OwnGrant => "You cannot review your own emergency access: another privacy \
+                officer must review it."
+                .to_owned(),
         }
     }
 }
@@ -229,6 +241,45 @@ pub fn may_read_audit(principal: &Principal, now: i64) -> Result<(), Denial> {
     }
 }
 
+/// Whether `principal` may see their organisation's break-glass review queue and review its
+/// grants: privacy officers (R0001) with current training. A person, not a system, is
+/// accountable for a review, so the service identity may not.
+pub fn may_review_break_glass(principal: &Principal, now: i64) -> Result<(), Denial> {
+    if principal.role != Role::PrivacyOfficer {
+        return Err(Denial::ReviewNotAllowed);
+    }
+    if !principal.training_current(now) {
+        return Err(Denial::TrainingExpired);
+    }
+    Ok(())
+}
+
+/// Whether `reviewer` may review the grant that `grant_principal_key` received at
+/// `grant_org_id`. `None` when the grant is not their organisation's: the caller answers as
+/// for a grant that does not exist. A user holding roles at several organisations is one
+/// person, so their own grant made in another role is still their own.
+pub fn may_review_grant(
+    reviewer: &Principal,
+    grant_org_id: &str,
+    grant_principal_key: &str,
+    now: i64,
+) -> Option<Result<(), Denial>> {
+    if grant_org_id != reviewer.organisation_id {
+        return None;
+    }
+    if let Err(d) = may_review_break_glass(reviewer, now) {
+        return Some(Err(d));
+    }
+    let own = match &reviewer.id {
+        crate::role::PrincipalId::User(u) => grant_principal_key
+            .strip_prefix("user:")
+            .and_then(|k| k.strip_suffix(&format!("@{grant_org_id}")))
+            .is_some_and(|granted_to| granted_to == u),
+        crate::role::PrincipalId::System(_) => false,
+    };
+    Some(if own { Err(Denial::OwnGrant) } else { Ok(()) })
+}
+
 /// The key break-glass grants name a principal by.
 pub fn principal_key(p: &Principal) -> String {
     match &p.id {
@@ -277,6 +328,47 @@ mod tests {
             organisation_ods: "A1".into(),
             training_valid_until: Some(1_000),
         }
+    }
+
+    #[test]
+    fn only_another_privacy_officer_of_the_same_organisation_reviews_a_grant() {
+        let officer = Principal {
+            id: PrincipalId::User("po".into()),
+            ..who(Role::PrivacyOfficer)
+        };
+        let nurse_key = principal_key(&who(Role::RegisteredNurse));
+        assert_eq!(
+            may_review_grant(&officer, "org-a", &nurse_key, 10),
+            Some(Ok(()))
+        );
+        // Another organisation's grant is not theirs to see.
+        assert_eq!(
+            may_review_grant(&officer, "org-b", "user:u@org-b", 10),
+            None
+        );
+        // Their own grant, made while acting in another role.
+        assert_eq!(
+            may_review_grant(&officer, "org-a", "user:po@org-a", 10),
+            Some(Err(Denial::OwnGrant))
+        );
+        // A user id that merely starts like theirs is someone else.
+        assert_eq!(
+            may_review_grant(&officer, "org-a", "user:po2@org-a", 10),
+            Some(Ok(()))
+        );
+        let nurse = who(Role::RegisteredNurse);
+        assert_eq!(
+            may_review_grant(&nurse, "org-a", "user:x@org-a", 10),
+            Some(Err(Denial::ReviewNotAllowed))
+        );
+        assert_eq!(
+            may_review_grant(&officer, "org-a", &nurse_key, 1_000),
+            Some(Err(Denial::TrainingExpired))
+        );
+        assert_eq!(
+            may_review_break_glass(&who(Role::Service), 10),
+            Err(Denial::ReviewNotAllowed)
+        );
     }
 
     #[test]

@@ -281,3 +281,33 @@ pub async fn demo_accounts(
         .await?;
     Ok((out, client))
 }
+
+/// Writes the demo accounts as JSON (for browser tests that sign in and compute TOTP codes).
+/// The file holds passwords: it is created readable by its owner only where that is possible.
+pub fn write_demo_accounts(
+    path: &std::path::Path,
+    users: &[DemoUser],
+    client: &carerecord_identity::CreatedClient,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let json = serde_json::json!({
+        "users": users.iter().map(|u| serde_json::json!({
+            "username": u.user.username,
+            "password": u.user.password,
+            "totp_secret": u.user.totp_secret,
+            "role": u.role.as_str(),
+            "organisation": u.organisation,
+            "note": u.note,
+        })).collect::<Vec<_>>(),
+        "client": {"client_id": client.client_id, "secret": client.secret},
+    });
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write the demo accounts to {}", path.display()))?;
+    std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    Ok(())
+}

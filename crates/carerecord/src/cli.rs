@@ -28,7 +28,7 @@ pub enum Command {
     /// Create or upgrade the database schema, then exit.
     Migrate(StoreFlags),
     /// Start on a fresh embedded store preloaded with a small synthetic London.
-    Demo(StoreFlags),
+    Demo(DemoArgs),
     /// Write a synthetic London as FHIR transaction Bundles (organisations.json, people.ndjson).
     Generate(GenerateArgs),
     /// Load NDJSON or JSON files of Bundles or resources into the configured store.
@@ -58,6 +58,16 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Also write the demo accounts (usernames, passwords, TOTP secrets, the service client)
+    /// as JSON to this file, for browser tests that sign in.
+    #[arg(long)]
+    pub accounts_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]

@@ -146,7 +146,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "carerecord listening; FHIR base http://{addr}/fhir");
-    carerecord_server::serve(app_state(&config, store), listener, shutdown_signal()).await?;
+    carerecord_server::serve_with(
+        app_state(&config, store),
+        carerecord_portal::router(),
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -245,7 +251,11 @@ pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Re
 
 /// `carerecord demo`: a fresh store (a temporary directory unless `--data-dir` names one),
 /// preloaded with the default synthetic London, then served.
-pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()> {
+pub async fn demo(
+    mut config: Config,
+    data_dir_given: bool,
+    accounts_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if !data_dir_given {
         config.data_dir = temp.path().to_owned();
@@ -289,11 +299,16 @@ pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()
     } else {
         Some(accounts::demo_accounts(store.clone(), &accounts::demo_orgs(&london)).await?)
     };
+    if let (Some(path), Some((users, client))) = (&accounts_file, &accounts) {
+        accounts::write_demo_accounts(path, users, client)?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    println!("\ncarerecord demo is ready: FHIR API at http://{addr}/fhir\n");
+    println!(
+        "\ncarerecord demo is ready: the care home portal at http://{addr}/ and the FHIR API at http://{addr}/fhir\n"
+    );
     match &accounts {
         Some((users, client)) => {
             println!(
@@ -347,7 +362,13 @@ pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()
         println!("  Patient/{id}: {what}");
     }
     println!("\nStop with Ctrl-C.");
-    carerecord_server::serve(state, listener, shutdown_signal()).await?;
+    carerecord_server::serve_with(
+        state,
+        carerecord_portal::router(),
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     drop(temp);
     Ok(())
 }

@@ -193,11 +193,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 carerecord::accounts::client_add(store, &args).await
             })
         }
-        Command::Demo(flags) => {
-            let given = flags.data_dir.is_some();
-            let config = load(cli.config.as_deref(), flags)?;
+        Command::Demo(args) => {
+            let given = args.store.data_dir.is_some();
+            let config = load(cli.config.as_deref(), args.store)?;
             init_tracing(config.log_format);
-            runtime.block_on(carerecord::demo(config, given))
+            runtime.block_on(carerecord::demo(config, given, args.accounts_file))
         }
         Command::Serve(flags) => {
             let config = load(cli.config.as_deref(), flags)?;

@@ -61,6 +61,13 @@ pub struct AppState {
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The application router with `extra` routes merged beside the API (the binary passes the
+/// care home portal here, so the server never depends on it). `extra` gets the request-id and
+/// metrics layers; it does its own authentication and audit.
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     // Layers run outermost-last: authentication first, then the audit of what the
     // authenticated principal did.
     let fhir = fhir::router()
@@ -76,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/fhir", fhir)
         .merge(auth::router())
         .merge(health::router())
+        .merge(extra)
         .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -87,9 +95,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(state, Router::new(), listener, shutdown).await
+}
+
+/// [`serve`] with `extra` routes merged in (see [`app_with`]).
+pub async fn serve_with(
+    state: AppState,
+    extra: Router<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app_with(state, extra).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

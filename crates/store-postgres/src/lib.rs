@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod break_glass;
 mod directory;
 
 pub mod test_support;
@@ -22,7 +23,6 @@ use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
-use carerecord_store::BreakGlassGrant;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
@@ -30,6 +30,7 @@ use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
     ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
+use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
 
@@ -142,13 +143,14 @@ fn decode_row(row: &PgRow, extra: usize) -> Result<Row, StoreError> {
         row.try_get(3).map_err(db_err)?,
         row.try_get(4).map_err(db_err)?,
         row.try_get(5).map_err(db_err)?,
+        row.try_get(6).map_err(db_err)?,
     )?;
     let extra = (0..extra)
-        .map(|i| match row.try_get::<Option<String>, _>(6 + i) {
+        .map(|i| match row.try_get::<Option<String>, _>(7 + i) {
             Ok(v) => Ok(v),
             // A real sort value: written exactly, so the cursor compares equal to the row.
             Err(_) => row
-                .try_get::<Option<f64>, _>(6 + i)
+                .try_get::<Option<f64>, _>(7 + i)
                 .map(|v| v.map(|f| f.to_string()))
                 .map_err(db_err),
         })
@@ -290,6 +292,7 @@ impl ResourceStore for PostgresStore {
             tx,
             pending: Pending::default(),
             audit: Vec::new(),
+            audit_marks: Vec::new(),
             key: self.audit.key.clone(),
         }))
     }
@@ -315,6 +318,22 @@ impl ResourceStore for PostgresStore {
         audit::search(&self.pool, filter, limit, cursor).await
     }
 
+    async fn break_glass_queue(
+        &self,
+        org_id: &str,
+        status: ReviewStatus,
+        limit: u32,
+    ) -> Result<Vec<BreakGlassRecord>, StoreError> {
+        break_glass::queue(&self.pool, org_id, status, limit).await
+    }
+
+    async fn break_glass_grant(
+        &self,
+        grant_id: &str,
+    ) -> Result<Option<BreakGlassRecord>, StoreError> {
+        break_glass::grant(&self.pool, grant_id).await
+    }
+
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
         audit::entry(&self.pool, seq).await
     }
@@ -326,6 +345,9 @@ struct PostgresTx {
     /// Audit records for this transaction's writes, chained at commit (under the chain lock,
     /// taken then so it is held as briefly as possible).
     audit: Vec<AuditRecord>,
+    /// How many of `audit` each open savepoint found (innermost last): rolling back to a
+    /// savepoint forgets the records appended after it, with the writes they describe.
+    audit_marks: Vec<usize>,
     key: Option<AuditKey>,
 }
 
@@ -440,6 +462,14 @@ impl StoreTx for PostgresTx {
         self.exec(sql::break_glass_statement(grant)).await
     }
 
+    async fn review_break_glass(
+        &mut self,
+        grant_id: &str,
+        review: &BreakGlassReview,
+    ) -> Result<bool, StoreError> {
+        break_glass::review(&mut self.tx, grant_id, review).await
+    }
+
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
         if self.key.is_none() {
             return Err(audit::no_key());
@@ -450,16 +480,24 @@ impl StoreTx for PostgresTx {
 
     async fn savepoint(&mut self) -> Result<(), StoreError> {
         self.flush_pending().await?;
-        self.exec_raw("SAVEPOINT carerecord_bundle").await
+        self.exec_raw("SAVEPOINT carerecord_bundle").await?;
+        self.audit_marks.push(self.audit.len());
+        Ok(())
     }
 
     async fn release_savepoint(&mut self) -> Result<(), StoreError> {
         self.flush_pending().await?;
-        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await?;
+        // The records stay, now part of the enclosing savepoint (or of the transaction).
+        self.audit_marks.pop();
+        Ok(())
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         self.pending.clear();
+        if let Some(mark) = self.audit_marks.pop() {
+            self.audit.truncate(mark);
+        }
         // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
         self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
             .await?;

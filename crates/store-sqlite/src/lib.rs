@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod break_glass;
 mod directory;
 
 use std::collections::HashMap;
@@ -19,7 +20,6 @@ use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
-use carerecord_store::BreakGlassGrant;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
@@ -27,6 +27,7 @@ use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
     ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
+use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -171,13 +172,14 @@ fn decode_row(row: &SqliteRow, extra: usize) -> Result<Row, StoreError> {
         row.try_get(3).map_err(db_err)?,
         row.try_get(4).map_err(db_err)?,
         row.try_get(5).map_err(db_err)?,
+        row.try_get(6).map_err(db_err)?,
     )?;
     let extra = (0..extra)
-        .map(|i| match row.try_get::<Option<String>, _>(6 + i) {
+        .map(|i| match row.try_get::<Option<String>, _>(7 + i) {
             Ok(v) => Ok(v),
             // A real sort value: written exactly, so the cursor compares equal to the row.
             Err(_) => row
-                .try_get::<Option<f64>, _>(6 + i)
+                .try_get::<Option<f64>, _>(7 + i)
                 .map(|v| v.map(|f| f.to_string()))
                 .map_err(db_err),
         })
@@ -329,6 +331,7 @@ impl ResourceStore for SqliteStore {
             tx,
             pending: Pending::default(),
             audit: Vec::new(),
+            audit_marks: Vec::new(),
             key: self.audit.key.clone(),
         }))
     }
@@ -354,6 +357,22 @@ impl ResourceStore for SqliteStore {
         audit::search(&self.reader, filter, limit, cursor).await
     }
 
+    async fn break_glass_queue(
+        &self,
+        org_id: &str,
+        status: ReviewStatus,
+        limit: u32,
+    ) -> Result<Vec<BreakGlassRecord>, StoreError> {
+        break_glass::queue(&self.reader, org_id, status, limit).await
+    }
+
+    async fn break_glass_grant(
+        &self,
+        grant_id: &str,
+    ) -> Result<Option<BreakGlassRecord>, StoreError> {
+        break_glass::grant(&self.reader, grant_id).await
+    }
+
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
         audit::entry(&self.reader, seq).await
     }
@@ -364,6 +383,9 @@ struct SqliteTx {
     pending: Pending,
     /// Audit records for this transaction's writes, chained at commit.
     audit: Vec<AuditRecord>,
+    /// How many of `audit` each open savepoint found (innermost last): rolling back to a
+    /// savepoint forgets the records appended after it, with the writes they describe.
+    audit_marks: Vec<usize>,
     key: Option<AuditKey>,
 }
 
@@ -461,6 +483,14 @@ impl StoreTx for SqliteTx {
         self.exec(sql::break_glass_statement(grant)).await
     }
 
+    async fn review_break_glass(
+        &mut self,
+        grant_id: &str,
+        review: &BreakGlassReview,
+    ) -> Result<bool, StoreError> {
+        break_glass::review(&mut self.tx, grant_id, review).await
+    }
+
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {
         if self.key.is_none() {
             return Err(audit::no_key());
@@ -471,16 +501,24 @@ impl StoreTx for SqliteTx {
 
     async fn savepoint(&mut self) -> Result<(), StoreError> {
         self.flush_pending().await?;
-        self.exec_raw("SAVEPOINT carerecord_bundle").await
+        self.exec_raw("SAVEPOINT carerecord_bundle").await?;
+        self.audit_marks.push(self.audit.len());
+        Ok(())
     }
 
     async fn release_savepoint(&mut self) -> Result<(), StoreError> {
         self.flush_pending().await?;
-        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+        self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await?;
+        // The records stay, now part of the enclosing savepoint (or of the transaction).
+        self.audit_marks.pop();
+        Ok(())
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         self.pending.clear();
+        if let Some(mark) = self.audit_marks.pop() {
+            self.audit.truncate(mark);
+        }
         // ROLLBACK TO keeps the savepoint; RELEASE then forgets it.
         self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
             .await?;

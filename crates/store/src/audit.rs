@@ -95,6 +95,8 @@ code_enum!(
         Denial = "denial",
         Admin = "admin",
         Token = "token",
+        Lockout = "lockout",
+        BreakGlassReview = "break-glass-review",
     }
 );
 
@@ -647,6 +649,8 @@ pub struct AuditFilter {
     pub before: Option<i64>,
     pub outcome: Option<AuditOutcome>,
     pub action: Option<AuditAction>,
+    /// Entries decided by this rule (e.g. `deny-training-expired`, `account-locked`).
+    pub rule: Option<String>,
     /// Only this entry (by sequence number).
     pub seq: Option<i64>,
     /// What one organisation's privacy officer may review: entries by its own staff and

@@ -31,7 +31,7 @@ pub struct Row {
 /// What a backend must provide: run a statement and decode its rows.
 #[async_trait]
 pub trait SqlExec: Send {
-    /// Rows of `resource_type, id, version_id, last_updated, deleted, body` followed by
+    /// Rows of `resource_type, id, version_id, last_updated, deleted, body, patient_id` followed by
     /// `extra_columns` nullable sort-value columns, each text or a real number; a backend
     /// returns a real as its shortest round-trip text (Rust's `f64` `Display`).
     async fn resources(
@@ -55,6 +55,7 @@ pub fn decode_resource(
     last_updated: i64,
     deleted: bool,
     body: String,
+    patient_id: Option<String>,
 ) -> Result<StoredResource, StoreError> {
     Ok(StoredResource {
         resource_type: resource_type.parse().map_err(|_| {
@@ -65,6 +66,7 @@ pub fn decode_resource(
         last_updated,
         deleted,
         body,
+        patient_id,
     })
 }
 
@@ -92,7 +94,7 @@ fn key_statement(
         ],
     };
     let mut sql = format!(
-        "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body FROM {table} r WHERE r.resource_type = $1 AND r.id = $2"
+        "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body, r.patient_id FROM {table} r WHERE r.resource_type = $1 AND r.id = $2"
     );
     if let Some(v) = version {
         st.args.push(Arg::Int(v.get()));
@@ -130,7 +132,7 @@ pub fn heads_statements(keys: &[ResourceKey], suffix: &str) -> Vec<Statement> {
                 tuples.push(format!("({a}, {b})"));
             }
             st.sql = format!(
-                "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, '' \
+                "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, '', r.patient_id \
                  FROM (VALUES {}) k JOIN resources r ON r.resource_type = k.column1 AND r.id = k.column2{suffix}",
                 tuples.join(", ")
             );

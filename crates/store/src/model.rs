@@ -39,6 +39,9 @@ pub struct StoredResource {
     pub deleted: bool,
     /// The resource JSON; empty for a deletion marker.
     pub body: String,
+    /// The Patient compartment the resource belongs to (a Patient's own id for a Patient), as
+    /// stored beside it, so callers (the audit of who was looked at) need not parse the body.
+    pub patient_id: Option<String>,
 }
 
 /// What a write did.
@@ -70,6 +73,79 @@ pub struct BreakGlassGrant {
     pub reason_text: String,
     pub granted_at: i64,
     pub expires_at: i64,
+}
+
+/// What a privacy officer concluded about a break-glass grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReviewOutcome {
+    /// The emergency access was justified.
+    Appropriate,
+    /// It was not: the officer takes it up with the user (outside carerecord).
+    Inappropriate,
+    /// Not decided yet: someone must follow it up.
+    NeedsFollowUp,
+}
+
+impl ReviewOutcome {
+    pub const ALL: [ReviewOutcome; 3] = [
+        ReviewOutcome::Appropriate,
+        ReviewOutcome::Inappropriate,
+        ReviewOutcome::NeedsFollowUp,
+    ];
+
+    /// The code stored and sent over the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewOutcome::Appropriate => "appropriate",
+            ReviewOutcome::Inappropriate => "inappropriate",
+            ReviewOutcome::NeedsFollowUp => "needs-follow-up",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReviewOutcome> {
+        ReviewOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// A privacy officer's review of one break-glass grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassReview {
+    /// The reviewer as the policy names principals (`user:{id}@{organisation}`).
+    pub reviewer_key: String,
+    pub reviewed_at: i64,
+    pub outcome: ReviewOutcome,
+    /// The officer's note; kept for the record, never logged.
+    pub note: String,
+}
+
+/// A grant as the privacy officers' queue shows it: open until reviewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassRecord {
+    pub grant: BreakGlassGrant,
+    pub review: Option<BreakGlassReview>,
+}
+
+/// Which grants a queue lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReviewStatus {
+    /// Not reviewed yet.
+    #[default]
+    Open,
+    /// Reviewed, whatever the outcome.
+    Reviewed,
+    /// Both.
+    Any,
+}
+
+impl ReviewStatus {
+    pub fn parse(s: &str) -> Option<ReviewStatus> {
+        match s {
+            "open" => Some(ReviewStatus::Open),
+            "reviewed" => Some(ReviewStatus::Reviewed),
+            "all" => Some(ReviewStatus::Any),
+            _ => None,
+        }
+    }
 }
 
 /// `_history` controls.

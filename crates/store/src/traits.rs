@@ -9,7 +9,8 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::model::{
-    BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
+    BreakGlassGrant, BreakGlassRecord, BreakGlassReview, HistoryQuery, Page, ResourceKey,
+    ReviewStatus, SearchOutcome, StoredResource, VersionHead,
 };
 use crate::prepare::PreparedVersion;
 
@@ -107,6 +108,22 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// One audit entry by sequence number.
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
+
+    /// The privacy officers' review queue: break-glass grants made by organisation `org_id`'s
+    /// staff, in `status`, newest first, at most `limit`.
+    async fn break_glass_queue(
+        &self,
+        org_id: &str,
+        status: ReviewStatus,
+        limit: u32,
+    ) -> Result<Vec<BreakGlassRecord>, StoreError>;
+
+    /// One break-glass grant, reviewed or not.
+    async fn break_glass_grant(
+        &self,
+        grant_id: &str,
+    ) -> Result<Option<BreakGlassRecord>, StoreError>;
+
     /// The directory of users, clients and tokens kept in the same database.
     fn directory(&self) -> std::sync::Arc<dyn Directory>;
 }
@@ -161,6 +178,16 @@ pub trait StoreTx: Send {
     /// Records a break-glass grant: from now until it expires, its principal sees the person
     /// (unless they objected). Commits with the transaction — and so with its audit entry.
     async fn put_break_glass(&mut self, grant: &BreakGlassGrant) -> Result<(), StoreError>;
+
+    /// Records a privacy officer's review of grant `grant_id` if it is still open. `false`
+    /// when no open grant has that id (unknown, or reviewed already — a review is written
+    /// once, so two officers cannot both review one grant). Commits with the transaction,
+    /// and so with the review's own audit entry. Who may review is the caller's policy.
+    async fn review_break_glass(
+        &mut self,
+        grant_id: &str,
+        review: &BreakGlassReview,
+    ) -> Result<bool, StoreError>;
     /// Records audit entries for this transaction's writes: they are chained and stored when
     /// the transaction commits, in the same database transaction, so the writes and their
     /// entries land together or not at all.

@@ -17,6 +17,7 @@ fn stored(p: &PreparedVersion) -> StoredResource {
         last_updated: p.last_updated,
         deleted: false,
         body: p.body.clone(),
+        patient_id: p.patient_id.clone(),
     }
 }
 
@@ -167,6 +168,7 @@ pub async fn delete(
                     last_updated: now,
                     deleted: true,
                     body: String::new(),
+                    patient_id: c.patient_id,
                 },
             }))
         }

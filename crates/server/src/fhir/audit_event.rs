@@ -82,11 +82,14 @@ fn classify(a: AuditAction) -> (Value, Option<&'static str>, &'static str) {
         AuditAction::Login
         | AuditAction::LoginFailed
         | AuditAction::Logout
-        | AuditAction::Token => (dcm("110114", "User Authentication"), None, "E"),
+        | AuditAction::Token
+        | AuditAction::Lockout => (dcm("110114", "User Authentication"), None, "E"),
         AuditAction::BreakGlass | AuditAction::Denial => {
             (dcm("110113", "Security Alert"), None, "E")
         }
-        AuditAction::Admin => (dcm("110100", "Application Activity"), None, "E"),
+        AuditAction::Admin | AuditAction::BreakGlassReview => {
+            (dcm("110100", "Application Activity"), None, "E")
+        }
     }
 }
 
@@ -414,7 +417,7 @@ async fn search_handler(
 /// A privacy officer reviews their own organisation's share of the trail: what its staff and
 /// systems did, and who looked at the people it cares for. carerecord's service identity sees
 /// all of it.
-fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope> {
+pub fn scope(state: &AppState, access: &crate::access::Access) -> Option<AuditScope> {
     if access.principal.role == carerecord_access::Role::Service {
         return None;
     }

@@ -35,7 +35,6 @@ pub const REASONS: [(&str, &str); 3] = [
 
 /// Reads `reason` (a code) and `text` from a FHIR `Parameters` body.
 fn reason(body: &Value) -> Result<(String, String), ApiError> {
-    let bad = |m: &str| ApiError::bad_request(IssueCode::Required, m);
     if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
         return Err(ApiError::bad_request(
             IssueCode::Invalid,
@@ -53,13 +52,26 @@ fn reason(body: &Value) -> Result<(String, String), ApiError> {
             .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
             .cloned()
     };
-    let code = find("reason")
-        .and_then(|p| {
-            p.get("valueCode")
-                .or_else(|| p.pointer("/valueCoding/code"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+    let code = find("reason").and_then(|p| {
+        p.get("valueCode")
+            .or_else(|| p.pointer("/valueCoding/code"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let text = find("text").and_then(|p| {
+        p.get("valueString")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    check_reason(code.as_deref(), text.as_deref())
+}
+
+/// Checks a break-glass reason (a code from [`REASONS`] and the user's own words), wherever
+/// it came from (the API's Parameters, the portal's form). Returns the code and trimmed text.
+pub fn check_reason(code: Option<&str>, text: Option<&str>) -> Result<(String, String), ApiError> {
+    let bad = |m: &str| ApiError::bad_request(IssueCode::Required, m);
+    let code = code
+        .filter(|c| !c.is_empty())
         .ok_or_else(|| bad("give a reason: emergency, lacks-capacity or other"))?;
     if !REASONS.iter().any(|(c, _)| *c == code) {
         return Err(ApiError::bad_request(
@@ -67,13 +79,8 @@ fn reason(body: &Value) -> Result<(String, String), ApiError> {
             "the reason must be emergency, lacks-capacity or other",
         ));
     }
-    let text = find("text")
-        .and_then(|p| {
-            p.get("valueString")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .map(str::to_owned)
-        })
+    let text = text
+        .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("say in your own words why you need emergency access"))?;
     if text.chars().count() > 2_000 {
@@ -82,7 +89,60 @@ fn reason(body: &Value) -> Result<(String, String), ApiError> {
             "keep the reason under 2,000 characters",
         ));
     }
-    Ok((code, text))
+    Ok((code.to_owned(), text.to_owned()))
+}
+
+/// Grants `access`'s principal emergency access to `patient_id` for the configured time, with
+/// its audit entry (the alert in the privacy officers' review queue) in the same transaction.
+/// `channel` says where the request came from (the API or the portal). The reason must have
+/// passed [`check_reason`].
+pub async fn grant(
+    state: &AppState,
+    access: &Access,
+    patient_id: &carerecord_fhir::LogicalId,
+    reason_code: String,
+    reason_text: String,
+    channel: carerecord_store::Channel,
+    client: Option<String>,
+) -> Result<(BreakGlassGrant, AuditNote), ApiError> {
+    policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Denied)?;
+    let expires_at = access.now + state.settings.policy.break_glass_micros();
+    let grant = BreakGlassGrant {
+        grant_id: uuid::Uuid::now_v7().to_string(),
+        principal_key: policy::principal_key(&access.principal),
+        org_id: access.principal.organisation_id.clone(),
+        patient_id: patient_id.as_str().to_owned(),
+        reason_code,
+        reason_text,
+        granted_at: access.now,
+        expires_at,
+    };
+    // The grant and its audit entry (the alert in the privacy officers' review queue, found
+    // by `AuditEvent?subtype=break-glass&organization=…`) commit together.
+    let note = AuditNote {
+        action: Some(AuditAction::BreakGlass),
+        patients: vec![patient_id.as_str().to_owned()],
+        break_glass: Some(BreakGlass {
+            code: grant.reason_code.clone(),
+            text: grant.reason_text.clone(),
+        }),
+        recorded: true,
+        ..AuditNote::default()
+    };
+    let mut record = crate::audit::record(
+        &access.principal,
+        AuditAction::BreakGlass,
+        AuditOutcome::Allowed,
+        "break-glass-granted",
+        &note,
+        client,
+    );
+    record.channel = channel;
+    let mut tx = state.store.begin().await?;
+    tx.put_break_glass(&grant).await?;
+    tx.append_audit(vec![record]).await?;
+    tx.commit().await?;
+    Ok((grant, note))
 }
 
 pub async fn handler(
@@ -95,41 +155,17 @@ pub async fn handler(
     let id = super::logical_id(&id)?;
     policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Denied)?;
     let (reason_code, reason_text) = reason(&body)?;
-    let expires_at = access.now + state.settings.policy.break_glass_micros();
-    let grant = BreakGlassGrant {
-        grant_id: uuid::Uuid::now_v7().to_string(),
-        principal_key: policy::principal_key(&access.principal),
-        org_id: access.principal.organisation_id.clone(),
-        patient_id: id.as_str().to_owned(),
+    let (grant, note) = grant(
+        &state,
+        &access,
+        &id,
         reason_code,
         reason_text,
-        granted_at: access.now,
-        expires_at,
-    };
-    // The grant and its audit entry (the alert in the privacy officers' review queue, found
-    // by `AuditEvent?subtype=break-glass&organization=…`) commit together.
-    let note = AuditNote {
-        action: Some(AuditAction::BreakGlass),
-        patients: vec![id.as_str().to_owned()],
-        break_glass: Some(BreakGlass {
-            code: grant.reason_code.clone(),
-            text: grant.reason_text.clone(),
-        }),
-        recorded: true,
-        ..AuditNote::default()
-    };
-    let record = crate::audit::record(
-        &access.principal,
-        AuditAction::BreakGlass,
-        AuditOutcome::Allowed,
-        "break-glass-granted",
-        &note,
+        carerecord_store::Channel::Api,
         None,
-    );
-    let mut tx = state.store.begin().await?;
-    tx.put_break_glass(&grant).await?;
-    tx.append_audit(vec![record]).await?;
-    tx.commit().await?;
+    )
+    .await?;
+    let expires_at = grant.expires_at;
     let out = json!({
         "resourceType": "Parameters",
         "parameter": [

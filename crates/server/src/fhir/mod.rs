@@ -2,7 +2,7 @@
 
 pub mod audit_event;
 mod body;
-mod break_glass;
+pub mod break_glass;
 pub mod bundle;
 mod capabilities;
 mod context;

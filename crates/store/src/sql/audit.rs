@@ -180,6 +180,10 @@ pub fn search_statement(f: &AuditFilter, limit: u32, before_seq: Option<i64>) ->
         let x = st.text(x.as_str());
         parts.push(format!("a.action = {x}"));
     }
+    if let Some(r) = &f.rule {
+        let r = st.text(r);
+        parts.push(format!("a.rule = {r}"));
+    }
     if let Some(s) = f.seq {
         let s = st.bind(Arg::Int(s));
         parts.push(format!("a.seq = {s}"));

@@ -18,6 +18,7 @@ use carerecord_access::Visibility;
 use crate::error::StoreError;
 
 pub mod audit;
+pub mod break_glass;
 mod reads;
 pub mod visibility;
 mod write;
@@ -63,7 +64,7 @@ const TEXT_MAX: &str = "\u{10FFFF}";
 /// Columns every search row returns, in order: `resource_type, id, version_id, last_updated,
 /// deleted, body`, then one `TEXT` column per sort key (`s0, s1, …`) for the cursor.
 pub const RESOURCE_COLUMNS: &str =
-    "r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body";
+    "r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.body, r.patient_id";
 
 /// A compiled search page.
 #[derive(Debug, Clone)]
@@ -197,8 +198,10 @@ pub fn page_statement(
         .collect();
     order.push("x.id ASC".to_owned());
     let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
-    let mut outer_cols =
-        vec!["x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body".to_owned()];
+    let mut outer_cols = vec![
+        "x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body, x.patient_id"
+            .to_owned(),
+    ];
     for (i, s) in sorts.iter().enumerate() {
         // Real values are returned as they are: SQLite's CAST to TEXT keeps only 15 significant
         // digits, which would make the cursor's value differ from the row's (a row repeated or

@@ -161,7 +161,7 @@ pub fn history_statement(
     }
     let lim = st.bind(Arg::Int(i64::from(count) + 1));
     st.sql = format!(
-        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body FROM resource_history h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
+        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body, h.patient_id FROM resource_history h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
         conds.join(" AND ")
     );
     st

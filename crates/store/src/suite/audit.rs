@@ -431,3 +431,65 @@ pub async fn tamper_found(store: &Store) -> Option<(i64, TamperKind)> {
     let report = verify_trail(store.as_ref(), &key()).await.unwrap();
     report.problem.map(|t| (t.seq, t.kind))
 }
+
+/// Bulk import runs several Bundles in one transaction, each under a savepoint: the audit
+/// records of a Bundle rolled back to its savepoint must go with its writes, and those of the
+/// Bundles kept must stay, in order — also with savepoints nested.
+pub async fn rolling_back_to_a_savepoint_drops_the_audit_records_appended_after_it(store: Store) {
+    let rec = |user: &str, time: i64| {
+        record(
+            AuditAction::Create,
+            AuditOutcome::Allowed,
+            user,
+            "A99999",
+            &[],
+            time,
+        )
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.append_audit(vec![rec("kept-before", 1)]).await.unwrap();
+    tx.savepoint().await.unwrap();
+    tx.append_audit(vec![rec("dropped-1", 2)]).await.unwrap();
+    write::create(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("pat-dropped"),
+        patient("9990000018", "Dropped", "Dee", "1970-01-01", "female"),
+    )
+    .await
+    .unwrap();
+    tx.rollback_to_savepoint().await.unwrap();
+    tx.savepoint().await.unwrap();
+    tx.append_audit(vec![rec("kept-outer", 3)]).await.unwrap();
+    tx.savepoint().await.unwrap();
+    tx.append_audit(vec![rec("dropped-inner", 4)])
+        .await
+        .unwrap();
+    tx.rollback_to_savepoint().await.unwrap();
+    tx.savepoint().await.unwrap();
+    tx.append_audit(vec![rec("kept-inner", 5)]).await.unwrap();
+    tx.release_savepoint().await.unwrap();
+    tx.release_savepoint().await.unwrap();
+    tx.append_audit(vec![rec("kept-after", 6)]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(matches!(
+        store
+            .read(ResourceType::Patient, &lid("pat-dropped"), &Visibility::All)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let entries = all_entries(&store).await;
+    let users: Vec<&str> = entries.iter().map(|e| e.record.agent.id.as_str()).collect();
+    assert_eq!(
+        users,
+        ["kept-before", "kept-outer", "kept-inner", "kept-after"]
+    );
+    assert_eq!(
+        seqs(&entries),
+        vec![1, 2, 3, 4],
+        "no gap where records were dropped"
+    );
+    let report = verify(entries, &key());
+    assert!(report.is_intact(), "{report:?}");
+}

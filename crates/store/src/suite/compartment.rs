@@ -189,3 +189,91 @@ pub async fn everything_filters_by_type_and_pages(store: Store) {
         Err(StoreError::InvalidCursor)
     ));
 }
+
+/// Every read path hands back the Patient compartment stored beside the row, so the audit of a
+/// read need not parse bodies: the Patient's own id for a Patient, the subject for the rest,
+/// none for a resource outside any compartment.
+pub async fn stored_resources_carry_their_patient(store: Store) {
+    two_patients(&store).await;
+    create(
+        &store,
+        ResourceType::Organization,
+        "org-practice",
+        json!({"resourceType": "Organization", "name": "Leeds Road Surgery"}),
+    )
+    .await;
+    let expect = |r: &crate::model::StoredResource| -> Option<&'static str> {
+        match (r.resource_type, r.id.as_str()) {
+            (ResourceType::Organization, _) => None,
+            (_, id) if id.contains("jane") => Some("pat-jane"),
+            (_, id) if id.contains("john") => Some("pat-john"),
+            (rt, id) => panic!("unexpected {rt}/{id}"),
+        }
+    };
+    let check = |rs: &[crate::model::StoredResource]| {
+        assert!(!rs.is_empty());
+        for r in rs {
+            assert_eq!(
+                r.patient_id.as_deref(),
+                expect(r),
+                "{}/{}",
+                r.resource_type,
+                r.id
+            );
+        }
+    };
+    let vis = Visibility::All;
+    for (rt, id) in [
+        (ResourceType::Patient, "pat-jane"),
+        (ResourceType::Observation, "obs-john-hr"),
+        (ResourceType::Organization, "org-practice"),
+    ] {
+        let r = store.read(rt, &lid(id), &vis).await.unwrap();
+        check(std::slice::from_ref(&r));
+        let v = store.vread(rt, &lid(id), r.version_id, &vis).await.unwrap();
+        check(&[v]);
+    }
+    let found = store
+        .search(
+            &super::query(
+                ResourceType::Observation,
+                &[("_include", "Observation:subject"), ("_sort", "-date")],
+            ),
+            2,
+            &vis,
+        )
+        .await
+        .unwrap();
+    check(&found.matches);
+    check(&found.included);
+    let history = store
+        .history(
+            None,
+            None,
+            &crate::model::HistoryQuery {
+                count: 100,
+                ..Default::default()
+            },
+            &vis,
+        )
+        .await
+        .unwrap();
+    check(&history.items);
+    let all = store
+        .everything(&lid("pat-john"), None, &[], 100, None, &vis)
+        .await
+        .unwrap();
+    check(&all.items);
+    let mut tx = store.begin().await.unwrap();
+    let current = tx
+        .current(ResourceType::Condition, &lid("cond-jane-asthma"))
+        .await
+        .unwrap();
+    check(&current.into_iter().collect::<Vec<_>>());
+    drop(tx);
+    // A deletion reports the person the deleted resource belonged to.
+    let gone = delete(&store, ResourceType::Observation, "obs-jane-hr")
+        .await
+        .unwrap();
+    assert_eq!(gone.resource.patient_id.as_deref(), Some("pat-jane"));
+}

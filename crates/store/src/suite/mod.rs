@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The tests live in topic submodules (`crud`, `concurrency`, `search`, `search_refs`, `paging`,
-//! `include`, `compartment`, `history`, `audit`, `directory`, `access`); the fixtures and
+//! `include`, `compartment`, `history`, `audit`, `break_glass`, `directory`, `access`); the fixtures and
 //! helpers they share are here.
 //!
 //! All data is synthetic: NHS numbers are in the 999 test range and pass Modulus 11.
@@ -40,6 +40,7 @@ pub use tokio;
 
 pub mod access;
 pub mod audit;
+pub mod break_glass;
 pub mod compartment;
 pub mod concurrency;
 pub mod crud;
@@ -146,12 +147,16 @@ macro_rules! backend_suite {
             compartment: [
                 everything_returns_the_patients_compartment_only,
                 everything_filters_by_type_and_pages,
+                stored_resources_carry_their_patient,
             ],
             access: [
                 authorisation_matrix_reads_and_history,
                 authorisation_matrix_searches_counts_and_paging,
                 authorisation_matrix_everything_includes_and_chains,
                 authorisation_matrix_exercises_every_rule,
+            ],
+            break_glass: [
+                break_glass_grants_are_queued_by_organisation_and_reviewed_once,
             ],
             history: [
                 history_of_an_instance_lists_versions_newest_first,
@@ -162,6 +167,7 @@ macro_rules! backend_suite {
                 audit_entries_commit_with_their_write_and_roll_back_with_it,
                 concurrent_audit_appends_are_gap_free_and_the_chain_verifies,
                 audit_search_filters_and_pages_newest_first,
+                rolling_back_to_a_savepoint_drops_the_audit_records_appended_after_it,
             ],
             directory: [
                 users_are_found_by_username_and_id_and_usernames_are_unique,

@@ -1,0 +1,347 @@
+//! `/residents/{id}` and `/residents/{id}/{section}`: one person's record, a section per page
+//! (real links, so everything works without JavaScript), rendered by the record crate from
+//! everything the principal may see of the person (the store's `$everything` with the
+//! principal's visibility). A restricted view lists the sections its role cannot see and why;
+//! a record open under emergency access says so, and until when.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use carerecord_access::Visibility;
+use carerecord_access::classify::SOURCE_ORGANISATION_TAG;
+use carerecord_access::policy::Denial;
+use carerecord_fhir::{LogicalId, ResourceType};
+use carerecord_search::query::{Handling, parse};
+use carerecord_server::AppState;
+use carerecord_server::access::Access;
+use carerecord_store::{AuditAction, AuditFilter, AuditOutcome, StoreError, StoredResource};
+use serde_json::Value;
+
+use super::residents::rec_now;
+use crate::page::{Chrome, PageError, render};
+use crate::record::{PersonHeader, RecordInput, RecordView, Section};
+use crate::session::Staff;
+use crate::{audit, person};
+
+/// Resources read per page of `$everything`.
+const PAGE: u32 = 1_000;
+
+pub struct SectionLink {
+    pub href: String,
+    pub title: &'static str,
+    pub current: bool,
+    pub available: bool,
+}
+
+#[derive(Template)]
+#[template(path = "record.html")]
+struct RecordPage {
+    chrome: Chrome,
+    header: PersonHeader,
+    section_title: &'static str,
+    sections: Vec<SectionLink>,
+    /// The section's HTML fragment, escaped by the record crate.
+    body: String,
+    available: bool,
+    reason: &'static str,
+    emergency_until: Option<String>,
+    unavailable: Vec<(&'static str, &'static str)>,
+}
+
+pub async fn summary(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    show(&state, &staff, &id, Section::Summary).await
+}
+
+pub async fn section(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path((id, slug)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let section = Section::from_slug(&slug).ok_or(PageError::NotFound)?;
+    show(&state, &staff, &id, section).await
+}
+
+/// What the principal may see of one person: the Patient, the rest of their record, and
+/// how many items were withheld as sensitive.
+pub struct Loaded {
+    pub patient: StoredResource,
+    pub resources: Vec<StoredResource>,
+    pub withheld: u64,
+}
+
+/// Reads the person's record as `access` may see it; `NotFound` when they may not see the
+/// person at all (whether or not the person exists).
+pub async fn load(state: &AppState, access: &Access, id: &LogicalId) -> Result<Loaded, PageError> {
+    let vis = access.vis()?;
+    let patient = state.store.read(ResourceType::Patient, id, vis).await?;
+    let mut resources = Vec::new();
+    let mut withheld = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .everything(id, None, &[], PAGE, cursor.as_deref(), vis)
+            .await?;
+        withheld += page.withheld;
+        resources.extend(
+            page.items
+                .into_iter()
+                .filter(|r| !r.deleted && r.resource_type != ResourceType::Patient)
+                .map(|r| access.shown(r)),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(Loaded {
+        patient,
+        resources,
+        withheld,
+    })
+}
+
+/// Whether the principal sees this person only through an emergency-access grant, and if so
+/// until when (µs): the same visibility without grants must not see them.
+async fn emergency_until(
+    state: &AppState,
+    access: &Access,
+    id: &LogicalId,
+) -> Result<Option<i64>, PageError> {
+    let Ok(Visibility::Scoped(scope)) = access.visibility.as_ref() else {
+        return Ok(None);
+    };
+    let mut without = scope.clone();
+    without.principal_key = String::new();
+    match state
+        .store
+        .read(ResourceType::Patient, id, &Visibility::Scoped(without))
+        .await
+    {
+        Ok(_) => return Ok(None),
+        Err(StoreError::NotFound | StoreError::Gone(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // The grant's time is its audit entry's (they commit together).
+    let length = state.settings.policy.break_glass_micros();
+    let filter = AuditFilter {
+        patient_id: Some(id.as_str().to_owned()),
+        agent_id: Some(agent_id(access)),
+        action: Some(AuditAction::BreakGlass),
+        outcome: Some(AuditOutcome::Allowed),
+        since: Some(access.now - length),
+        ..AuditFilter::default()
+    };
+    let page = state.store.audit_search(&filter, 1, None).await?;
+    Ok(Some(
+        page.items
+            .first()
+            .map_or(access.now, |e| e.record.time + length),
+    ))
+}
+
+fn agent_id(access: &Access) -> String {
+    match &access.principal.id {
+        carerecord_access::PrincipalId::User(u) | carerecord_access::PrincipalId::System(u) => {
+            u.clone()
+        }
+    }
+}
+
+/// ODS code → organisation name for the sources of `resources`, read in one search.
+async fn organisations(
+    state: &AppState,
+    access: &Access,
+    resources: &[StoredResource],
+    bodies: &[Value],
+) -> Result<HashMap<String, String>, PageError> {
+    let mut codes: Vec<String> = bodies
+        .iter()
+        .filter_map(|b| b["meta"]["tag"].as_array())
+        .flatten()
+        .filter(|t| t["system"] == SOURCE_ORGANISATION_TAG)
+        .filter_map(|t| t["code"].as_str().map(str::to_owned))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    let mut out = HashMap::new();
+    for r in resources
+        .iter()
+        .filter(|r| r.resource_type == ResourceType::Organization)
+    {
+        add_org(&mut out, &r.body);
+    }
+    codes.retain(|c| !out.contains_key(c));
+    if codes.is_empty() {
+        return Ok(out);
+    }
+    let value = codes
+        .iter()
+        .map(|c| format!("{}|{c}", carerecord_identity::ODS_SYSTEM))
+        .collect::<Vec<_>>()
+        .join(",");
+    let q = parse(
+        ResourceType::Organization,
+        &[("identifier".to_owned(), value)],
+        Handling::Strict,
+        "",
+    )
+    .map_err(|e| PageError::Internal(format!("organisations query: {e:?}")))?;
+    let found = state
+        .store
+        .search(&q, state.settings.max_page_size, access.vis()?)
+        .await?;
+    for r in &found.matches {
+        add_org(&mut out, &r.body);
+    }
+    Ok(out)
+}
+
+fn add_org(out: &mut HashMap<String, String>, body: &str) {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    let name = v["name"].as_str().unwrap_or_default();
+    for i in v["identifier"].as_array().into_iter().flatten() {
+        if i["system"] == carerecord_identity::ODS_SYSTEM
+            && let Some(code) = i["value"].as_str()
+        {
+            out.insert(code.to_owned(), name.to_owned());
+        }
+    }
+}
+
+/// A refused look is audited (naming the person, for their access report) and answered
+/// with the same words whether or not the person exists.
+pub async fn refuse(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    action: AuditAction,
+) -> Result<Response, PageError> {
+    audit::write(
+        state,
+        &staff.access,
+        staff.client.clone(),
+        audit::View {
+            action,
+            outcome: AuditOutcome::Denied,
+            rule: Denial::NotInCare.rule(),
+            resources: &[],
+            patients: vec![id.to_owned()],
+            emergency: false,
+        },
+    )
+    .await?;
+    Err(PageError::Forbidden(Denial::NotInCare.message()))
+}
+
+async fn show(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    section: Section,
+) -> Result<Response, PageError> {
+    let access = &staff.access;
+    // The role's own refusal (no clinical view, training) comes first and names no one.
+    access.vis()?;
+    let Ok(lid) = LogicalId::parse(id) else {
+        return Err(PageError::NotFound);
+    };
+    let loaded = match load(state, access, &lid).await {
+        Ok(l) => l,
+        Err(PageError::NotFound) => return refuse(state, staff, id, AuditAction::Read).await,
+        Err(e) => return Err(e),
+    };
+    let emergency = emergency_until(state, access, &lid).await?;
+    let view = access.principal.role.view();
+    let patient: Value = serde_json::from_str(&loaded.patient.body).unwrap_or_default();
+    let bodies: Vec<Value> = loaded
+        .resources
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.body).ok())
+        .collect();
+    let orgs = organisations(state, access, &loaded.resources, &bodies).await?;
+    let record = RecordView::build(RecordInput {
+        patient: &patient,
+        resources: &bodies,
+        organisations: &orgs,
+        now: rec_now(access.now),
+        view,
+        withheld: loaded.withheld,
+    });
+    let available = section.available_to(view);
+    let mut read = vec![loaded.patient.clone()];
+    if available {
+        read.extend(loaded.resources.iter().cloned());
+    }
+    audit::write(
+        state,
+        access,
+        staff.client.clone(),
+        audit::View {
+            action: AuditAction::Everything,
+            outcome: AuditOutcome::Allowed,
+            rule: if emergency.is_some() {
+                "break-glass"
+            } else {
+                "allowed"
+            },
+            resources: &read,
+            patients: Vec::new(),
+            emergency: emergency.is_some(),
+        },
+    )
+    .await?;
+    let mut header = record.header().clone();
+    if header.name.is_empty() || header.name == lid.as_str() {
+        header.name = person::name(&patient);
+    }
+    let sections = Section::all()
+        .iter()
+        .map(|s| SectionLink {
+            href: if *s == Section::Summary {
+                format!("/residents/{id}")
+            } else {
+                format!("/residents/{id}/{}", s.slug())
+            },
+            title: s.title(),
+            current: *s == section,
+            available: s.available_to(view),
+        })
+        .collect();
+    let unavailable = Section::all()
+        .iter()
+        .filter(|s| !s.available_to(view))
+        .map(|s| (s.title(), s.unavailable_reason()))
+        .collect();
+    render(
+        StatusCode::OK,
+        &RecordPage {
+            chrome: Chrome::signed_in(
+                format!("{} – {}", section.title(), header.name),
+                &access.principal,
+                "/",
+            ),
+            section_title: section.title(),
+            body: if available {
+                record.render(section)
+            } else {
+                String::new()
+            },
+            available,
+            reason: section.unavailable_reason(),
+            emergency_until: emergency.map(super::when),
+            unavailable,
+            sections,
+            header,
+        },
+    )
+}

@@ -1,0 +1,316 @@
+// The care home portal in a real Chromium, on the demo's synthetic London.
+//
+// Started by scripts/browser-tests.sh, which runs `carerecord demo` and passes BASE_URL and
+// ACCOUNTS (the demo accounts written by `demo --accounts-file`). Every page visited is
+// checked with axe (WCAG 2.2 AA: zero violations) and photographed at tablet (768×1024) and
+// desktop (1280×900) widths, failing if the page scrolls sideways.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+
+const BASE = process.env.BASE_URL;
+const ACCOUNTS = JSON.parse(readFileSync(process.env.ACCOUNTS, 'utf8'));
+const SHOTS = process.env.SCREENSHOTS ?? new URL('./screenshots/', import.meta.url).pathname;
+mkdirSync(SHOTS, { recursive: true });
+
+const WIDTHS = [
+  { name: 'tablet', width: 768, height: 1024 },
+  { name: 'desktop', width: 1280, height: 900 },
+];
+
+let browser;
+let api; // the demo service client's bearer token
+const checked = new Set();
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const { client_id, secret } = ACCOUNTS.client;
+  const r = await fetch(`${BASE}/auth/token`, {
+    method: 'POST',
+    headers: {
+      authorization: 'Basic ' + Buffer.from(`${client_id}:${secret}`).toString('base64'),
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  assert.equal(r.status, 200, 'the demo service client gets a token');
+  api = (await r.json()).access_token;
+});
+
+after(async () => {
+  for (const s of sessions.values()) await s.context.close();
+  await browser?.close();
+});
+
+/// RFC 6238 (SHA-1, 30 s, 6 digits) from a base32 secret, as an authenticator app does.
+function totp(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return code.toString().padStart(6, '0');
+}
+
+function account(role) {
+  const u = ACCOUNTS.users.find((x) => x.role === role && !x.note);
+  assert.ok(u, `a demo ${role}`);
+  return u;
+}
+
+async function fhir(path) {
+  const r = await fetch(`${BASE}/fhir/${path}`, { headers: { authorization: `Bearer ${api}` } });
+  assert.equal(r.status, 200, path);
+  return r.json();
+}
+
+/// axe (WCAG 2.2 AA) and screenshots at both widths, once per page name.
+async function check(page, name) {
+  if (checked.has(name)) return;
+  checked.add(name);
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'])
+    .analyze();
+  const summary = results.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`,
+  );
+  assert.deepEqual(summary, [], `axe on ${name}`);
+  for (const w of WIDTHS) {
+    await page.setViewportSize({ width: w.width, height: w.height });
+    const { scroll, client } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
+    assert.ok(scroll <= client, `${name} scrolls sideways at ${w.name} width (${scroll} > ${client})`);
+    await page.screenshot({ path: `${SHOTS}/${name}-${w.name}.png`, fullPage: true });
+  }
+  await page.setViewportSize(WIDTHS[1]);
+}
+
+// A TOTP code is spent by its first use, so each person signs in once and keeps the session.
+const sessions = new Map();
+
+async function signIn(role) {
+  if (sessions.has(role)) {
+    const s = sessions.get(role);
+    await s.page.goto(`${BASE}/`);
+    return s;
+  }
+  const u = account(role);
+  const context = await browser.newContext({ viewport: WIDTHS[1] });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/sign-in`);
+  await check(page, 'sign-in');
+  await page.fill('#username', u.username);
+  await page.fill('#password', u.password);
+  await page.fill('#totp', totp(u.totp_secret));
+  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/sign-in')), page.click('button[type=submit]')]);
+  const s = { context, page, user: u };
+  sessions.set(role, s);
+  return s;
+}
+
+async function residentIds(home) {
+  const b = await fhir(
+    `EpisodeOfCare?organization=Organization/${home}&status=active&_include=EpisodeOfCare:patient&_count=500`,
+  );
+  return (b.entry ?? []).filter((e) => e.resource.resourceType === 'Patient').map((e) => e.resource.id);
+}
+
+async function rowNames(page) {
+  return page.$$eval('#residents tbody tr td:first-child a', (as) => as.map((a) => a.textContent.trim()));
+}
+
+test('a care worker and a nurse of the same home see the same residents, through different views', async () => {
+  const home = account('registered-nurse').organisation;
+  assert.equal(account('care-worker').organisation, home);
+  const ids = await residentIds(home);
+  assert.ok(ids.length > 0, 'the demo home has residents');
+
+  const carer = await signIn('care-worker');
+  await check(carer.page, 'residents');
+  const carerRows = await rowNames(carer.page);
+  assert.equal(carerRows.length, ids.length);
+
+  const nurse = await signIn('registered-nurse');
+  const nurseRows = await rowNames(nurse.page);
+  assert.deepEqual([...nurseRows].sort(), [...carerRows].sort());
+
+  // The care worker is told results are not for her role; the nurse is not.
+  await carer.page.goto(`${BASE}/residents/${ids[0]}/results`);
+  await check(carer.page, 'record-results-restricted');
+  assert.ok(await carer.page.isVisible('#section-unavailable'));
+  await nurse.page.goto(`${BASE}/residents/${ids[0]}/results`);
+  assert.ok(!(await nurse.page.isVisible('#section-unavailable')));
+  await carer.page.goto(`${BASE}/residents/${ids[0]}`);
+  await check(carer.page, 'record-summary-restricted');
+  assert.match(await carer.page.textContent('#not-available'), /Results/);
+
+  // Search within the list.
+  await carer.page.goto(`${BASE}/`);
+  await carer.page.fill('#q', carerRows[0].split(' ')[0]);
+  await Promise.all([carer.page.waitForURL(/\?q=/), carer.page.click('form[role=search] button')]);
+  assert.ok((await rowNames(carer.page)).includes(carerRows[0]));
+});
+
+/// The home's resident whose latest discharge summary is the most recent.
+async function recentlyDischarged(home) {
+  let best = null;
+  for (const id of await residentIds(home)) {
+    const b = await fhir(`Composition?subject=Patient/${id}&type=http://snomed.info/sct|373942005&_sort=-date&_count=1`);
+    const c = b.entry?.[0]?.resource;
+    if (c?.date && (!best || c.date > best.date)) best = { id, date: c.date };
+  }
+  return best?.id;
+}
+
+test('a nurse opens a resident with a recent discharge and finds the discharge plan', async () => {
+  const nurse = await signIn('registered-nurse');
+  // The badge when the discharge is recent enough to be news; else the latest one.
+  const row = nurse.page.locator('#residents tbody tr', { hasText: 'new discharge summary' }).first();
+  if ((await row.count()) > 0) {
+    await Promise.all([nurse.page.waitForURL(/\/residents\//), row.locator('a').first().click()]);
+  } else {
+    const id = await recentlyDischarged(account('registered-nurse').organisation);
+    assert.ok(id, 'a resident of the home has a discharge summary');
+    await nurse.page.goto(`${BASE}/residents/${id}`);
+  }
+  await check(nurse.page, 'record-summary');
+  await Promise.all([
+    nurse.page.waitForURL(/\/discharge$/),
+    nurse.page.click('nav.nhsuk-contents-list a:has-text("Discharge summaries")'),
+  ]);
+  await check(nurse.page, 'record-discharge');
+  assert.match(await nurse.page.textContent('#section'), /Plan and requested actions/);
+});
+
+test('the results tab flags an abnormal result and draws a trend chart', async () => {
+  const home = account('registered-nurse').organisation;
+  const ids = await residentIds(home);
+  const nurse = await signIn('registered-nurse');
+  let found = false;
+  for (const id of ids) {
+    await nurse.page.goto(`${BASE}/residents/${id}/results`);
+    const abnormal = await nurse.page.locator('.cr-result--abnormal').count();
+    const charts = await nurse.page.locator('svg.cr-trend').count();
+    if (abnormal > 0 && charts > 0) {
+      found = true;
+      await check(nurse.page, 'record-results');
+      const flagged = await nurse.page.locator('.cr-result--abnormal').first().textContent();
+      assert.match(flagged, /high|low|abnormal/i, 'the flag is said in words');
+      break;
+    }
+  }
+  assert.ok(found, 'a resident has an abnormal result with a trend');
+});
+
+test('a resident of another home is refused; emergency access opens it and reaches the privacy officer', async () => {
+  const home = account('registered-nurse').organisation;
+  const mine = new Set(await residentIds(home));
+  const b = await fhir('EpisodeOfCare?status=active&_include=EpisodeOfCare:patient&_count=500');
+  const other = (b.entry ?? [])
+    .map((e) => e.resource)
+    .find(
+      (r) =>
+        r.resourceType === 'Patient' &&
+        !mine.has(r.id) &&
+        r.birthDate &&
+        (r.identifier ?? []).some((i) => i.system === 'https://fhir.nhs.uk/Id/nhs-number'),
+    );
+  assert.ok(other, 'a resident of another home');
+  const nhs = other.identifier.find((i) => i.system === 'https://fhir.nhs.uk/Id/nhs-number').value;
+  const [year, month, day] = other.birthDate.split('-');
+
+  const nurse = await signIn('registered-nurse');
+  const refused = await nurse.page.goto(`${BASE}/residents/${other.id}`);
+  assert.equal(refused.status(), 403);
+  assert.match(await nurse.page.textContent('main'), /not available to you/);
+  await check(nurse.page, 'refused');
+
+  await nurse.page.goto(`${BASE}/find`);
+  await check(nurse.page, 'find');
+  await nurse.page.fill('#nhs', nhs);
+  await nurse.page.fill('#dob-day', String(Number(day)));
+  await nurse.page.fill('#dob-month', String(Number(month)));
+  await nurse.page.fill('#dob-year', year);
+  await nurse.page.click('button[type=submit]');
+  await nurse.page.waitForSelector('#not-available');
+  await check(nurse.page, 'find-not-in-care');
+  await nurse.page.check('#reason-emergency');
+  const why = `Browser test emergency ${Date.now()}`;
+  await nurse.page.fill('#text', why);
+  await Promise.all([
+    nurse.page.waitForURL(new RegExp(`/residents/${other.id}$`)),
+    nurse.page.click('button.nhsuk-button--warning'),
+  ]);
+  assert.ok(await nurse.page.isVisible('#emergency-access'));
+  assert.match(await nurse.page.textContent('#emergency-access'), /until/);
+  await check(nurse.page, 'record-emergency');
+
+  const officer = await signIn('privacy-officer');
+  await check(officer.page, 'privacy-audit');
+  await officer.page.goto(`${BASE}/privacy/emergency-access`);
+  await check(officer.page, 'privacy-queue');
+  assert.match(await officer.page.textContent('main'), new RegExp(why));
+  // Review it: outcome and note, then it is in the reviewed list.
+  const card = officer.page.locator('.nhsuk-card', { hasText: why });
+  await card.locator('input[value=appropriate]').check();
+  await card.locator('textarea').fill('Checked with the nurse: a fall at the day centre.');
+  await Promise.all([officer.page.waitForURL(/emergency-access$/), card.locator('button[type=submit]').click()]);
+  await officer.page.goto(`${BASE}/privacy/emergency-access?status=reviewed`);
+  await check(officer.page, 'privacy-queue-reviewed');
+  assert.match(await officer.page.textContent('main'), /Checked with the nurse/);
+  await officer.page.goto(`${BASE}/privacy/people/${other.id}`);
+  await check(officer.page, 'privacy-report');
+  assert.match(await officer.page.textContent('main'), /break-glass/);
+});
+
+test('kind pages: not found, signed out, training due', async () => {
+  const nurse = await signIn('registered-nurse');
+  const missing = await nurse.page.goto(`${BASE}/no-such-page`);
+  assert.equal(missing.status(), 404);
+  await check(nurse.page, 'not-found');
+  await nurse.page.goto(`${BASE}/`);
+  await Promise.all([nurse.page.waitForURL(/signed-out/), nurse.page.click('.nhsuk-header__account-button')]);
+  await check(nurse.page, 'signed-out');
+  // The cookie is gone and the token revoked: back to sign in.
+  await nurse.page.goto(`${BASE}/`);
+  assert.match(nurse.page.url(), /\/sign-in$/, 'the ended session opens nothing');
+  sessions.delete('registered-nurse');
+  await nurse.context.close();
+
+  const lapsed = ACCOUNTS.users.find((u) => u.note);
+  if (lapsed) {
+    const context = await browser.newContext({ viewport: WIDTHS[1] });
+    const page = await context.newPage();
+    await page.goto(`${BASE}/sign-in`);
+    await page.fill('#username', lapsed.username);
+    await page.fill('#password', lapsed.password);
+    await page.fill('#totp', totp(lapsed.totp_secret));
+    await Promise.all([page.waitForURL(/\/training$/), page.click('button[type=submit]')]);
+    await check(page, 'training');
+    await context.close();
+  }
+});
