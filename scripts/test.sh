@@ -72,3 +72,9 @@ sample=$(mktemp -d)
 target/debug/carerecord generate --out "$sample" --patients 40 --care-homes 3 --seed 11
 "$fr_venv/bin/python" tests/conformance/check_synth_with_fhir_resources.py "$sample"
 rm -rf "$sample"
+
+# Installs Debian's chromium when it is missing and the locked npm packages (playwright-core,
+# @axe-core/playwright), then drives the demo's portal: roles, refusals, break-glass, axe (WCAG
+# 2.2 AA) on every page, screenshots at tablet and desktop widths.
+step "the care home portal in a real Chromium"
+./scripts/browser-tests.sh
