@@ -14,7 +14,8 @@
 //! | `organization` | entries by principals of this organisation (carerecord id or ODS code) |
 //! | `date` | `recorded` with prefix `ge`, `gt`, `le`, `lt` or `eq` (default); repeatable |
 //! | `outcome` | `0`, `4`, `8` (or `allowed`, `denied`, `error`) |
-//! | `subtype` | carerecord's action code (`read`, `search`, `break-glass`, `denial`, …) |
+//! | `subtype` | carerecord's action code (`read`, `search`, `break-glass`, `login`, `login-failed`, `lockout`, `logout`, `token`, `break-glass-review`, …) |
+//! | `rule` | carerecord's decision rule (`deny-training-expired`, `deny-wrong-password`, `account-locked`, …; the `access-decision-rule` extension) |
 //! | `_count` | page size; `_cursor` the next page's cursor (newest first, keyset-paged) |
 //!
 //! The id of an AuditEvent is the entry's sequence number.
@@ -82,11 +83,14 @@ fn classify(a: AuditAction) -> (Value, Option<&'static str>, &'static str) {
         AuditAction::Login
         | AuditAction::LoginFailed
         | AuditAction::Logout
-        | AuditAction::Token => (dcm("110114", "User Authentication"), None, "E"),
+        | AuditAction::Token
+        | AuditAction::Lockout => (dcm("110114", "User Authentication"), None, "E"),
         AuditAction::BreakGlass | AuditAction::Denial => {
             (dcm("110113", "Security Alert"), None, "E")
         }
-        AuditAction::Admin => (dcm("110100", "Application Activity"), None, "E"),
+        AuditAction::Admin | AuditAction::BreakGlassReview => {
+            (dcm("110100", "Application Activity"), None, "E")
+        }
     }
 }
 
@@ -317,6 +321,7 @@ fn parse_search(
                         .map_err(|_| invalid("subtype is not a carerecord audit action code"))?,
                 )
             }
+            "rule" => f.rule = Some(v.clone()),
             "date" => {
                 let (prefix, value) = match v.get(..2) {
                     Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),
