@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
-use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
@@ -28,6 +27,7 @@ use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
     ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
+use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,

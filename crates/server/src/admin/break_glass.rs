@@ -135,7 +135,10 @@ pub async fn queue(
         .await?;
     let mut note = AuditNote {
         action: Some(AuditAction::Admin),
-        resources: grants.iter().map(|g| grant_ref(&g.grant.grant_id)).collect(),
+        resources: grants
+            .iter()
+            .map(|g| grant_ref(&g.grant.grant_id))
+            .collect(),
         patients: grants.iter().map(|g| g.grant.patient_id.clone()).collect(),
         ..AuditNote::default()
     };

@@ -92,7 +92,10 @@ async fn a_persons_access_report_lists_who_looked_newest_first_as_valid_audit_ev
         ids(&app.get("AuditEvent?organization=B88888").await.body),
         vec![seq(3), seq(2)]
     );
-    assert_eq!(ids(&app.get("AuditEvent?outcome=4").await.body), vec![seq(4)]);
+    assert_eq!(
+        ids(&app.get("AuditEvent?outcome=4").await.body),
+        vec![seq(4)]
+    );
     assert_eq!(
         ids(&app
             .get("AuditEvent?date=ge2025-11-25&date=lt2025-11-26&subtype=read")

@@ -178,7 +178,10 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     assert_eq!(g["status"], "open");
     assert_eq!(g["patient"], "Patient/p-visitor");
     assert_eq!(g["reason"], "emergency");
-    assert_eq!(g["reason_text"], "Collapsed in the lounge; needed allergies");
+    assert_eq!(
+        g["reason_text"],
+        "Collapsed in the lounge; needed allergies"
+    );
 
     // Nobody but the home's privacy officers.
     assert_eq!(admin_get(&app, &nurse, "break-glass").await.status, 403);
@@ -187,33 +190,77 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     assert_eq!(r.body["error"], "deny-review-role");
     assert!(grant_ids(&admin_get(&app, &officer_b, "break-glass").await).is_empty());
     let r = review(&app, &officer_b, &grant, json!({"outcome": "appropriate"})).await;
-    assert_eq!(r.status, 404, "another home's grant is not theirs: {}", r.text);
     assert_eq!(
-        review(&app, &officer, "no-such-grant", json!({"outcome": "appropriate"}))
-            .await
-            .status,
+        r.status, 404,
+        "another home's grant is not theirs: {}",
+        r.text
+    );
+    assert_eq!(
+        review(
+            &app,
+            &officer,
+            "no-such-grant",
+            json!({"outcome": "appropriate"})
+        )
+        .await
+        .status,
         404
     );
-    assert_eq!(app.send(app.anonymous.get(format!("{}/admin/break-glass", app.origin))).await.status, 401);
+    assert_eq!(
+        app.send(
+            app.anonymous
+                .get(format!("{}/admin/break-glass", app.origin))
+        )
+        .await
+        .status,
+        401
+    );
 
     // Bad requests change nothing.
     assert_eq!(
-        review(&app, &officer, &grant, json!({"outcome": "fine"})).await.status,
+        review(&app, &officer, &grant, json!({"outcome": "fine"}))
+            .await
+            .status,
         400
     );
-    let r = review(&app, &officer, &grant, json!({"outcome": "inappropriate", "note": "  "})).await;
+    let r = review(
+        &app,
+        &officer,
+        &grant,
+        json!({"outcome": "inappropriate", "note": "  "}),
+    )
+    .await;
     assert_eq!(r.status, 400, "a finding needs a note: {}", r.text);
     assert_eq!(
-        admin_get(&app, &officer, "break-glass?status=bogus").await.status,
+        admin_get(&app, &officer, "break-glass?status=bogus")
+            .await
+            .status,
         400
     );
-    assert_eq!(grant_ids(&admin_get(&app, &officer, "break-glass").await), [grant.clone()]);
+    assert_eq!(
+        grant_ids(&admin_get(&app, &officer, "break-glass").await),
+        [grant.clone()]
+    );
 
     // An officer's own emergency access is for another officer to review.
-    let as_nurse = sign_in(&app, "rn.po.a", &both_s, Role::RegisteredNurse, "org-home-a").await;
+    let as_nurse = sign_in(
+        &app,
+        "rn.po.a",
+        &both_s,
+        Role::RegisteredNurse,
+        "org-home-a",
+    )
+    .await;
     let own = break_glass(&app, &as_nurse, "p-visitor-2").await;
-    let as_officer =
-        sign_in_at(&app, "rn.po.a", &both_s, Role::PrivacyOfficer, "org-home-a", 1).await;
+    let as_officer = sign_in_at(
+        &app,
+        "rn.po.a",
+        &both_s,
+        Role::PrivacyOfficer,
+        "org-home-a",
+        1,
+    )
+    .await;
     let r = review(&app, &as_officer, &own, json!({"outcome": "appropriate"})).await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["error"], "deny-review-own-grant");
@@ -232,7 +279,10 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     let again = review(&app, &officer, &grant, json!({"outcome": "appropriate"})).await;
     assert_eq!(again.status, 409, "{}", again.text);
 
-    assert_eq!(grant_ids(&admin_get(&app, &officer, "break-glass").await), [own.clone()]);
+    assert_eq!(
+        grant_ids(&admin_get(&app, &officer, "break-glass").await),
+        [own.clone()]
+    );
     let reviewed = admin_get(&app, &officer, "break-glass?status=reviewed").await;
     assert_eq!(grant_ids(&reviewed), [grant.clone()]);
     assert_eq!(
@@ -274,13 +324,22 @@ async fn sign_ins_lockouts_tokens_sign_outs_and_lapsed_training_are_audited_with
     let (nurse_id, _) = person(&app, "rn.a", &[(Role::RegisteredNurse, "org-home-a")], None).await;
     let (carer_id, carer_s) = person(&app, "cw.a", &[(Role::CareWorker, "org-home-a")], None).await;
     let (_, po_s) = person(&app, "po.a", &[(Role::PrivacyOfficer, "org-home-a")], None).await;
-    let (lapsed_id, lapsed_s) =
-        person(&app, "rn.lapsed", &[(Role::RegisteredNurse, "org-home-a")], Some(1)).await;
+    let (lapsed_id, lapsed_s) = person(
+        &app,
+        "rn.lapsed",
+        &[(Role::RegisteredNurse, "org-home-a")],
+        Some(1),
+    )
+    .await;
 
     // A wrong password twice locks the account; a username nobody has is refused alike.
     let wrong = "Wrong-Password-Typed-1";
     for _ in 0..2 {
-        let r = login(&app, json!({"username": "rn.a", "password": wrong, "totp": "000000"})).await;
+        let r = login(
+            &app,
+            json!({"username": "rn.a", "password": wrong, "totp": "000000"}),
+        )
+        .await;
         assert!(r.status == 401 || r.status == 423, "{}", r.text);
     }
     let typo = "my-Secret-Passw0rd-in-the-wrong-box";
@@ -314,19 +373,39 @@ async fn sign_ins_lockouts_tokens_sign_outs_and_lapsed_training_are_audited_with
             .basic_auth("home-a-system", Some(secret))
             .form(&[("grant_type", "client_credentials")])
     };
-    assert_eq!(app.send(token(client.secret.clone().unwrap())).await.status, 200);
+    assert_eq!(
+        app.send(token(client.secret.clone().unwrap())).await.status,
+        200
+    );
     assert_eq!(app.send(token("not-the-secret".into())).await.status, 401);
 
-    let lapsed = sign_in(&app, "rn.lapsed", &lapsed_s, Role::RegisteredNurse, "org-home-a").await;
+    let lapsed = sign_in(
+        &app,
+        "rn.lapsed",
+        &lapsed_s,
+        Role::RegisteredNurse,
+        "org-home-a",
+    )
+    .await;
     let r = app
-        .send(app.anonymous.get(app.url("Patient?name=x")).bearer_auth(&lapsed))
+        .send(
+            app.anonymous
+                .get(app.url("Patient?name=x"))
+                .bearer_auth(&lapsed),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
 
     // The whole trail, as the service sees it: every event, and no secret in any of it.
     let all = audit_events(&app, None, "date=ge2000").await;
     let text = serde_json::to_string(&all).unwrap();
-    for secret in [wrong, typo, PASSWORD, client.secret.as_deref().unwrap(), "not-the-secret"] {
+    for secret in [
+        wrong,
+        typo,
+        PASSWORD,
+        client.secret.as_deref().unwrap(),
+        "not-the-secret",
+    ] {
         assert!(!text.contains(secret), "the trail holds a secret: {secret}");
     }
     let failed = audit_events(&app, None, "subtype=login-failed").await;
@@ -335,19 +414,28 @@ async fn sign_ins_lockouts_tokens_sign_outs_and_lapsed_training_are_audited_with
     assert!(failed_text.contains(&nurse_id), "{failed_text}");
     assert!(failed_text.contains("(unknown user)"), "{failed_text}");
     assert_eq!(
-        audit_events(&app, None, "rule=deny-wrong-password").await.len(),
+        audit_events(&app, None, "rule=deny-wrong-password")
+            .await
+            .len(),
         1
     );
     let locked = audit_events(&app, None, "subtype=lockout").await;
     assert_eq!(locked.len(), 1);
     assert!(locked[0].to_string().contains(&nurse_id));
     let logins = serde_json::to_string(&audit_events(&app, None, "subtype=login").await).unwrap();
-    assert!(logins.contains(&carer_id) && logins.contains(&lapsed_id), "{logins}");
+    assert!(
+        logins.contains(&carer_id) && logins.contains(&lapsed_id),
+        "{logins}"
+    );
     let logouts = audit_events(&app, None, "subtype=logout").await;
     assert_eq!(logouts.len(), 1);
     assert!(logouts[0].to_string().contains(&carer_id));
     let issued = audit_events(&app, None, "subtype=token&outcome=0").await;
-    assert!(issued.iter().any(|e| e.to_string().contains("home-a-system")));
+    assert!(
+        issued
+            .iter()
+            .any(|e| e.to_string().contains("home-a-system"))
+    );
     let refused = audit_events(&app, None, "subtype=token&outcome=4").await;
     assert_eq!(refused.len(), 1);
     assert!(refused[0].to_string().contains("home-a-system"));
@@ -361,7 +449,9 @@ async fn sign_ins_lockouts_tokens_sign_outs_and_lapsed_training_are_audited_with
     assert_eq!(theirs.len(), 1);
     assert!(theirs[0].to_string().contains(&nurse_id));
     assert_eq!(
-        audit_events(&app, Some(&officer), "subtype=lockout").await.len(),
+        audit_events(&app, Some(&officer), "subtype=lockout")
+            .await
+            .len(),
         1
     );
 }
