@@ -330,7 +330,7 @@ pub async fn token_record(
 ) -> AuditRecord {
     let (outcome, rule) = match (issued, refusal) {
         (Some(_), _) => (AuditOutcome::Allowed, "token-issued".to_owned()),
-        (None, Some(e)) if e == "server_error" => (AuditOutcome::Error, "error".to_owned()),
+        (None, Some("server_error")) => (AuditOutcome::Error, "error".to_owned()),
         (None, e) => (
             AuditOutcome::Denied,
             format!("deny-token-{}", e.unwrap_or("refused").replace('_', "-")),

@@ -467,7 +467,7 @@ impl StoreTx for PostgresTx {
         grant_id: &str,
         review: &BreakGlassReview,
     ) -> Result<bool, StoreError> {
-        break_glass::review(&mut *self.tx, grant_id, review).await
+        break_glass::review(&mut self.tx, grant_id, review).await
     }
 
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {

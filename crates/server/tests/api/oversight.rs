@@ -173,7 +173,7 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     let grant = break_glass(&app, &nurse, "p-visitor").await;
     let queue = admin_get(&app, &officer, "break-glass").await;
     assert_eq!(queue.status, 200, "{}", queue.text);
-    assert_eq!(grant_ids(&queue), [grant.clone()]);
+    assert_eq!(grant_ids(&queue), vec![grant.clone()]);
     let g = &queue.body["grants"][0];
     assert_eq!(g["status"], "open");
     assert_eq!(g["patient"], "Patient/p-visitor");
@@ -239,7 +239,7 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     );
     assert_eq!(
         grant_ids(&admin_get(&app, &officer, "break-glass").await),
-        [grant.clone()]
+        vec![grant.clone()]
     );
 
     // An officer's own emergency access is for another officer to review.
@@ -281,10 +281,10 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
 
     assert_eq!(
         grant_ids(&admin_get(&app, &officer, "break-glass").await),
-        [own.clone()]
+        vec![own.clone()]
     );
     let reviewed = admin_get(&app, &officer, "break-glass?status=reviewed").await;
-    assert_eq!(grant_ids(&reviewed), [grant.clone()]);
+    assert_eq!(grant_ids(&reviewed), vec![grant.clone()]);
     assert_eq!(
         reviewed.body["grants"][0]["review"]["note"],
         "Ask the nurse which allergy record she needed"
