@@ -18,7 +18,7 @@ pub async fn handler(
     if let Err(e) = state.identity.logout(&auth).await {
         return internal(&e);
     }
-    let r = record(
+    let mut r = record(
         &auth.principal,
         AuditAction::Logout,
         AuditOutcome::Allowed,
@@ -26,6 +26,8 @@ pub async fn handler(
         &AuditNote::default(),
         client,
     );
+    // Signing out is not care: no purpose of use, as for signing in.
+    r.purpose_of_use = None;
     match state.store.append_audit(vec![r]).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => internal(&e),
