@@ -108,7 +108,7 @@ impl Default for CodeLists {
 }
 
 /// Classifies resources with a set of code lists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classifier {
     sensitive_snomed: HashSet<String>,
     sensitive_labels: HashSet<(String, String)>,

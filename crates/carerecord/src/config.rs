@@ -42,6 +42,134 @@ pub struct Config {
     pub system_token_minutes: u64,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// The access policy's settings and code lists.
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`: the access policy's tunable parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// How many days after a hospital or GP encounter ends its organisation still counts as
+    /// caring for the person.
+    pub encounter_window_days: u32,
+    /// How long an emergency (break-glass) grant lasts, in hours.
+    pub break_glass_hours: u32,
+    /// SNOMED CT concept ids (the RCGP sensitive categories) whose items only their source
+    /// organisation sees.
+    pub sensitive_snomed: Vec<String>,
+    /// A file of SNOMED CT concept ids, one per line (`#` starts a comment); when set it
+    /// replaces `sensitive_snomed`, so a deployment can keep the list its terminology service
+    /// exports.
+    pub sensitive_snomed_file: Option<PathBuf>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let policy = carerecord_access::PolicySettings::default();
+        PolicyConfig {
+            encounter_window_days: policy.encounter_window_days,
+            break_glass_hours: policy.break_glass_hours,
+            sensitive_snomed: carerecord_access::CodeLists::default().sensitive_snomed,
+            sensitive_snomed_file: None,
+        }
+    }
+}
+
+/// The longest encounter window accepted: a year.
+pub const MAX_ENCOUNTER_WINDOW_DAYS: u32 = 366;
+/// The longest break-glass grant accepted: three days covers a weekend.
+pub const MAX_BREAK_GLASS_HOURS: u32 = 72;
+
+/// Whether `s` looks like a SNOMED CT identifier: 6 to 18 digits, no leading zero.
+fn is_sctid(s: &str) -> bool {
+    (6..=18).contains(&s.len()) && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The codes of a code-list file: one per line, `#` comments and blank lines ignored. An
+/// error names the file and line.
+pub fn parse_code_file(origin: &str, text: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        if code.is_empty() {
+            continue;
+        }
+        if !is_sctid(code) {
+            return Err(ConfigError(format!(
+                "policy.sensitive_snomed_file: {origin}:{}: '{}' is not a SNOMED CT concept id",
+                n + 1,
+                code.chars().take(40).collect::<String>()
+            )));
+        }
+        out.push(code.to_owned());
+    }
+    Ok(out)
+}
+
+impl PolicyConfig {
+    /// The policy settings the server uses.
+    pub fn settings(&self) -> carerecord_access::PolicySettings {
+        carerecord_access::PolicySettings {
+            encounter_window_days: self.encounter_window_days,
+            break_glass_hours: self.break_glass_hours,
+        }
+    }
+
+    /// The sensitive SNOMED CT codes in force: the file's when one is set, else the inline list.
+    pub fn sensitive_codes(&self) -> Result<Vec<String>, ConfigError> {
+        let codes = match &self.sensitive_snomed_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "policy.sensitive_snomed_file: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                parse_code_file(&path.display().to_string(), &text)?
+            }
+            None => {
+                if let Some(bad) = self.sensitive_snomed.iter().find(|c| !is_sctid(c)) {
+                    return Err(ConfigError(format!(
+                        "policy.sensitive_snomed: '{}' is not a SNOMED CT concept id",
+                        bad.chars().take(40).collect::<String>()
+                    )));
+                }
+                self.sensitive_snomed.clone()
+            }
+        };
+        // An empty list would quietly share every sensitive item coded only by SNOMED CT.
+        if codes.is_empty() {
+            return Err(ConfigError(
+                "policy.sensitive_snomed: the list is empty; keep at least the RCGP categories"
+                    .into(),
+            ));
+        }
+        Ok(codes)
+    }
+
+    /// The classifier's code lists: the sensitive SNOMED CT codes from here, the rest the
+    /// defaults.
+    pub fn code_lists(&self) -> Result<carerecord_access::CodeLists, ConfigError> {
+        Ok(carerecord_access::CodeLists {
+            sensitive_snomed: self.sensitive_codes()?,
+            ..carerecord_access::CodeLists::default()
+        })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.encounter_window_days > MAX_ENCOUNTER_WINDOW_DAYS {
+            return Err(ConfigError(format!(
+                "policy.encounter_window_days: must be at most {MAX_ENCOUNTER_WINDOW_DAYS}"
+            )));
+        }
+        if !(1..=MAX_BREAK_GLASS_HOURS).contains(&self.break_glass_hours) {
+            return Err(ConfigError(format!(
+                "policy.break_glass_hours: must be between 1 and {MAX_BREAK_GLASS_HOURS}"
+            )));
+        }
+        self.sensitive_codes().map(|_| ())
+    }
 }
 
 /// `[audit]`.
@@ -79,6 +207,7 @@ impl Default for Config {
             session_idle_minutes: 30,
             system_token_minutes: 60,
             audit: AuditConfig::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -105,6 +234,7 @@ impl fmt::Debug for Config {
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("system_token_minutes", &self.system_token_minutes)
             .field("audit", &self.audit)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -147,6 +277,17 @@ pub struct Partial {
     pub session_idle_minutes: Option<u64>,
     pub system_token_minutes: Option<u64>,
     pub audit: Option<PartialAudit>,
+    pub policy: Option<PartialPolicy>,
+}
+
+/// `[policy]` in a file or overrides.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialPolicy {
+    pub encounter_window_days: Option<u32>,
+    pub break_glass_hours: Option<u32>,
+    pub sensitive_snomed: Option<Vec<String>>,
+    pub sensitive_snomed_file: Option<PathBuf>,
 }
 
 /// `[audit]` in a file or overrides.
@@ -208,6 +349,20 @@ impl Partial {
             audit: get("CARERECORD_AUDIT_KEY_FILE").map(|f| PartialAudit {
                 key_file: Some(PathBuf::from(f)),
             }),
+            policy: Some(PartialPolicy {
+                encounter_window_days: parse(
+                    "POLICY_ENCOUNTER_WINDOW_DAYS",
+                    get("CARERECORD_POLICY_ENCOUNTER_WINDOW_DAYS"),
+                )?,
+                break_glass_hours: parse(
+                    "POLICY_BREAK_GLASS_HOURS",
+                    get("CARERECORD_POLICY_BREAK_GLASS_HOURS"),
+                )?,
+                // A list is awkward in one variable: the environment names a file.
+                sensitive_snomed: None,
+                sensitive_snomed_file: get("CARERECORD_POLICY_SENSITIVE_SNOMED_FILE")
+                    .map(PathBuf::from),
+            }),
         })
     }
 
@@ -265,6 +420,20 @@ impl Partial {
 
         if let Some(v) = self.audit.and_then(|a| a.key_file) {
             c.audit.key_file = Some(v);
+        }
+        if let Some(p) = self.policy {
+            if let Some(v) = p.encounter_window_days {
+                c.policy.encounter_window_days = v;
+            }
+            if let Some(v) = p.break_glass_hours {
+                c.policy.break_glass_hours = v;
+            }
+            if let Some(v) = p.sensitive_snomed {
+                c.policy.sensitive_snomed = v;
+            }
+            if let Some(v) = p.sensitive_snomed_file {
+                c.policy.sensitive_snomed_file = Some(v);
+            }
         }
         Ok(c)
     }
@@ -324,7 +493,7 @@ impl Config {
                 "public_base_url: must be an http:// or https:// URL".into(),
             ));
         }
-        Ok(())
+        self.policy.check()
     }
 
     /// Where the audit key is read from (and created when missing).
@@ -342,7 +511,8 @@ impl Config {
             "# carerecord configuration. Every key may also be set as CARERECORD_<KEY> in the\n\
              # environment, which wins over this file; command-line flags win over both.\n\
              # database_url = \"postgres://user@127.0.0.1:5432/carerecord\"  # unset: SQLite in data_dir\n\
-             # public_base_url = \"https://record.example.nhs.uk/fhir\"\n             # [audit] key_file = \"/etc/carerecord/audit.key\"  # unset: data_dir/audit.key\n\n{body}"
+             # public_base_url = \"https://record.example.nhs.uk/fhir\"\n             # [audit] key_file = \"/etc/carerecord/audit.key\"  # unset: data_dir/audit.key\n\
+             # [policy] sensitive_snomed_file = \"/etc/carerecord/sensitive-snomed.txt\"  # one code a line; replaces sensitive_snomed\n\n{body}"
         )
     }
 }
@@ -412,6 +582,117 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("database_url"), "{}", e.0);
+    }
+
+    #[test]
+    fn policy_settings_and_an_inline_code_list_load_from_the_file_and_env() {
+        let file = "[policy]\nencounter_window_days = 14\nbreak_glass_hours = 8\n\
+                    sensitive_snomed = [\"1234567001\", \"86406008\"]\n";
+        let c = Config::load(Some(("f.toml", file)), env(&[]), Partial::default()).unwrap();
+        assert_eq!(c.policy.encounter_window_days, 14);
+        assert_eq!(c.policy.settings().break_glass_hours, 8);
+        assert_eq!(
+            c.policy.code_lists().unwrap().sensitive_snomed,
+            ["1234567001", "86406008"]
+        );
+        // The other lists keep their defaults.
+        assert_eq!(
+            c.policy.code_lists().unwrap().sensitive_labels,
+            carerecord_access::CodeLists::default().sensitive_labels
+        );
+        let c = Config::load(
+            Some(("f.toml", file)),
+            env(&[("CARERECORD_POLICY_BREAK_GLASS_HOURS", "2")]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!(c.policy.break_glass_hours, 2, "env wins over the file");
+        assert_eq!(c.policy.encounter_window_days, 14);
+    }
+
+    #[test]
+    fn a_code_list_file_replaces_the_inline_list_and_its_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("sensitive.txt");
+        std::fs::write(
+            &list,
+            "# RCGP sensitive, local\n1234567001  # a local code\n\n8098009\n",
+        )
+        .unwrap();
+        let file = format!(
+            "[policy]\nsensitive_snomed = [\"86406008\"]\nsensitive_snomed_file = {:?}\n",
+            list.display().to_string()
+        );
+        let c = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap();
+        assert_eq!(
+            c.policy.sensitive_codes().unwrap(),
+            ["1234567001", "8098009"]
+        );
+
+        std::fs::write(&list, "8098009\nHIV\n").unwrap();
+        let e = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap_err();
+        assert!(
+            e.0.contains("policy.sensitive_snomed_file")
+                && e.0.contains(":2:")
+                && e.0.contains("HIV"),
+            "{}",
+            e.0
+        );
+        let missing = dir.path().join("absent.txt");
+        let e = Config::load(
+            None,
+            env(&[(
+                "CARERECORD_POLICY_SENSITIVE_SNOMED_FILE",
+                missing.to_str().unwrap(),
+            )]),
+            Partial::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("cannot read"), "{}", e.0);
+        std::fs::write(&list, "# nothing\n").unwrap();
+        let e = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap_err();
+        assert!(e.0.contains("empty"), "{}", e.0);
+    }
+
+    #[test]
+    fn bad_policy_values_are_refused_naming_the_key() {
+        for (toml, key) in [
+            (
+                "[policy]\nbreak_glass_hours = 0\n",
+                "policy.break_glass_hours",
+            ),
+            (
+                "[policy]\nbreak_glass_hours = 100\n",
+                "policy.break_glass_hours",
+            ),
+            (
+                "[policy]\nencounter_window_days = 4000\n",
+                "policy.encounter_window_days",
+            ),
+            (
+                "[policy]\nsensitive_snomed = [\"8098009\", \"STD\"]\n",
+                "policy.sensitive_snomed",
+            ),
+            (
+                "[policy]\nsensitive_snomed = []\n",
+                "policy.sensitive_snomed",
+            ),
+            ("[policy]\nsensitive = 1\n", "sensitive"),
+        ] {
+            let e = Config::load(Some(("f.toml", toml)), env(&[]), Partial::default()).unwrap_err();
+            assert!(e.0.contains(key), "{toml}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn the_printed_default_shows_the_policy_and_its_code_list() {
+        let text = Config::default_toml();
+        assert!(text.contains("[policy]"), "{text}");
+        assert!(text.contains("break_glass_hours = 4"), "{text}");
+        assert!(text.contains("encounter_window_days = 30"), "{text}");
+        for code in carerecord_access::CodeLists::default().sensitive_snomed {
+            assert!(text.contains(&code), "{code} missing from {text}");
+        }
     }
 
     #[test]

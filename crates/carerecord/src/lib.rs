@@ -61,6 +61,18 @@ pub async fn open_store_with_key(
     }
 }
 
+/// Installs the configured code lists as the process's classifier. Call once, before any
+/// resource is written; a second call with other lists is an error, not a silent no-op.
+pub fn install_code_lists(config: &Config) -> anyhow::Result<()> {
+    let lists = config.policy.code_lists()?;
+    if !carerecord_access::Classifier::install(&lists)
+        && carerecord_access::Classifier::current() != &carerecord_access::Classifier::new(&lists)
+    {
+        anyhow::bail!("the classifier's code lists were already installed with other codes");
+    }
+    Ok(())
+}
+
 /// The sign-in and token policy from the configuration.
 pub fn identity_settings(config: &Config) -> IdentitySettings {
     let minutes = |m: u64| std::time::Duration::from_secs(m.saturating_mul(60));
@@ -83,7 +95,7 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
             max_body_bytes: config.max_body_bytes,
             default_page_size: config.default_page_size,
             max_page_size: config.max_page_size,
-            policy: carerecord_access::PolicySettings::default(),
+            policy: config.policy.settings(),
         }),
     }
 }

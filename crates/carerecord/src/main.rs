@@ -23,6 +23,8 @@ fn load(cli_config: Option<&std::path::Path>, flags: StoreFlags) -> anyhow::Resu
         |k| std::env::var(k).ok(),
         Partial::from(flags),
     )?;
+    // Before anything is classified: the lists are process-wide (see `Classifier::install`).
+    carerecord::install_code_lists(&config)?;
     Ok(config)
 }
 

@@ -438,3 +438,119 @@ fn audit_verify_with_a_recorded_anchor_finds_the_newest_entries_removed() {
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("entry 4 was deleted"), "{stdout}");
 }
+
+/// Imports one person's record into a fresh store under `db`, with `config` (a TOML file) if
+/// given, and searches their Conditions as a nurse of the care home they live in: returns the
+/// ids shown and how many were withheld as sensitive.
+fn conditions_seen_by_the_home(t: &Path, db: &str, config: Option<&Path>) -> (Vec<String>, u64) {
+    let data = t.join(format!("{db}-in"));
+    std::fs::create_dir_all(&data).unwrap();
+    let tag = r#""meta":{"tag":[{"system":"https://fhir.carerecord.example/CodeSystem/source-organisation","code":"ZGP001"}]}"#;
+    let condition = |id: &str, code: &str| {
+        format!(
+            r#"{{"resourceType":"Condition","id":"{id}",{tag},"code":{{"coding":[{{"system":"http://snomed.info/sct","code":"{code}"}}]}},"subject":{{"reference":"Patient/p-cl"}}}}"#
+        )
+    };
+    let lines = [
+        format!(r#"{{"resourceType":"Patient","id":"p-cl",{tag}}}"#),
+        format!(
+            r#"{{"resourceType":"EpisodeOfCare","id":"eoc-cl",{tag},"status":"active","patient":{{"reference":"Patient/p-cl"}},"managingOrganization":{{"reference":"Organization/org-home"}},"period":{{"start":"2025-01-01"}}}}"#
+        ),
+        condition("c-local", "1234567001"),
+        condition("c-hiv", "86406008"),
+    ];
+    std::fs::write(data.join("records.ndjson"), lines.join("\n") + "\n").unwrap();
+    let db = t.join(db);
+    let mut args = vec![
+        "import".to_owned(),
+        data.to_str().unwrap().to_owned(),
+        "--data-dir".to_owned(),
+        db.to_str().unwrap().to_owned(),
+        "--metrics-listen".to_owned(),
+        "off".to_owned(),
+    ];
+    if let Some(c) = config {
+        args.extend(["--config".to_owned(), c.to_str().unwrap().to_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = carerecord(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use carerecord_access::{Scope, Visibility};
+        use carerecord_store::ResourceStore as _;
+        let store = carerecord_store_sqlite::SqliteStore::open(&db.join("carerecord.db"))
+            .await
+            .unwrap();
+        let now = carerecord_store::now_micros();
+        let nurse = Visibility::Scoped(Scope {
+            org_id: "org-home".into(),
+            org_ods: "ZHOME1".into(),
+            principal_key: "user:rn@org-home".into(),
+            types: None,
+            latest_discharge_only: false,
+            now,
+            encounter_cutoff: now,
+        });
+        let found = store
+            .everything(
+                &carerecord_fhir::LogicalId::parse("p-cl").unwrap(),
+                None,
+                &[carerecord_fhir::ResourceType::Condition],
+                50,
+                None,
+                &nurse,
+            )
+            .await
+            .unwrap();
+        let ids = found
+            .items
+            .iter()
+            .map(|r| r.id.as_str().to_owned())
+            .collect();
+        (ids, found.withheld)
+    })
+}
+
+#[test]
+fn a_configured_sensitive_code_list_changes_what_is_withheld() {
+    let t = tempfile::tempdir().unwrap();
+    // The default list withholds the HIV diagnosis and shares the local code.
+    assert_eq!(
+        conditions_seen_by_the_home(t.path(), "default", None),
+        (vec!["c-local".to_owned()], 1)
+    );
+    // A deployment's list (a file, as its terminology service exports it) replaces it.
+    let codes = t.path().join("sensitive.txt");
+    std::fs::write(&codes, "# local sensitive codes\n1234567001\n").unwrap();
+    let config = t.path().join("carerecord.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nsensitive_snomed_file = {:?}\n",
+            codes.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        conditions_seen_by_the_home(t.path(), "custom", Some(&config)),
+        (vec!["c-hiv".to_owned()], 1)
+    );
+    // `config check` reads and validates the list; a bad code stops it, naming the line.
+    let ok = carerecord(&["config", "check", "--config", config.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::write(&codes, "1234567001\nnot-a-code\n").unwrap();
+    let bad = carerecord(&["config", "check", "--config", config.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("sensitive.txt:2"), "{err}");
+}

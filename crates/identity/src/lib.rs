@@ -25,7 +25,7 @@ use carerecord_store::{
 };
 use serde::Serialize;
 
-pub use login::{LoginError, LoginRequest, RoleChoice};
+pub use login::{LoginError, LoginRequest, RoleChoice, SignInAttempt, SignInEvent};
 pub use oauth::{OAuthError, TokenRequest, TokenResponse};
 pub use password::PasswordCost;
 

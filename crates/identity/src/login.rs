@@ -71,6 +71,75 @@ impl From<carerecord_store::StoreError> for LoginError {
     }
 }
 
+/// How a sign-in attempt ended, for the audit trail. Each has a stable rule id a privacy
+/// officer can search for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInEvent {
+    SignedIn,
+    /// The username names no enabled account.
+    UnknownUser,
+    /// The account exists but is disabled.
+    Disabled,
+    WrongPassword,
+    /// A TOTP code that is wrong, or was used already.
+    WrongCode,
+    /// The password was right; a code is still needed. Not a failure.
+    CodeRequired,
+    /// This failure locked the account.
+    LockedOut,
+    /// Refused because the account was already locked (the password was not checked).
+    WhileLocked,
+    NoSuchRole,
+    /// The password and code were right; the user must choose a role. Not a failure.
+    ChooseRole,
+    /// Storage failed.
+    Error,
+}
+
+impl SignInEvent {
+    pub fn rule(self) -> &'static str {
+        match self {
+            SignInEvent::SignedIn => "sign-in",
+            SignInEvent::UnknownUser => "deny-unknown-user",
+            SignInEvent::Disabled => "deny-account-disabled",
+            SignInEvent::WrongPassword => "deny-wrong-password",
+            SignInEvent::WrongCode => "deny-wrong-second-factor",
+            SignInEvent::CodeRequired => "second-factor-required",
+            SignInEvent::LockedOut => "account-locked",
+            SignInEvent::WhileLocked => "deny-account-locked",
+            SignInEvent::NoSuchRole => "deny-no-such-role",
+            SignInEvent::ChooseRole => "choose-role",
+            SignInEvent::Error => "error",
+        }
+    }
+}
+
+/// Who a sign-in attempt was about and how it ended: what the server writes to the audit
+/// trail. It never holds what was typed — not the password or code, and not the username:
+/// an unknown username is often a password typed into the wrong box, or another service's
+/// login, and the trail keeps everything for ever (`docs/adr/0003-audit-trail.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInAttempt {
+    /// The account the username named, when one does (its id, never the username).
+    pub user_id: Option<String>,
+    pub display_name: Option<String>,
+    /// The organisation the attempt is accounted to, so its privacy officer sees it: the one
+    /// the user asked for (if they hold a role there) or their only one.
+    pub organisation_id: Option<String>,
+    pub event: SignInEvent,
+}
+
+impl SignInAttempt {
+    fn unknown() -> Self {
+        SignInAttempt {
+            user_id: None,
+            display_name: None,
+            organisation_id: None,
+            event: SignInEvent::Error,
+        }
+    }
+}
+
 fn minutes_left(locked_until: i64, now: i64) -> i64 {
     let left = locked_until.saturating_sub(now);
     (left + 60 * MICROS_PER_SECOND - 1) / (60 * MICROS_PER_SECOND)
@@ -95,19 +164,86 @@ impl Identity {
 
     /// Signs a person in at `now` and issues a session token.
     pub async fn login(&self, req: &LoginRequest, now: i64) -> Result<Session, LoginError> {
+        self.sign_in(req, now).await.0
+    }
+
+    /// Like [`Identity::login`], and says who the attempt was about and how it ended, for
+    /// the audit trail.
+    pub async fn sign_in(
+        &self,
+        req: &LoginRequest,
+        now: i64,
+    ) -> (Result<Session, LoginError>, SignInAttempt) {
+        let mut attempt = SignInAttempt::unknown();
+        let result = self.login_inner(req, now, &mut attempt).await;
+        attempt.event = match &result {
+            Ok(_) => SignInEvent::SignedIn,
+            Err(LoginError::Locked { .. }) if attempt.event == SignInEvent::WrongPassword => {
+                SignInEvent::LockedOut
+            }
+            Err(LoginError::Locked { .. }) if attempt.event == SignInEvent::WrongCode => {
+                SignInEvent::LockedOut
+            }
+            Err(LoginError::SecondFactorRequired) => SignInEvent::CodeRequired,
+            Err(LoginError::ChooseRole(_)) => SignInEvent::ChooseRole,
+            Err(LoginError::NoSuchRole) => SignInEvent::NoSuchRole,
+            Err(LoginError::Other(_)) => SignInEvent::Error,
+            Err(_) => attempt.event,
+        };
+        if let Some(user_id) = attempt.user_id.clone()
+            && attempt.organisation_id.is_none()
+        {
+            attempt.organisation_id = self.accountable_organisation(&user_id, req).await;
+        }
+        (result, attempt)
+    }
+
+    /// The organisation a failed attempt is accounted to: the one asked for, if the user holds
+    /// a role there, or the only one they hold roles at. `None` when that is ambiguous.
+    async fn accountable_organisation(&self, user_id: &str, req: &LoginRequest) -> Option<String> {
+        let grants = self.dir.grants(user_id).await.ok()?;
+        if let Some(asked) = &req.organisation
+            && grants.iter().any(|g| g.organisation_id == *asked)
+        {
+            return Some(asked.clone());
+        }
+        let first = grants.first()?.organisation_id.clone();
+        grants
+            .iter()
+            .all(|g| g.organisation_id == first)
+            .then_some(first)
+    }
+
+    async fn login_inner(
+        &self,
+        req: &LoginRequest,
+        now: i64,
+        attempt: &mut SignInAttempt,
+    ) -> Result<Session, LoginError> {
         let user = self.dir.user_by_username(req.username.trim()).await?;
-        let Some(user) = user.filter(|u| !u.disabled) else {
+        attempt.event = SignInEvent::UnknownUser;
+        let Some(user) = user else {
             password::verify_dummy(&req.password);
             return Err(LoginError::InvalidCredentials);
         };
+        attempt.user_id = Some(user.id.clone());
+        attempt.display_name = Some(user.display_name.clone());
+        if user.disabled {
+            attempt.event = SignInEvent::Disabled;
+            password::verify_dummy(&req.password);
+            return Err(LoginError::InvalidCredentials);
+        }
         if let Some(locked) = user.locked_until.filter(|l| *l > now) {
+            attempt.event = SignInEvent::WhileLocked;
             return Err(LoginError::Locked {
                 minutes: minutes_left(locked, now),
             });
         }
         if !password::verify(&user.password_hash, &req.password) {
+            attempt.event = SignInEvent::WrongPassword;
             return Err(self.failed(&user.id, now).await);
         }
+        attempt.event = SignInEvent::WrongCode;
 
         let grants: Vec<RoleChoice> = self
             .dir
@@ -162,6 +298,7 @@ impl Identity {
             return Err(self.failed(&user.id, now).await);
         }
         self.dir.record_successful_sign_in(&user.id).await?;
+        attempt.organisation_id = Some(chosen.organisation.clone());
 
         let principal = Principal {
             id: PrincipalId::User(user.id.clone()),

@@ -66,6 +66,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Who the token acts as, for the audit entry of its issue; not part of the response.
+    #[serde(skip)]
+    pub principal: Principal,
 }
 
 /// An error response (RFC 6749 §5.2).
@@ -320,6 +323,7 @@ impl Identity {
             token_type: "bearer",
             expires_in: (session.expires_at - now) / MICROS_PER_SECOND,
             scope: req.field("scope")?.map(str::to_owned),
+            principal,
         })
     }
 

@@ -19,7 +19,6 @@ use carerecord_store::{
     AuditAction, AuditAgent, AuditOutcome, AuditRecord, BreakGlass, Channel, PrincipalKind,
     StoredResource, now_micros,
 };
-use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -62,13 +61,35 @@ impl AuditNote {
     }
 }
 
-/// The person a stored resource is about (its Patient compartment).
+/// The person a stored resource is about (its Patient compartment), as the store keeps it
+/// beside the row: the audit of a search of 1,000 resources must not parse 1,000 bodies again.
 fn patient_of(r: &StoredResource) -> Option<String> {
     if r.resource_type == ResourceType::Patient {
         return Some(r.id.as_str().to_owned());
     }
-    let body: Value = serde_json::from_str(&r.body).ok()?;
-    carerecord_search::registry::patient_compartment(r.resource_type, r.id.as_str(), &body)
+    r.patient_id.clone()
+}
+
+/// The client's network address, for audit entries of handlers outside `/fhir` (where the
+/// middleware reads it itself). Never refuses: `None` when the server runs without
+/// connection info.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
 }
 
 /// The rule a denial was decided by, carried on the refused response.
@@ -118,7 +139,7 @@ pub fn record(
 }
 
 /// What a request without a note attempted, from its method and path.
-fn action_of(method: &Method, path: &str) -> AuditAction {
+pub(crate) fn action_of(method: &Method, path: &str) -> AuditAction {
     let segments: Vec<&str> = path
         .trim_start_matches("/fhir")
         .split('/')
@@ -246,4 +267,103 @@ async fn target_of(state: &AppState, path: &str, note: &mut AuditNote) {
     {
         note.patients.extend(patient_of(&r));
     }
+}
+
+/// Stands in for the agent of an attempt that named no known account. What was typed is not
+/// recorded (see [`carerecord_identity::SignInAttempt`]); the parentheses keep it apart from
+/// every real id, which never contain them.
+pub const UNKNOWN_USER: &str = "(unknown user)";
+/// The same for a token request naming no registered client.
+pub const UNKNOWN_CLIENT: &str = "(unknown client)";
+
+/// The entry of a sign-in attempt (`POST /auth/login`), or `None` for the intermediate steps
+/// that are not outcomes (a code or a role still to give, after a right password).
+pub fn sign_in_record(
+    attempt: &carerecord_identity::SignInAttempt,
+    principal: Option<&Principal>,
+    client: Option<String>,
+) -> Option<AuditRecord> {
+    use carerecord_identity::SignInEvent as E;
+    let (action, outcome) = match attempt.event {
+        E::SignedIn => (AuditAction::Login, AuditOutcome::Allowed),
+        E::CodeRequired | E::ChooseRole => return None,
+        E::LockedOut => (AuditAction::Lockout, AuditOutcome::Denied),
+        E::Error => (AuditAction::LoginFailed, AuditOutcome::Error),
+        _ => (AuditAction::LoginFailed, AuditOutcome::Denied),
+    };
+    let agent = match principal {
+        Some(p) => agent(p),
+        None => AuditAgent {
+            kind: PrincipalKind::User,
+            id: attempt
+                .user_id
+                .clone()
+                .unwrap_or_else(|| UNKNOWN_USER.to_owned()),
+            name: attempt.display_name.clone(),
+            role: None,
+            organisation_id: attempt.organisation_id.clone(),
+            ods_code: None,
+        },
+    };
+    let mut r = AuditRecord::new(
+        now_micros(),
+        action,
+        outcome,
+        attempt.event.rule(),
+        agent,
+        Channel::Api,
+    );
+    r.client_address = client;
+    r.request_id = request_id::current();
+    Some(r)
+}
+
+/// The entry of a token request (`POST /auth/token`): the issued token's principal, or, for a
+/// refusal, the registered client the request claimed to be (client ids are not secrets) —
+/// an unregistered one is not recorded, as with usernames.
+pub async fn token_record(
+    state: &AppState,
+    issued: Option<&Principal>,
+    claimed_client: Option<&str>,
+    refusal: Option<&str>,
+    client: Option<String>,
+) -> AuditRecord {
+    let (outcome, rule) = match (issued, refusal) {
+        (Some(_), _) => (AuditOutcome::Allowed, "token-issued".to_owned()),
+        (None, Some("server_error")) => (AuditOutcome::Error, "error".to_owned()),
+        (None, e) => (
+            AuditOutcome::Denied,
+            format!("deny-token-{}", e.unwrap_or("refused").replace('_', "-")),
+        ),
+    };
+    let agent = match issued {
+        Some(p) => agent(p),
+        None => {
+            let known = match claimed_client {
+                Some(id) => state.store.directory().client(id).await.ok().flatten(),
+                None => None,
+            };
+            AuditAgent {
+                kind: PrincipalKind::System,
+                id: known
+                    .as_ref()
+                    .map_or_else(|| UNKNOWN_CLIENT.to_owned(), |c| c.client_id.clone()),
+                name: None,
+                role: None,
+                organisation_id: known.map(|c| c.organisation_id),
+                ods_code: None,
+            }
+        }
+    };
+    let mut r = AuditRecord::new(
+        now_micros(),
+        AuditAction::Token,
+        outcome,
+        rule,
+        agent,
+        Channel::Api,
+    );
+    r.client_address = client;
+    r.request_id = request_id::current();
+    r
 }

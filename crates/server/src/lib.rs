@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod error;
@@ -79,6 +80,26 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
             state.clone(),
             auth::require_principal,
         ));
+    Router::new()
+        .nest("/fhir", fhir)
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(health::router())
+        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+/// The application without the audit middleware, to measure the audit write's own cost
+/// (`carerecord-audit-cost`, `docs/benchmarks.md`). Only built with the `bench-unaudited`
+/// feature, which only the benchmark crate enables: the carerecord binary never serves a read
+/// that is not audited. Writes and break-glass still audit inside their own transactions.
+#[cfg(feature = "bench-unaudited")]
+pub fn app_unaudited_for_benchmarks(state: AppState) -> Router {
+    let fhir = fhir::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_principal,
+    ));
     Router::new()
         .nest("/fhir", fhir)
         .merge(auth::router())

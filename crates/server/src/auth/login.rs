@@ -12,9 +12,11 @@ use serde_json::json;
 
 use super::{internal, json_error, json_ok, principal_json};
 use crate::AppState;
+use crate::audit::{ClientAddress, sign_in_record};
 
 pub async fn handler(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Response {
     let Ok(Json(req)) = body else {
@@ -25,7 +27,16 @@ pub async fn handler(
         );
     };
     let now = now_micros();
-    match state.identity.login(&req, now).await {
+    let (result, attempt) = state.identity.sign_in(&req, now).await;
+    // Every outcome is in the audit trail before it is answered (never the password, the
+    // code or an unknown username); an attempt that cannot be accounted for is not answered.
+    let principal = result.as_ref().ok().map(|s| &s.principal);
+    if let Some(r) = sign_in_record(&attempt, principal, client)
+        && let Err(e) = state.store.append_audit(vec![r]).await
+    {
+        return internal(&e);
+    }
+    match result {
         Ok(s) => json_ok(
             StatusCode::OK,
             json!({

@@ -118,6 +118,24 @@ pub async fn require_principal(
         Err(e) => return e.into_response(),
     };
     if !auth.principal.training_current(now_micros()) {
+        // The refusal is audited here: the audit middleware runs inside this one.
+        let client = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let action = crate::audit::action_of(req.method(), req.uri().path());
+        let mut r = crate::audit::record(
+            &auth.principal,
+            action,
+            carerecord_store::AuditOutcome::Denied,
+            carerecord_access::Denial::TrainingExpired.rule(),
+            &crate::audit::AuditNote::default(),
+            client,
+        );
+        r.query = req.uri().query().map(str::to_owned);
+        if let Err(e) = state.store.append_audit(vec![r]).await {
+            return ApiError::from(e).into_response();
+        }
         return ApiError::Forbidden(
             "your data-security training has expired: renew it (POST /auth/training) before \
              records can be shown"

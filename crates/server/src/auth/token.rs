@@ -11,6 +11,7 @@ use carerecord_store::now_micros;
 
 use super::{json_ok, origin};
 use crate::AppState;
+use crate::audit::{ClientAddress, token_record};
 
 fn error(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -30,7 +31,12 @@ fn invalid_request(description: &str) -> Response {
     json_ok(StatusCode::BAD_REQUEST, body)
 }
 
-pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handler(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form_encoded = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -53,8 +59,22 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
         },
     };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
+    let claimed = basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
+        form.iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.clone())
+    });
     let req = TokenRequest { form, basic };
-    match state.identity.token(&req, &endpoint, now_micros()).await {
+    let result = state.identity.token(&req, &endpoint, now_micros()).await;
+    // Issued or refused, the request is in the audit trail before it is answered.
+    let entry = match &result {
+        Ok(t) => token_record(&state, Some(&t.principal), None, None, client).await,
+        Err(e) => token_record(&state, None, claimed.as_deref(), Some(e.error), client).await,
+    };
+    if let Err(e) = state.store.append_audit(vec![entry]).await {
+        return super::internal(&e);
+    }
+    match result {
         Ok(t) => json_ok(StatusCode::OK, serde_json::to_value(&t).unwrap_or_default()),
         Err(e) => error(&e),
     }

@@ -14,7 +14,8 @@
 //! | `organization` | entries by principals of this organisation (carerecord id or ODS code) |
 //! | `date` | `recorded` with prefix `ge`, `gt`, `le`, `lt` or `eq` (default); repeatable |
 //! | `outcome` | `0`, `4`, `8` (or `allowed`, `denied`, `error`) |
-//! | `subtype` | carerecord's action code (`read`, `search`, `break-glass`, `denial`, …) |
+//! | `subtype` | carerecord's action code (`read`, `search`, `break-glass`, `login`, `login-failed`, `lockout`, `logout`, `token`, `break-glass-review`, …) |
+//! | `rule` | carerecord's decision rule (`deny-training-expired`, `deny-wrong-password`, `account-locked`, …; the `access-decision-rule` extension) |
 //! | `_count` | page size; `_cursor` the next page's cursor (newest first, keyset-paged) |
 //!
 //! The id of an AuditEvent is the entry's sequence number.
@@ -320,6 +321,7 @@ fn parse_search(
                         .map_err(|_| invalid("subtype is not a carerecord audit action code"))?,
                 )
             }
+            "rule" => f.rule = Some(v.clone()),
             "date" => {
                 let (prefix, value) = match v.get(..2) {
                     Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),

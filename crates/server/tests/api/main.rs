@@ -18,5 +18,6 @@ mod auth;
 mod bundles;
 mod errors;
 mod history;
+mod oversight;
 mod rest;
 mod search;
