@@ -8,6 +8,7 @@ use carerecord_search::query::SearchQuery;
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::directory::Directory;
 use crate::error::StoreError;
+use crate::ingest::{IngestOp, IngestQuery, IngestReply};
 use crate::model::{
     BreakGlassGrant, HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
 };
@@ -107,6 +108,10 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// One audit entry by sequence number.
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
+    /// Reads the gathering tables: registered HL7 v2 senders, the message log, dead letters,
+    /// the identity-matching review queue and merges (see [`crate::ingest`] for typed helpers).
+    async fn ingest_read(&self, query: IngestQuery) -> Result<IngestReply, StoreError>;
+
     /// The directory of users, clients and tokens kept in the same database.
     fn directory(&self) -> std::sync::Arc<dyn Directory>;
 }
@@ -178,6 +183,11 @@ pub trait StoreTx: Send {
     /// Undoes everything written since the newest savepoint (writes held back included) and
     /// forgets that savepoint; the transaction goes on.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Changes (or reads) the gathering tables inside this transaction, so that a message's log
+    /// row, its review item or a merge record commit with the resources it wrote. Writes held
+    /// back are written first.
+    async fn ingest(&mut self, op: IngestOp) -> Result<IngestReply, StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
