@@ -9,9 +9,13 @@
 //! Nothing here knows HTTP or a particular database: it works over the store's traits.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod matching;
 pub mod merge;
+pub mod mllp;
+pub mod pipeline;
 pub mod review;
+pub mod systems;
 
 /// What can go wrong while gathering.
 #[derive(Debug, thiserror::Error)]

@@ -180,12 +180,17 @@ pub struct MatchContext<'a> {
     pub now: i64,
 }
 
-/// The identifier system of a local id's assigning authority (an ODS code or a system URL).
-pub fn local_system(authority: &str) -> String {
+/// The identifier systems a local id of this assigning authority (an ODS code or a system
+/// URL) may be stored under: the HL7 mapping's `…/Id/{ods}/patient-id` and the FHIR
+/// submissions' `…/Id/mrn/{ods}`.
+pub fn local_systems(authority: &str) -> Vec<String> {
     if authority.contains(':') {
-        authority.to_owned()
+        vec![authority.to_owned()]
     } else {
-        format!("{MRN_SYSTEM_PREFIX}{authority}")
+        vec![
+            format!("https://fhir.carerecord.example/Id/{authority}/patient-id"),
+            format!("{MRN_SYSTEM_PREFIX}{authority}"),
+        ]
     }
 }
 
@@ -294,12 +299,10 @@ async fn find_existing(
         }
     }
     for (authority, value) in &person.local_ids {
-        if let Some(p) = by_identifier(tx, &local_system(authority), value)
-            .await?
-            .into_iter()
-            .next()
-        {
-            return Ok(Some((p, MatchedBy::LocalId)));
+        for system in local_systems(authority) {
+            if let Some(p) = by_identifier(tx, &system, value).await?.into_iter().next() {
+                return Ok(Some((p, MatchedBy::LocalId)));
+            }
         }
     }
     Ok(None)
@@ -612,12 +615,14 @@ fn incoming_identifiers(person: &IncomingPerson) -> Vec<Value> {
         ids.push(id);
     }
     for (authority, value) in &person.local_ids {
-        let system = local_system(authority);
+        let systems = local_systems(authority);
         let present = ids.iter().any(|i| {
-            i.get("system").and_then(Value::as_str) == Some(system.as_str())
+            i.get("system")
+                .and_then(Value::as_str)
+                .is_some_and(|s| systems.iter().any(|x| x == s))
                 && i.get("value").and_then(Value::as_str) == Some(value.as_str())
         });
-        if !present {
+        if let (false, Some(system)) = (present, systems.into_iter().next()) {
             ids.push(json!({"system": system, "value": value}));
         }
     }
@@ -834,7 +839,7 @@ mod tests {
         assert_eq!(i.postcode.as_deref(), Some("LS14AP"));
         assert_eq!(outward("LS14AP"), "LS1");
         assert_eq!(
-            local_system("ZRH01"),
+            local_systems("ZRH01")[1],
             "https://fhir.carerecord.example/Id/mrn/ZRH01"
         );
     }
