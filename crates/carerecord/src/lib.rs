@@ -6,6 +6,7 @@ pub mod audit_key;
 pub mod cli;
 pub mod config;
 pub mod generate;
+pub mod ingest;
 pub mod load;
 
 use std::sync::Arc;
@@ -128,8 +129,11 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener) -> anyhow::Result<
 }
 
 /// `carerecord serve`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    if let Some(addr) = mllp {
+        ingest::start_mllp(store.clone(), addr).await?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -245,7 +249,11 @@ pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Re
 
 /// `carerecord demo`: a fresh store (a temporary directory unless `--data-dir` names one),
 /// preloaded with the default synthetic London, then served.
-pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()> {
+pub async fn demo(
+    mut config: Config,
+    data_dir_given: bool,
+    mllp: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if !data_dir_given {
         config.data_dir = temp.path().to_owned();
@@ -289,11 +297,22 @@ pub async fn demo(mut config: Config, data_dir_given: bool) -> anyhow::Result<()
     } else {
         Some(accounts::demo_accounts(store.clone(), &accounts::demo_orgs(&london)).await?)
     };
+    let feeds = ingest::demo_systems(store.as_ref(), &london).await?;
+    let mllp_addr = match mllp {
+        Some(a) => Some(ingest::start_mllp(store.clone(), a).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("\ncarerecord demo is ready: FHIR API at http://{addr}/fhir\n");
+    if let Some(a) = mllp_addr {
+        println!(
+            "HL7 v2 over MLLP at {a} from the registered feeds (MSH-3^MSH-4): {}\n",
+            feeds.join(", ")
+        );
+    }
     match &accounts {
         Some((users, client)) => {
             println!(
