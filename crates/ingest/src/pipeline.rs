@@ -319,9 +319,7 @@ async fn writer(store: Arc<dyn ResourceStore>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let t0 = std::time::Instant::now();
         let outcome = run_batch(store.as_ref(), &batch).await;
-        eprintln!("TIMING batch {} in {:?}", batch.len(), t0.elapsed());
         match outcome {
             Ok(replies) => {
                 for (job, reply) in batch.into_iter().zip(replies) {
@@ -501,9 +499,7 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
             }
         }
     }
-    let t = std::time::Instant::now();
     tx.commit().await?;
-    eprintln!("TIMING commit {:?}", t.elapsed());
     Ok(replies)
 }
 
