@@ -543,7 +543,7 @@ pub fn score(person: &IncomingPerson, candidate: &Value) -> (i64, Vec<&'static s
             .filter_map(|g| g.first().and_then(Value::as_str))
             .map(name_key)
             .collect();
-        if theirs.iter().any(|t| *t == g) {
+        if theirs.contains(&g) {
             s += 25;
             reasons.push("given");
         } else if theirs
@@ -573,7 +573,7 @@ pub fn score(person: &IncomingPerson, candidate: &Value) -> (i64, Vec<&'static s
     }
     if let Some(pc) = person.postcode.as_deref().map(normal_postcode) {
         let theirs = postcodes(candidate);
-        if theirs.iter().any(|t| *t == pc) {
+        if theirs.contains(&pc) {
             s += 15;
             reasons.push("postcode");
         } else if theirs.iter().any(|t| outward(t) == outward(&pc)) {
