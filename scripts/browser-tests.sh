@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Port 0: the demo picks a free port and prints it, so nothing races for one.
-target/debug/carerecord demo --listen 127.0.0.1:0 --metrics-listen off \
+target/debug/carerecord demo --listen 127.0.0.1:0 --metrics-listen off --mllp-listen off \
   --data-dir "$DATA/store" --accounts-file "$DATA/accounts.json" >"$LOG" 2>&1 &
 DEMO_PID=$!
 

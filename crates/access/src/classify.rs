@@ -18,6 +18,11 @@ const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
 const SNOMED: &str = "http://snomed.info/sct";
 const READ_V2: &str = "http://read.info/readv2";
+const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
+const NHS_VERIFICATION: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
+/// "Number present and verified": the only status under which a person is shared.
+const VERIFIED: &str = "01";
 
 /// Why a person is in an organisation's care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +67,10 @@ pub struct Classification {
     pub relationships: Vec<Relationship>,
     /// It records the patient's objection to sharing their record.
     pub objection: bool,
+    /// It is a Patient whose NHS number is present but not verified (verification status
+    /// other than `01`): until it is verified the person is not shared beyond the source of
+    /// each item — the store treats it exactly like an objection.
+    pub unverified_identity: bool,
 }
 
 /// The configurable code lists behind classification.
@@ -173,6 +182,9 @@ impl Classifier {
                 Vec::new()
             },
             objection: patient_id.is_some() && self.objection(rt, body),
+            unverified_identity: patient_id.is_some()
+                && rt == ResourceType::Patient
+                && unverified_nhs_number(body),
         }
     }
 
@@ -231,6 +243,30 @@ impl Classifier {
             _ => false,
         }
     }
+}
+
+/// A Patient whose NHS number carries a verification status other than `01`. A number without
+/// a status (older submissions that do not say) counts as verified, and a person without any
+/// NHS number is shared through their relationships as before: only a number a source says is
+/// untraced or doubtful holds the person back.
+fn unverified_nhs_number(body: &Value) -> bool {
+    let Some(ids) = body.get("identifier").and_then(Value::as_array) else {
+        return false;
+    };
+    ids.iter()
+        .filter(|i| i.get("system").and_then(Value::as_str) == Some(NHS_NUMBER))
+        .any(|i| {
+            let status = i
+                .get("extension")
+                .and_then(Value::as_array)
+                .and_then(|exts| {
+                    exts.iter()
+                        .find(|e| e.get("url").and_then(Value::as_str) == Some(NHS_VERIFICATION))
+                })
+                .and_then(|e| e.pointer("/valueCodeableConcept/coding/0/code"))
+                .and_then(Value::as_str);
+            status.is_some_and(|code| code != VERIFIED)
+        })
 }
 
 /// The elements holding a resource's clinical code(s), checked against the sensitive lists.

@@ -58,6 +58,96 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// Sending systems of HL7 v2 feeds (known by MSH-3/MSH-4).
+    Systems {
+        #[command(subcommand)]
+        action: SystemsAction,
+    },
+    /// The identity review queue: uncertain matches of incoming people.
+    Matches {
+        #[command(subcommand)]
+        action: MatchesAction,
+    },
+    /// HL7 v2 feeds: dead letters and their replay.
+    Hl7 {
+        #[command(subcommand)]
+        action: Hl7Action,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemsAction {
+    /// Register a system that sends HL7 v2 for an organisation.
+    Add(SystemsAddArgs),
+    /// List the registered sending systems.
+    List(StoreFlags),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SystemsAddArgs {
+    /// A name for people (e.g. "ZRH01 PAS").
+    #[arg(long)]
+    pub name: String,
+    /// The organisation's logical id (`Organization/{id}`; its ODS code is the source).
+    #[arg(long)]
+    pub organisation: String,
+    /// MSH-3, the sending application.
+    #[arg(long)]
+    pub msh_application: String,
+    /// MSH-4, the sending facility.
+    #[arg(long)]
+    pub msh_facility: String,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MatchesAction {
+    /// List review items (open ones unless `--all`).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// The same person: merge the new record into the candidate.
+    Link {
+        id: i64,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Different people: keep both records.
+    Reject {
+        id: i64,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Undo a merge (of a linked item or an HL7 A40) by its merge id.
+    Unmerge {
+        merge_id: i64,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hl7Action {
+    /// List dead letters (open ones unless `--all`).
+    DeadLetters {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Process dead letters again (after a fix); those accepted are resolved.
+    Replay {
+        #[arg(long, conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -190,6 +280,10 @@ pub struct StoreFlags {
     /// The audit chain's key file (default `<data-dir>/audit.key`).
     #[arg(long)]
     pub audit_key_file: Option<PathBuf>,
+    /// Address for HL7 v2 over MLLP (`serve`, `demo`), or `off`. `demo` listens on
+    /// 127.0.0.1:2575 unless told otherwise; `serve` only when given.
+    #[arg(long, env = "CARERECORD_MLLP_LISTEN")]
+    pub mllp_listen: Option<String>,
 }
 
 impl From<StoreFlags> for Partial {

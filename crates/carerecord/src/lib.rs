@@ -6,6 +6,7 @@ pub mod audit_key;
 pub mod cli;
 pub mod config;
 pub mod generate;
+pub mod ingest;
 pub mod load;
 
 use std::sync::Arc;
@@ -140,8 +141,11 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener) -> anyhow::Result<
 }
 
 /// `carerecord serve`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    if let Some(addr) = mllp {
+        ingest::start_mllp(store.clone(), addr).await?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -267,6 +271,7 @@ pub async fn demo(
     mut config: Config,
     data_dir_given: bool,
     accounts_file: Option<std::path::PathBuf>,
+    mllp: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if !data_dir_given {
@@ -314,6 +319,11 @@ pub async fn demo(
     if let (Some(path), Some((users, client))) = (&accounts_file, &accounts) {
         accounts::write_demo_accounts(path, users, client)?;
     }
+    let feeds = ingest::demo_systems(store.as_ref(), &london).await?;
+    let mllp_addr = match mllp {
+        Some(a) => Some(ingest::start_mllp(store.clone(), a).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -321,6 +331,12 @@ pub async fn demo(
     println!(
         "\ncarerecord demo is ready: the care home portal at http://{addr}/ and the FHIR API at http://{addr}/fhir\n"
     );
+    if let Some(a) = mllp_addr {
+        println!(
+            "HL7 v2 over MLLP at {a} from the registered feeds (MSH-3^MSH-4): {}\n",
+            feeds.join(", ")
+        );
+    }
     match &accounts {
         Some((users, client)) => {
             println!(

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use carerecord::cli::{
-    AdminAction, AuditCommand, Cli, ClientAction, Command, ConfigAction, StoreFlags, UserAction,
+    AdminAction, AuditCommand, Cli, ClientAction, Command, ConfigAction, Hl7Action, MatchesAction,
+    StoreFlags, SystemsAction, UserAction,
 };
 use carerecord::config::{Config, LogFormat, Partial};
 
@@ -197,14 +198,89 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let given = args.store.data_dir.is_some();
+            let mllp = carerecord::ingest::parse_listen(
+                args.store.mllp_listen.as_deref(),
+                Some(carerecord::ingest::DEMO_MLLP),
+            )?;
             let config = load(cli.config.as_deref(), args.store)?;
             init_tracing(config.log_format);
-            runtime.block_on(carerecord::demo(config, given, args.accounts_file))
+            runtime.block_on(carerecord::demo(config, given, args.accounts_file, mllp))
         }
         Command::Serve(flags) => {
+            let mllp = carerecord::ingest::parse_listen(flags.mllp_listen.as_deref(), None)?;
             let config = load(cli.config.as_deref(), flags)?;
             init_tracing(config.log_format);
-            runtime.block_on(carerecord::serve(config))
+            runtime.block_on(carerecord::serve(config, mllp))
+        }
+        Command::Systems { action } => {
+            let flags = match &action {
+                SystemsAction::Add(a) => a.store.clone(),
+                SystemsAction::List(f) => f.clone(),
+            };
+            let config = load(cli.config.as_deref(), flags)?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                match action {
+                    SystemsAction::Add(a) => {
+                        carerecord::ingest::systems_add(
+                            store.as_ref(),
+                            &a.name,
+                            &a.organisation,
+                            &a.msh_application,
+                            &a.msh_facility,
+                        )
+                        .await
+                    }
+                    SystemsAction::List(_) => {
+                        carerecord::ingest::systems_list(store.as_ref()).await
+                    }
+                }
+            })
+        }
+        Command::Matches { action } => {
+            let flags = match &action {
+                MatchesAction::List { store, .. }
+                | MatchesAction::Link { store, .. }
+                | MatchesAction::Reject { store, .. }
+                | MatchesAction::Unmerge { store, .. } => store.clone(),
+            };
+            let config = load(cli.config.as_deref(), flags)?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                let s = store.as_ref();
+                match action {
+                    MatchesAction::List { all, .. } => {
+                        carerecord::ingest::matches_list(s, all).await
+                    }
+                    MatchesAction::Link { id, .. } => carerecord::ingest::matches_link(s, id).await,
+                    MatchesAction::Reject { id, .. } => {
+                        carerecord::ingest::matches_reject(s, id).await
+                    }
+                    MatchesAction::Unmerge { merge_id, .. } => {
+                        carerecord::ingest::matches_unmerge(s, merge_id).await
+                    }
+                }
+            })
+        }
+        Command::Hl7 { action } => {
+            let flags = match &action {
+                Hl7Action::DeadLetters { store, .. } | Hl7Action::Replay { store, .. } => {
+                    store.clone()
+                }
+            };
+            let config = load(cli.config.as_deref(), flags)?;
+            init_tracing(config.log_format);
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                match action {
+                    Hl7Action::DeadLetters { all, .. } => {
+                        carerecord::ingest::dead_letters(store.as_ref(), all).await
+                    }
+                    Hl7Action::Replay { id, all, .. } => {
+                        carerecord::ingest::replay(store, id, all).await
+                    }
+                }
+            })
         }
     }
 }

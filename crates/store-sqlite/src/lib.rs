@@ -21,6 +21,7 @@ use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
+use carerecord_store::ingest::{self, Cell, IngestOp, IngestQuery, IngestReply, Kind};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
@@ -156,6 +157,7 @@ fn owned_arguments(args: impl Iterator<Item = Arg>) -> Result<SqliteArguments, S
             Arg::Int(i) => out.add(i),
             Arg::Real(f) => out.add(f),
             Arg::Bool(v) => out.add(v),
+            Arg::Bytes(b) => out.add(b),
             Arg::Null => out.add(Option::<String>::None),
         };
         r.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -220,6 +222,45 @@ impl SqlExec for Exec<'_> {
             .await
             .map_err(db_err)?;
         row.try_get(0).map_err(db_err)
+    }
+
+    async fn cells(
+        &mut self,
+        st: &Statement,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let rows = sqlx::query_with(AssertSqlSafe(positional(&st.sql)), arguments(st)?)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                kinds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let cell = match k {
+                            Kind::Int => r.try_get::<Option<i64>, _>(i).map(|v| v.map(Cell::Int)),
+                            Kind::Text => {
+                                r.try_get::<Option<String>, _>(i).map(|v| v.map(Cell::Text))
+                            }
+                            Kind::Bytes => r
+                                .try_get::<Option<Vec<u8>>, _>(i)
+                                .map(|v| v.map(Cell::Bytes)),
+                        };
+                        cell.map(|c| c.unwrap_or(Cell::Null)).map_err(db_err)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn execute(&mut self, st: &Statement) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(AssertSqlSafe(positional(&st.sql)), arguments(st)?)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -315,6 +356,11 @@ impl ResourceStore for SqliteStore {
     ) -> Result<Vec<StoredResource>, StoreError> {
         let mut c = self.reader().await?;
         engine::read_many(&mut Exec(&mut c), keys, vis).await
+    }
+
+    async fn ingest_read(&self, query: IngestQuery) -> Result<IngestReply, StoreError> {
+        let mut c = self.reader().await?;
+        ingest::query(&mut Exec(&mut c), query).await
     }
 
     fn directory(&self) -> std::sync::Arc<dyn carerecord_store::Directory> {
@@ -523,6 +569,11 @@ impl StoreTx for SqliteTx {
         self.exec_raw("ROLLBACK TO SAVEPOINT carerecord_bundle")
             .await?;
         self.exec_raw("RELEASE SAVEPOINT carerecord_bundle").await
+    }
+
+    async fn ingest(&mut self, op: IngestOp) -> Result<IngestReply, StoreError> {
+        self.flush_pending().await?;
+        ingest::run(&mut Exec(&mut self.tx), op).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

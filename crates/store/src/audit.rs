@@ -118,12 +118,13 @@ code_enum!(
 );
 
 code_enum!(
-    /// How the request arrived.
+    /// How the request arrived (`hl7v2`: an HL7 v2 feed over MLLP).
     Channel {
         Api = "api",
         Portal = "portal",
         Launch = "launch",
         Cli = "cli",
+        Hl7 = "hl7v2",
     }
 );
 

@@ -45,6 +45,16 @@ pub trait SqlExec: Send {
 
     /// A single integer.
     async fn scalar(&mut self, st: &Statement) -> Result<i64, StoreError>;
+
+    /// Rows of nullable columns decoded as `kinds` says (the gathering tables, `crate::ingest`).
+    async fn cells(
+        &mut self,
+        st: &Statement,
+        kinds: &[crate::ingest::Kind],
+    ) -> Result<Vec<Vec<crate::ingest::Cell>>, StoreError>;
+
+    /// Runs a statement that returns no rows; answers how many rows it changed.
+    async fn execute(&mut self, st: &Statement) -> Result<u64, StoreError>;
 }
 
 /// Builds a [`StoredResource`] from raw column values, checking what the database returned.

@@ -11,6 +11,7 @@ mod directory;
 pub mod engine;
 mod error;
 pub mod group_commit;
+pub mod ingest;
 mod model;
 pub mod pending;
 mod prepare;

@@ -8,6 +8,7 @@ use carerecord_search::query::SearchQuery;
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::directory::Directory;
 use crate::error::StoreError;
+use crate::ingest::{IngestOp, IngestQuery, IngestReply};
 use crate::model::{
     BreakGlassGrant, BreakGlassRecord, BreakGlassReview, HistoryQuery, Page, ResourceKey,
     ReviewStatus, SearchOutcome, StoredResource, VersionHead,
@@ -123,6 +124,9 @@ pub trait ResourceStore: Send + Sync + 'static {
         &self,
         grant_id: &str,
     ) -> Result<Option<BreakGlassRecord>, StoreError>;
+    /// Reads the gathering tables: registered HL7 v2 senders, the message log, dead letters,
+    /// the identity-matching review queue and merges (see [`crate::ingest`] for typed helpers).
+    async fn ingest_read(&self, query: IngestQuery) -> Result<IngestReply, StoreError>;
 
     /// The directory of users, clients and tokens kept in the same database.
     fn directory(&self) -> std::sync::Arc<dyn Directory>;
@@ -205,6 +209,11 @@ pub trait StoreTx: Send {
     /// Undoes everything written since the newest savepoint (writes held back included) and
     /// forgets that savepoint; the transaction goes on.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Changes (or reads) the gathering tables inside this transaction, so that a message's log
+    /// row, its review item or a merge record commit with the resources it wrote. Writes held
+    /// back are written first.
+    async fn ingest(&mut self, op: IngestOp) -> Result<IngestReply, StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

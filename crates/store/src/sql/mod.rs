@@ -35,6 +35,8 @@ pub enum Arg {
     Int(i64),
     Real(f64),
     Bool(bool),
+    /// Raw bytes (a dead letter as received, an ACK as sent).
+    Bytes(Vec<u8>),
     Null,
 }
 

@@ -298,7 +298,8 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
                     Arg::Int(rel.ends.unwrap_or(i64::MAX)),
                 ]);
             }
-            if v.class.objection {
+            // An unverified NHS number holds the person back exactly as an objection does.
+            if v.class.objection || v.class.unverified_identity {
                 objections
                     .rows
                     .push(vec![rt.clone(), id.clone(), Arg::Text(p.to_owned())]);

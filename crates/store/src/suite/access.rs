@@ -829,3 +829,80 @@ pub async fn authorisation_matrix_exercises_every_rule(store: Store) {
             .is_ok()
     );
 }
+
+fn unverified_patient(status: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "meta": meta(HOSP_H.1, false),
+        "identifier": [{
+            "extension": [{
+                "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
+                "valueCodeableConcept": {"coding": [{
+                    "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland",
+                    "code": status}]}
+            }],
+            "system": "https://fhir.nhs.uk/Id/nhs-number",
+            "value": super::nhs("9990000034")
+        }],
+        "name": [{"family": "Matrix", "given": ["Unverified"]}],
+        "generalPractitioner": [{"reference": format!("Organization/{}", GP_G.0)}],
+    })
+}
+
+/// A person whose NHS number the hospital sent as "present but not traced" is stored and shown
+/// to the hospital, but to no other organisation — not even the GP practice they are registered
+/// with, or a GP's own item about them — until a later version says the number is verified.
+pub async fn an_unverified_nhs_number_keeps_the_person_with_each_items_source(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    write::update(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("p-unverified"),
+        unverified_patient("02"),
+        None,
+    )
+    .await
+    .unwrap();
+    for (id, source) in [("obs-unv-h", HOSP_H.1), ("obs-unv-g", GP_G.1)] {
+        let body = json!({"resourceType": "Observation", "status": "final", "meta": meta(source, false),
+            "code": snomed("271649006"), "subject": subject("p-unverified")});
+        write::update(tx.as_mut(), ResourceType::Observation, &lid(id), body, None)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let gp = vis_of(&principal("gp-g", Role::Gp, GP_G));
+    let hospital = vis_of(&principal("dr-h", Role::HospitalClinician, HOSP_H));
+    let readable = |vis: Visibility, rt: ResourceType, id: &'static str| {
+        let store = store.clone();
+        async move {
+            match store.read(rt, &lid(id), &vis).await {
+                Ok(_) => true,
+                Err(StoreError::NotFound) => false,
+                Err(e) => panic!("{rt}/{id}: {e}"),
+            }
+        }
+    };
+    assert!(readable(hospital.clone(), ResourceType::Patient, "p-unverified").await);
+    assert!(readable(hospital.clone(), ResourceType::Observation, "obs-unv-h").await);
+    assert!(!readable(hospital.clone(), ResourceType::Observation, "obs-unv-g").await);
+    assert!(!readable(gp.clone(), ResourceType::Patient, "p-unverified").await);
+    assert!(!readable(gp.clone(), ResourceType::Observation, "obs-unv-h").await);
+    assert!(readable(gp.clone(), ResourceType::Observation, "obs-unv-g").await);
+
+    // Traced and verified: the registration now shares the person with the practice.
+    let mut tx = store.begin().await.unwrap();
+    write::update(
+        tx.as_mut(),
+        ResourceType::Patient,
+        &lid("p-unverified"),
+        unverified_patient("01"),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(readable(gp.clone(), ResourceType::Patient, "p-unverified").await);
+    assert!(readable(gp, ResourceType::Observation, "obs-unv-h").await);
+}

@@ -47,6 +47,7 @@ pub mod crud;
 pub mod directory;
 pub mod history;
 pub mod include;
+pub mod ingest;
 pub mod paging;
 pub mod search;
 pub mod search_refs;
@@ -154,6 +155,14 @@ macro_rules! backend_suite {
                 authorisation_matrix_searches_counts_and_paging,
                 authorisation_matrix_everything_includes_and_chains,
                 authorisation_matrix_exercises_every_rule,
+                an_unverified_nhs_number_keeps_the_person_with_each_items_source,
+            ],
+            ingest: [
+                a_message_log_row_commits_with_the_resources_and_rolls_back_with_them,
+                dead_letters_keep_the_raw_bytes_whole_until_replayed,
+                review_items_are_listed_and_decided_once,
+                sending_systems_are_unique_by_application_and_facility,
+                merges_are_recorded_and_undone_once,
             ],
             break_glass: [
                 break_glass_grants_are_queued_by_organisation_and_reviewed_once,
