@@ -132,11 +132,30 @@ async function signIn(role) {
   return s;
 }
 
+const NHS_NUMBER = 'https://fhir.nhs.uk/Id/nhs-number';
+const SOURCE = 'https://fhir.carerecord.example/CodeSystem/source-organisation';
+
+// Whether the home may see this person: a person whose NHS number is not verified (01) is shared
+// only with the organisation that recorded them (reference §1), so the oracle leaves them out
+// unless the home is the Patient's source.
+function sharedWith(patient, ods) {
+  const nhs = (patient.identifier ?? []).find((i) => i.system === NHS_NUMBER);
+  const status = (nhs?.extension ?? [])
+    .flatMap((e) => e.valueCodeableConcept?.coding ?? [])
+    .map((c) => c.code)[0];
+  if (status === undefined || status === '01') return true;
+  return (patient.meta?.tag ?? []).some((t) => t.system === SOURCE && t.code === ods);
+}
+
 async function residentIds(home) {
+  const org = await fhir(`Organization/${home}`);
+  const ods = (org.identifier ?? [])[0]?.value;
   const b = await fhir(
     `EpisodeOfCare?organization=Organization/${home}&status=active&_include=EpisodeOfCare:patient&_count=500`,
   );
-  return (b.entry ?? []).filter((e) => e.resource.resourceType === 'Patient').map((e) => e.resource.id);
+  return (b.entry ?? [])
+    .filter((e) => e.resource.resourceType === 'Patient' && sharedWith(e.resource, ods))
+    .map((e) => e.resource.id);
 }
 
 async function rowNames(page) {
