@@ -274,6 +274,14 @@ test('a resident of another home is refused; emergency access opens it and reach
   await officer.page.goto(`${BASE}/privacy/emergency-access`);
   await check(officer.page, 'privacy-queue');
   assert.match(await officer.page.textContent('main'), new RegExp(why));
+  // Review it: outcome and note, then it is in the reviewed list.
+  const card = officer.page.locator('.nhsuk-card', { hasText: why });
+  await card.locator('input[value=appropriate]').check();
+  await card.locator('textarea').fill('Checked with the nurse: a fall at the day centre.');
+  await Promise.all([officer.page.waitForURL(/emergency-access$/), card.locator('button[type=submit]').click()]);
+  await officer.page.goto(`${BASE}/privacy/emergency-access?status=reviewed`);
+  await check(officer.page, 'privacy-queue-reviewed');
+  assert.match(await officer.page.textContent('main'), /Checked with the nurse/);
   await officer.page.goto(`${BASE}/privacy/people/${other.id}`);
   await check(officer.page, 'privacy-report');
   assert.match(await officer.page.textContent('main'), /break-glass/);

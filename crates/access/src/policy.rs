@@ -337,9 +337,15 @@ mod tests {
             ..who(Role::PrivacyOfficer)
         };
         let nurse_key = principal_key(&who(Role::RegisteredNurse));
-        assert_eq!(may_review_grant(&officer, "org-a", &nurse_key, 10), Some(Ok(())));
+        assert_eq!(
+            may_review_grant(&officer, "org-a", &nurse_key, 10),
+            Some(Ok(()))
+        );
         // Another organisation's grant is not theirs to see.
-        assert_eq!(may_review_grant(&officer, "org-b", "user:u@org-b", 10), None);
+        assert_eq!(
+            may_review_grant(&officer, "org-b", "user:u@org-b", 10),
+            None
+        );
         // Their own grant, made while acting in another role.
         assert_eq!(
             may_review_grant(&officer, "org-a", "user:po@org-a", 10),

@@ -48,6 +48,10 @@ pub fn router() -> Router<AppState> {
         .route("/find/emergency-access", post(pages::find::break_glass))
         .route("/privacy", get(pages::privacy::audit_search))
         .route("/privacy/emergency-access", get(pages::privacy::queue))
+        .route(
+            "/privacy/emergency-access/{grant}",
+            post(pages::privacy::review),
+        )
         .route("/privacy/people/{id}", get(pages::privacy::access_report))
         .route("/assets/{version}/{*path}", get(assets::handler))
         .fallback(page::not_found)

@@ -23,7 +23,6 @@ use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
-use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
@@ -31,6 +30,7 @@ use carerecord_store::{
     AuditEntry, AuditFilter, AuditKey, AuditRecord, HistoryQuery, Page, PreparedVersion,
     ResourceKey, ResourceStore, SearchOutcome, StoreError, StoreTx, StoredResource, VersionHead,
 };
+use carerecord_store::{BreakGlassGrant, BreakGlassRecord, BreakGlassReview, ReviewStatus};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Transaction};
 
@@ -467,7 +467,7 @@ impl StoreTx for PostgresTx {
         grant_id: &str,
         review: &BreakGlassReview,
     ) -> Result<bool, StoreError> {
-        break_glass::review(&mut *self.tx, grant_id, review).await
+        break_glass::review(&mut self.tx, grant_id, review).await
     }
 
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {

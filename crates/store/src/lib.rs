@@ -31,8 +31,9 @@ pub use directory::{
 pub use error::StoreError;
 pub use group_commit::GroupCommit;
 pub use model::{
-    BreakGlassGrant, BreakGlassRecord, BreakGlassReview, HistoryQuery, ReviewOutcome, ReviewStatus, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead,
-    WriteKind, WriteResult, format_instant, now_micros, parse_instant,
+    BreakGlassGrant, BreakGlassRecord, BreakGlassReview, HistoryQuery, Page, ResourceKey,
+    ReviewOutcome, ReviewStatus, SearchOutcome, StoredResource, VersionHead, WriteKind,
+    WriteResult, format_instant, now_micros, parse_instant,
 };
 pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
 pub use traits::{ResourceStore, StoreTx};

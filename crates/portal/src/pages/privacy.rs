@@ -4,16 +4,21 @@
 //! to print.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use carerecord_access::Visibility;
-use carerecord_access::policy::may_read_audit;
+use carerecord_access::policy::{self, may_read_audit};
 use carerecord_fhir::{LogicalId, NhsNumber, ResourceType};
 use carerecord_search::query::{Handling, parse};
 use carerecord_server::AppState;
+use carerecord_server::audit::{AuditNote, record as audit_record};
 use carerecord_server::fhir::audit_event::scope;
-use carerecord_store::{AuditAction, AuditEntry, AuditFilter, AuditOutcome};
+use carerecord_store::{
+    AuditAction, AuditEntry, AuditFilter, AuditOutcome, BreakGlassReview, Channel, ReviewOutcome,
+    ReviewStatus,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -235,33 +240,225 @@ pub async fn audit_search(
     )
 }
 
+/// One break-glass grant in the review queue.
+pub struct GrantRow {
+    pub grant_id: String,
+    pub granted: String,
+    pub expires: String,
+    pub who: String,
+    pub patient_id: String,
+    pub reason: String,
+    pub text: String,
+    /// `outcome: note (when)` once reviewed.
+    pub review: Option<String>,
+    /// The officer may review it (open, and not their own).
+    pub reviewable: bool,
+}
+
 #[derive(Template)]
 #[template(path = "privacy_queue.html")]
 struct QueuePage {
     chrome: Chrome,
-    rows: Vec<EntryRow>,
+    status: String,
+    statuses: Vec<Choice>,
+    outcomes: Vec<Choice>,
+    rows: Vec<GrantRow>,
+    errors: Vec<FieldError>,
 }
 
-pub async fn queue(State(state): State<AppState>, staff: Staff) -> Result<Response, PageError> {
-    officer(&staff)?;
-    let filter = AuditFilter {
-        action: Some(AuditAction::BreakGlass),
-        organisation: Some(staff.access.principal.organisation_id.clone()),
-        scope: scope(&state, &staff.access),
-        ..AuditFilter::default()
+#[derive(Deserialize, Default)]
+pub struct QueueQuery {
+    #[serde(default)]
+    status: String,
+}
+
+fn reason_words(code: &str) -> String {
+    carerecord_server::fhir::break_glass::REASONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| code.to_owned(), |(_, l)| (*l).to_owned())
+}
+
+async fn queue_page(
+    state: &AppState,
+    staff: &Staff,
+    status_code: &str,
+    errors: Vec<FieldError>,
+) -> Result<QueuePage, PageError> {
+    let status = ReviewStatus::parse(status_code).unwrap_or(ReviewStatus::Open);
+    let records = state
+        .store
+        .break_glass_queue(&staff.access.principal.organisation_id, status, 200)
+        .await?;
+    let p = &staff.access.principal;
+    let rows = records
+        .into_iter()
+        .map(|r| {
+            let g = &r.grant;
+            let reviewable = r.review.is_none()
+                && matches!(
+                    policy::may_review_grant(p, &g.org_id, &g.principal_key, staff.access.now),
+                    Some(Ok(()))
+                );
+            GrantRow {
+                grant_id: g.grant_id.clone(),
+                granted: super::when(g.granted_at),
+                expires: super::when(g.expires_at),
+                who: g
+                    .principal_key
+                    .strip_prefix("user:")
+                    .unwrap_or(&g.principal_key)
+                    .to_owned(),
+                patient_id: g.patient_id.clone(),
+                reason: reason_words(&g.reason_code),
+                text: g.reason_text.clone(),
+                review: r.review.as_ref().map(|v| {
+                    format!(
+                        "{}: {} ({})",
+                        outcome_words(v.outcome),
+                        v.note,
+                        super::when(v.reviewed_at)
+                    )
+                }),
+                reviewable,
+            }
+        })
+        .collect();
+    let code = match status {
+        ReviewStatus::Open => "open",
+        ReviewStatus::Reviewed => "reviewed",
+        ReviewStatus::Any => "any",
     };
-    let page = state.store.audit_search(&filter, 200, None).await?;
+    Ok(QueuePage {
+        chrome: Chrome::signed_in("Emergency access review", p, "/privacy/emergency-access"),
+        status: code.to_owned(),
+        statuses: [
+            ("open", "Waiting for review"),
+            ("reviewed", "Reviewed"),
+            ("any", "All"),
+        ]
+        .iter()
+        .map(|(v, l)| Choice {
+            value: (*v).to_owned(),
+            label: (*l).to_owned(),
+            checked: *v == code,
+        })
+        .collect(),
+        outcomes: ReviewOutcome::ALL
+            .iter()
+            .map(|o| Choice {
+                value: o.as_str().to_owned(),
+                label: outcome_words(*o).to_owned(),
+                checked: false,
+            })
+            .collect(),
+        rows,
+        errors,
+    })
+}
+
+fn outcome_words(o: ReviewOutcome) -> &'static str {
+    match o {
+        ReviewOutcome::Appropriate => "Appropriate",
+        ReviewOutcome::Inappropriate => "Not appropriate",
+        ReviewOutcome::NeedsFollowUp => "Needs follow-up",
+    }
+}
+
+/// The review queue: emergency access by this organisation's staff, open ones first.
+pub async fn queue(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(q): Query<QueueQuery>,
+) -> Result<Response, PageError> {
+    officer(&staff)?;
     render(
         StatusCode::OK,
-        &QueuePage {
-            chrome: Chrome::signed_in(
-                "Emergency access review",
-                &staff.access.principal,
-                "/privacy/emergency-access",
-            ),
-            rows: page.items.iter().map(row).collect(),
-        },
+        &queue_page(&state, &staff, &q.status, Vec::new()).await?,
     )
+}
+
+#[derive(Deserialize, Default)]
+pub struct ReviewForm {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Records a review (once; never of one's own grant) with its audit entry, in one transaction.
+pub async fn review(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(grant_id): Path<String>,
+    Form(f): Form<ReviewForm>,
+) -> Result<Response, PageError> {
+    officer(&staff)?;
+    let p = &staff.access.principal;
+    let Some(record) = state.store.break_glass_grant(&grant_id).await? else {
+        return Err(PageError::NotFound);
+    };
+    match policy::may_review_grant(
+        p,
+        &record.grant.org_id,
+        &record.grant.principal_key,
+        staff.access.now,
+    ) {
+        None => return Err(PageError::NotFound),
+        Some(Err(d)) => return Err(PageError::Forbidden(d.message())),
+        Some(Ok(())) => {}
+    }
+    let mut errors = Vec::new();
+    let outcome = ReviewOutcome::parse(&f.outcome);
+    if outcome.is_none() {
+        errors.push(FieldError {
+            field: "outcome",
+            message: "Choose whether the emergency access was appropriate".into(),
+        });
+    }
+    let note = f.note.trim();
+    if note.is_empty() || note.chars().count() > 2_000 {
+        errors.push(FieldError {
+            field: "note",
+            message: "Write a note of what you found (up to 2,000 characters)".into(),
+        });
+    }
+    let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
+        return render(
+            StatusCode::BAD_REQUEST,
+            &queue_page(&state, &staff, "open", errors).await?,
+        );
+    };
+    let review = BreakGlassReview {
+        reviewer_key: policy::principal_key(p),
+        reviewed_at: staff.access.now,
+        outcome,
+        note: note.to_owned(),
+    };
+    let note_for_audit = AuditNote {
+        action: Some(AuditAction::BreakGlassReview),
+        patients: vec![record.grant.patient_id.clone()],
+        recorded: true,
+        ..AuditNote::default()
+    };
+    let mut entry = audit_record(
+        p,
+        AuditAction::BreakGlassReview,
+        AuditOutcome::Allowed,
+        outcome.as_str(),
+        &note_for_audit,
+        staff.client.clone(),
+    );
+    entry.channel = Channel::Portal;
+    let mut tx = state.store.begin().await?;
+    if !tx.review_break_glass(&grant_id, &review).await? {
+        return Err(PageError::BadRequest(
+            "This emergency access has already been reviewed.".into(),
+        ));
+    }
+    tx.append_audit(vec![entry]).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/privacy/emergency-access").into_response())
 }
 
 #[derive(Template)]

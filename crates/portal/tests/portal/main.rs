@@ -560,6 +560,51 @@ async fn emergency_access_opens_a_record_with_a_banner_and_reaches_the_review_qu
     assert_eq!(queue.status, 200, "{}", queue.text);
     assert!(queue.text.contains("fell at the day centre"));
     assert!(queue.text.contains("/privacy/people/p-other"));
+    // The officer records a review; the grant leaves the open queue and cannot be reviewed
+    // twice.
+    let grant = queue
+        .text
+        .split("action=\"/privacy/emergency-access/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a review form")
+        .to_owned();
+    let path = format!("/privacy/emergency-access/{grant}");
+    let empty = app.post(&po, &path, &[("outcome", "appropriate")]).await;
+    assert_eq!(empty.status, 400, "a review needs a note");
+    let by_nurse = app
+        .post(
+            &cookie,
+            &path,
+            &[("outcome", "appropriate"), ("note", "mine")],
+        )
+        .await;
+    assert_eq!(by_nurse.status, 403);
+    let reviewed = app
+        .post(
+            &po,
+            &path,
+            &[
+                ("outcome", "appropriate"),
+                ("note", "checked with the nurse"),
+            ],
+        )
+        .await;
+    assert_eq!(reviewed.status, 303, "{}", reviewed.text);
+    let open = app.get(&po, "/privacy/emergency-access").await;
+    assert!(!open.text.contains(&grant));
+    let done = app
+        .get(&po, "/privacy/emergency-access?status=reviewed")
+        .await;
+    assert!(done.text.contains("checked with the nurse"));
+    let again = app
+        .post(
+            &po,
+            &path,
+            &[("outcome", "inappropriate"), ("note", "again")],
+        )
+        .await;
+    assert_eq!(again.status, 400);
     let report = app.get(&po, "/privacy/people/p-other").await;
     assert_eq!(report.status, 200);
     assert!(report.text.contains("999 000 0026"));

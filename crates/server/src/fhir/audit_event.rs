@@ -82,11 +82,14 @@ fn classify(a: AuditAction) -> (Value, Option<&'static str>, &'static str) {
         AuditAction::Login
         | AuditAction::LoginFailed
         | AuditAction::Logout
-        | AuditAction::Token => (dcm("110114", "User Authentication"), None, "E"),
+        | AuditAction::Token
+        | AuditAction::Lockout => (dcm("110114", "User Authentication"), None, "E"),
         AuditAction::BreakGlass | AuditAction::Denial => {
             (dcm("110113", "Security Alert"), None, "E")
         }
-        AuditAction::Admin => (dcm("110100", "Application Activity"), None, "E"),
+        AuditAction::Admin | AuditAction::BreakGlassReview => {
+            (dcm("110100", "Application Activity"), None, "E")
+        }
     }
 }
 

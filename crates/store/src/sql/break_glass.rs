@@ -70,7 +70,14 @@ pub struct GrantRow {
 
 /// Builds the record of one row, checking the review columns belong together.
 pub fn record(row: GrantRow) -> Result<BreakGlassRecord, StoreError> {
-    let [grant_id, principal_key, org_id, patient_id, reason_code, reason_text] = row.text;
+    let [
+        grant_id,
+        principal_key,
+        org_id,
+        patient_id,
+        reason_code,
+        reason_text,
+    ] = row.text;
     let review = match (row.reviewed_by, row.reviewed_at, row.review_outcome) {
         (Some(reviewer_key), Some(reviewed_at), Some(outcome)) => Some(BreakGlassReview {
             reviewer_key,

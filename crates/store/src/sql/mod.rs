@@ -198,8 +198,10 @@ pub fn page_statement(
         .collect();
     order.push("x.id ASC".to_owned());
     let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
-    let mut outer_cols =
-        vec!["x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body, x.patient_id".to_owned()];
+    let mut outer_cols = vec![
+        "x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body, x.patient_id"
+            .to_owned(),
+    ];
     for (i, s) in sorts.iter().enumerate() {
         // Real values are returned as they are: SQLite's CAST to TEXT keeps only 15 significant
         // digits, which would make the cursor's value differ from the row's (a row repeated or

@@ -462,7 +462,9 @@ pub async fn rolling_back_to_a_savepoint_drops_the_audit_records_appended_after_
     tx.savepoint().await.unwrap();
     tx.append_audit(vec![rec("kept-outer", 3)]).await.unwrap();
     tx.savepoint().await.unwrap();
-    tx.append_audit(vec![rec("dropped-inner", 4)]).await.unwrap();
+    tx.append_audit(vec![rec("dropped-inner", 4)])
+        .await
+        .unwrap();
     tx.rollback_to_savepoint().await.unwrap();
     tx.savepoint().await.unwrap();
     tx.append_audit(vec![rec("kept-inner", 5)]).await.unwrap();
@@ -478,15 +480,16 @@ pub async fn rolling_back_to_a_savepoint_drops_the_audit_records_appended_after_
         Err(StoreError::NotFound)
     ));
     let entries = all_entries(&store).await;
-    let users: Vec<&str> = entries
-        .iter()
-        .map(|e| e.record.agent.id.as_str())
-        .collect();
+    let users: Vec<&str> = entries.iter().map(|e| e.record.agent.id.as_str()).collect();
     assert_eq!(
         users,
         ["kept-before", "kept-outer", "kept-inner", "kept-after"]
     );
-    assert_eq!(seqs(&entries), vec![1, 2, 3, 4], "no gap where records were dropped");
+    assert_eq!(
+        seqs(&entries),
+        vec![1, 2, 3, 4],
+        "no gap where records were dropped"
+    );
     let report = verify(entries, &key());
     assert!(report.is_intact(), "{report:?}");
 }

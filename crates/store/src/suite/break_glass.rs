@@ -69,11 +69,21 @@ pub async fn break_glass_grants_are_queued_by_organisation_and_reviewed_once(sto
     }
     tx.commit().await.unwrap();
 
-    assert_eq!(queue(&store, "org-a", ReviewStatus::Open).await, ["g-a2", "g-a1"]);
+    assert_eq!(
+        queue(&store, "org-a", ReviewStatus::Open).await,
+        ["g-a2", "g-a1"]
+    );
     assert_eq!(queue(&store, "org-b", ReviewStatus::Open).await, ["g-b1"]);
-    assert!(queue(&store, "org-a", ReviewStatus::Reviewed).await.is_empty());
+    assert!(
+        queue(&store, "org-a", ReviewStatus::Reviewed)
+            .await
+            .is_empty()
+    );
     let open = store.break_glass_grant("g-a1").await.unwrap().unwrap();
-    assert_eq!(open.grant, grant("g-a1", "org-a", "nurse-1", "pat-1", 1_000));
+    assert_eq!(
+        open.grant,
+        grant("g-a1", "org-a", "nurse-1", "pat-1", 1_000)
+    );
     assert_eq!(open.review, None);
     assert_eq!(store.break_glass_grant("g-none").await.unwrap(), None);
 
@@ -87,7 +97,10 @@ pub async fn break_glass_grants_are_queued_by_organisation_and_reviewed_once(sto
         );
         tx.append_audit(vec![review_record("g-a1")]).await.unwrap();
     }
-    assert_eq!(queue(&store, "org-a", ReviewStatus::Open).await, ["g-a2", "g-a1"]);
+    assert_eq!(
+        queue(&store, "org-a", ReviewStatus::Open).await,
+        ["g-a2", "g-a1"]
+    );
     assert!(store.audit_entries(0, 10).await.unwrap().is_empty());
 
     let mut tx = store.begin().await.unwrap();
@@ -114,8 +127,14 @@ pub async fn break_glass_grants_are_queued_by_organisation_and_reviewed_once(sto
     tx.commit().await.unwrap();
 
     assert_eq!(queue(&store, "org-a", ReviewStatus::Open).await, ["g-a2"]);
-    assert_eq!(queue(&store, "org-a", ReviewStatus::Reviewed).await, ["g-a1"]);
-    assert_eq!(queue(&store, "org-a", ReviewStatus::Any).await, ["g-a2", "g-a1"]);
+    assert_eq!(
+        queue(&store, "org-a", ReviewStatus::Reviewed).await,
+        ["g-a1"]
+    );
+    assert_eq!(
+        queue(&store, "org-a", ReviewStatus::Any).await,
+        ["g-a2", "g-a1"]
+    );
     assert_eq!(queue(&store, "org-b", ReviewStatus::Open).await, ["g-b1"]);
     let reviewed = store.break_glass_grant("g-a1").await.unwrap().unwrap();
     assert_eq!(
