@@ -190,7 +190,7 @@ pub async fn handler(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    form: Option<Form<LaunchForm>>,
+    form: Result<Form<LaunchForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let client = connect.map(|Extension(ConnectInfo(a))| a.ip().to_string());
     let token = form.map(|Form(f)| f.launch_token).unwrap_or_default();
