@@ -464,7 +464,9 @@ impl Identity {
             return Err(LaunchRefusal::Expired);
         }
         if claims.iat > now_s + LEEWAY_SECONDS {
-            return Err(LaunchRefusal::Malformed("it was issued in the future".into()));
+            return Err(LaunchRefusal::Malformed(
+                "it was issued in the future".into(),
+            ));
         }
         if claims.exp - claims.iat > MAX_LAUNCH_LIFETIME_SECONDS
             || claims.exp > now_s + MAX_LAUNCH_LIFETIME_SECONDS + LEEWAY_SECONDS
@@ -472,7 +474,9 @@ impl Identity {
             return Err(LaunchRefusal::TooLong);
         }
         if claims.jti.is_empty() || claims.jti.len() > 256 {
-            return Err(LaunchRefusal::Malformed("the jti must be 1 to 256 characters".into()));
+            return Err(LaunchRefusal::Malformed(
+                "the jti must be 1 to 256 characters".into(),
+            ));
         }
         let sub_ok = !claims.sub.is_empty()
             && claims.sub.len() <= MAX_SUBJECT_LEN
@@ -524,7 +528,9 @@ impl Identity {
             })?),
         };
         let training_claim_until = training_claim.map(|d| {
-            training_valid_until_from(d.midnight().assume_utc().unix_timestamp() * MICROS_PER_SECOND)
+            training_valid_until_from(
+                d.midnight().assume_utc().unix_timestamp() * MICROS_PER_SECOND,
+            )
         });
 
         let (user, user_created) = self
@@ -650,7 +656,10 @@ mod tests {
         let url = "https://care.example/launch";
         assert!(audience_matches(&serde_json::json!(url), url));
         assert!(audience_matches(&serde_json::json!(["x", url]), url));
-        assert!(!audience_matches(&serde_json::json!("https://other/launch"), url));
+        assert!(!audience_matches(
+            &serde_json::json!("https://other/launch"),
+            url
+        ));
         assert!(!audience_matches(&serde_json::json!(42), url));
     }
 

@@ -26,8 +26,8 @@ use carerecord_store::{
 };
 use serde::Serialize;
 
-pub use login::{LoginError, LoginRequest, RoleChoice};
 pub use launch::{LaunchClaims, LaunchRefusal, VerifiedLaunch};
+pub use login::{LoginError, LoginRequest, RoleChoice};
 pub use oauth::{OAuthError, TokenRequest, TokenResponse};
 pub use password::PasswordCost;
 

@@ -217,7 +217,14 @@ pub async fn handler(
     match open(&state, &launch, client.clone(), now).await {
         Ok(resp) => resp,
         Err(Refused(r, patients)) => {
-            refuse(&state, Actor::Person(&launch.principal), r, patients, client).await
+            refuse(
+                &state,
+                Actor::Person(&launch.principal),
+                r,
+                patients,
+                client,
+            )
+            .await
         }
     }
 }
@@ -283,10 +290,7 @@ async fn open(
         return Err(Refused(LaunchRefusal::DifferentPeople, patients));
     }
     let access = Access::new(p.clone(), &state.settings.policy);
-    let vis = access
-        .vis()
-        .map_err(|e| PageError::from(e))?
-        .clone();
+    let vis = access.vis().map_err(|e| PageError::from(e))?.clone();
     let in_care = match state.store.read(ResourceType::Patient, &id, &vis).await {
         Ok(_) => true,
         Err(StoreError::NotFound | StoreError::Gone(_)) => false,

@@ -176,8 +176,22 @@ async fn population(app: &App) {
         .await;
     }
     for (p, home, ods, nhs, born, family) in [
-        ("p-here", "home-a", "ZHA1", "9990000018", "1941-03-27", "Here"),
-        ("p-other", "home-b", "ZHB1", "9990000026", "1936-05-12", "Elsewhere"),
+        (
+            "p-here",
+            "home-a",
+            "ZHA1",
+            "9990000018",
+            "1941-03-27",
+            "Here",
+        ),
+        (
+            "p-other",
+            "home-b",
+            "ZHB1",
+            "9990000026",
+            "1936-05-12",
+            "Elsewhere",
+        ),
     ] {
         put(
             app,
@@ -281,7 +295,10 @@ impl App {
             "{code} not on the page: {}",
             page.text
         );
-        assert!(page.text.contains("nhsuk-header"), "the portal's page style");
+        assert!(
+            page.text.contains("nhsuk-header"),
+            "the portal's page style"
+        );
         assert_eq!(page.header("set-cookie"), "", "{code} opened a session");
         assert!(
             self.launch_entries().await.iter().any(|r| r.rule == code
@@ -305,7 +322,10 @@ async fn a_launch_opens_the_residents_record_in_a_new_session_and_maps_the_user_
     let record = app.get(&cookie, "/residents/p-here").await;
     assert_eq!(record.status, 200, "{}", record.text);
     assert!(record.text.contains("Here"), "the resident's record");
-    assert!(record.text.contains("Test Carer"), "the launched user in the header");
+    assert!(
+        record.text.contains("Test Carer"),
+        "the launched user in the header"
+    );
     // The session is the home's, with the asserted role: the other home's resident is not open.
     let other = app.get(&cookie, "/residents/p-other").await;
     assert_eq!(other.status, 403);
@@ -448,9 +468,12 @@ async fn a_resident_not_in_the_homes_care_leads_to_the_emergency_access_offer() 
     assert!(page.text.contains("action=\"/find/emergency-access\""));
     assert!(page.text.contains("We cannot show you a record"));
     assert!(
-        app.launch_entries().await.iter().any(|r| r.rule == "launch-not-in-care"
-            && r.outcome == AuditOutcome::Denied
-            && r.patient_ids == ["p-other"])
+        app.launch_entries()
+            .await
+            .iter()
+            .any(|r| r.rule == "launch-not-in-care"
+                && r.outcome == AuditOutcome::Denied
+                && r.patient_ids == ["p-other"])
     );
     // The session is open (the user is who their system says), but the record is not.
     let cookie = page.cookie();

@@ -224,9 +224,13 @@ pub async fn launch_registrations_are_listed_per_client_and_replaced(store: Stor
     dir.register_launch(&reg("launcher", "org-zc0002", &["care-worker"]))
         .await
         .unwrap();
-    dir.register_launch(&reg("launcher", "org-zc0001", &["care-worker", "registered-nurse"]))
-        .await
-        .unwrap();
+    dir.register_launch(&reg(
+        "launcher",
+        "org-zc0001",
+        &["care-worker", "registered-nurse"],
+    ))
+    .await
+    .unwrap();
     dir.register_launch(&reg("other-launcher", "org-zc0003", &["care-worker"]))
         .await
         .unwrap();
@@ -237,7 +241,11 @@ pub async fn launch_registrations_are_listed_per_client_and_replaced(store: Stor
     assert_eq!(
         dir.launch_registrations("launcher").await.unwrap(),
         vec![
-            reg("launcher", "org-zc0001", &["care-worker", "registered-nurse"]),
+            reg(
+                "launcher",
+                "org-zc0001",
+                &["care-worker", "registered-nurse"]
+            ),
             reg("launcher", "org-zc0002", &["senior-carer"]),
         ]
     );
