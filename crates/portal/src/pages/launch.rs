@@ -317,6 +317,8 @@ async fn open(
             client,
         )
         .await?;
+        // A page, not a redirect: the browser's next request (the emergency access form) starts
+        // from this page, so it carries the session.
         let mut resp = super::find::emergency_access_offer(p, &nhs, born)?;
         resp.headers_mut().insert(header::SET_COOKIE, cookie);
         return Ok(resp);
@@ -333,5 +335,7 @@ async fn open(
     .await?;
     let mut resp = Redirect::to(&format!("/residents/{}", id.as_str())).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    resp.headers_mut()
+        .append(header::SET_COOKIE, crate::session::launch_marker());
     Ok(resp)
 }

@@ -319,6 +319,29 @@ async fn a_launch_opens_the_residents_record_in_a_new_session_and_maps_the_user_
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = page.cookie();
 
+    // A browser follows the redirect as part of the care home system's navigation and leaves
+    // the Strict session cookie out; the Lax launch marker makes the page reload itself once.
+    let markers: Vec<&str> = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("carerecord_launch=1"))
+        .collect();
+    assert_eq!(markers.len(), 1);
+    assert!(markers[0].contains("SameSite=Lax"));
+    let cross_site = app.get("carerecord_launch=1", "/residents/p-here").await;
+    assert_eq!(cross_site.status, 200);
+    assert_eq!(cross_site.header("refresh"), "0; url=/residents/p-here");
+    assert!(
+        !cross_site.text.contains("Here"),
+        "no record without the session"
+    );
+    // Without the marker, no session is the sign-in page as ever.
+    let nobody = app.get("", "/residents/p-here").await;
+    assert_eq!(nobody.status, 303);
+    assert_eq!(nobody.header("location"), "/sign-in");
+
     let record = app.get(&cookie, "/residents/p-here").await;
     assert_eq!(record.status, 200, "{}", record.text);
     assert!(record.text.contains("Here"), "the resident's record");
