@@ -472,6 +472,7 @@ pub fn write_demo_accounts(
     path: &std::path::Path,
     users: &[DemoUser],
     client: &carerecord_identity::CreatedClient,
+    launch: Option<&DemoLaunch>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let json = serde_json::json!({
@@ -484,6 +485,13 @@ pub fn write_demo_accounts(
             "note": u.note,
         })).collect::<Vec<_>>(),
         "client": {"client_id": client.client_id, "secret": client.secret},
+        "launch": launch.map(|l| serde_json::json!({
+            "client_id": l.client_id,
+            "key_file": l.key_file,
+            "ods": l.ods,
+            "nhs_number": l.nhs_number,
+            "birth_date": l.birth_date,
+        })),
     });
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

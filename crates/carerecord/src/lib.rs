@@ -309,7 +309,7 @@ pub async fn demo(
     )
     .await?;
     if let (Some(path), Some((users, client))) = (&accounts_file, &accounts) {
-        accounts::write_demo_accounts(path, users, client)?;
+        accounts::write_demo_accounts(path, users, client, launch.as_ref())?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

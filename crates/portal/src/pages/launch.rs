@@ -290,7 +290,7 @@ async fn open(
         return Err(Refused(LaunchRefusal::DifferentPeople, patients));
     }
     let access = Access::new(p.clone(), &state.settings.policy);
-    let vis = access.vis().map_err(|e| PageError::from(e))?.clone();
+    let vis = access.vis().map_err(PageError::from)?.clone();
     let in_care = match state.store.read(ResourceType::Patient, &id, &vis).await {
         Ok(_) => true,
         Err(StoreError::NotFound | StoreError::Gone(_)) => false,
