@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, sign } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
@@ -332,4 +332,62 @@ test('kind pages: not found, signed out, training due', async () => {
     await check(page, 'training');
     await context.close();
   }
+});
+
+/// A signed context launch token (ES256) from the demo's care home record system, whose
+/// private key the demo wrote beside its database (`docs/integrating.md`).
+function launchToken(claims) {
+  const b64 = (b) => Buffer.from(b).toString('base64url');
+  const head = b64(JSON.stringify({ alg: 'ES256', typ: 'JWT' }));
+  const body = b64(JSON.stringify(claims));
+  const key = readFileSync(ACCOUNTS.launch.key_file, 'utf8');
+  const sig = sign('sha256', Buffer.from(`${head}.${body}`), { key, dsaEncoding: 'ieee-p1363' });
+  return `${head}.${body}.${b64(sig)}`;
+}
+
+/// The care home system's own page (another origin: here `about:blank`) posting the token.
+async function launchFrom(page, token) {
+  await page.setContent(
+    `<main><form method="post" action="${BASE}/launch">` +
+      `<input type="hidden" name="launch_token" value="${token}">` +
+      `<button type="submit">Open the shared care record</button></form></main>`,
+  );
+  await Promise.all([page.waitForURL((url) => url.href.startsWith(BASE)), page.click('button')]);
+}
+
+test('a care home system launches a carer straight into a resident\'s record, once', async () => {
+  const L = ACCOUNTS.launch;
+  assert.ok(L, 'the demo registers a care home record system');
+  const now = Math.floor(Date.now() / 1000);
+  const token = launchToken({
+    iss: L.client_id,
+    aud: `${BASE}/launch`,
+    iat: now,
+    exp: now + 120,
+    jti: `browser-${now}-${Math.random()}`,
+    sub: 'browser-carer',
+    name: 'Browser Launched Carer',
+    role: 'care-worker',
+    ods: L.ods,
+    nhs_number: L.nhs_number,
+    birth_date: L.birth_date,
+    training_completed: new Date().toISOString().slice(0, 10),
+  });
+  const context = await browser.newContext({ viewport: WIDTHS[1] });
+  const page = await context.newPage();
+  await launchFrom(page, token);
+  // The redirect arrives without the Strict session cookie; the page reloads itself once.
+  await page.waitForFunction(() => {
+    const h1 = document.querySelector('h1');
+    return h1 && h1.textContent.trim() !== 'Opening the record';
+  });
+  assert.match(new URL(page.url()).pathname, /^\/residents\/[^/]+$/);
+  assert.match(await page.textContent('header'), /Browser Launched Carer/);
+  await check(page, 'launch-record');
+
+  // The same token again is refused, and says why.
+  await launchFrom(page, token);
+  assert.equal((await page.textContent('#launch-refusal')).trim(), 'launch-replayed');
+  await check(page, 'launch-refused');
+  await context.close();
 });

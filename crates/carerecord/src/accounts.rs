@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use carerecord_access::Role;
 use carerecord_identity::{
-    CreatedUser, Identity, IdentitySettings, NewClient, NewUser, PasswordCost,
+    CreatedUser, Identity, IdentitySettings, LaunchClaims, NewClient, NewUser, PasswordCost,
 };
 use carerecord_store::ResourceStore;
 
-use crate::cli::{AdminCreateArgs, ClientAddArgs, UserAddArgs};
+use crate::cli::{
+    AdminCreateArgs, ClientAddArgs, ClientAddLaunchArgs, LaunchTokenArgs, UserAddArgs,
+};
 
 fn identity(store: Arc<dyn ResourceStore>) -> Identity {
     Identity::new(store, IdentitySettings::default())
@@ -125,6 +127,188 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
         println!("client_secret: {s}");
     }
     Ok(())
+}
+
+/// `carerecord client add-launch`.
+pub async fn client_add_launch(
+    store: Arc<dyn ResourceStore>,
+    args: &ClientAddLaunchArgs,
+) -> anyhow::Result<()> {
+    let id = identity(store);
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| r.trim().parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+    id.register_launch(&args.client_id, &args.org, &roles)
+        .await?;
+    println!(
+        "{} may launch {} at Organization/{}",
+        args.client_id,
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.org
+    );
+    Ok(())
+}
+
+/// The claims of `carerecord launch-token`, issued now.
+pub fn launch_claims(args: &LaunchTokenArgs) -> anyhow::Result<LaunchClaims> {
+    if !(1..=carerecord_identity::launch::MAX_LAUNCH_LIFETIME_SECONDS).contains(&args.lifetime) {
+        bail!("--lifetime is 1 to 300 seconds");
+    }
+    let now = carerecord_store::now_micros() / 1_000_000;
+    let mut jti = [0u8; 16];
+    getrandom::fill(&mut jti).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+    Ok(LaunchClaims {
+        iss: args.client_id.clone(),
+        aud: serde_json::Value::String(args.aud.clone()),
+        iat: now,
+        exp: now + args.lifetime,
+        jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+        sub: args.user_id.clone(),
+        name: args.name.clone(),
+        role: args.role.clone(),
+        ods: args.ods.clone(),
+        nhs_number: args.nhs_number.clone(),
+        birth_date: args.birth_date.clone(),
+        training_completed: args.training_completed.clone(),
+    })
+}
+
+/// `carerecord launch-token`: prints a signed launch token, or a page that posts it.
+pub fn launch_token(args: &LaunchTokenArgs) -> anyhow::Result<()> {
+    let key = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("cannot read {}", args.key.display()))?;
+    let claims = launch_claims(args)?;
+    let token = carerecord_identity::launch::sign_launch_token(&claims, &key, args.kid.as_deref())?;
+    if args.html {
+        // The care home system's side of the launch: a form that posts the token. Attribute
+        // values are escaped; the token is base64url and dots anyway.
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        println!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Open the shared care record</title></head>\n<body>\n<form method=\"post\" action=\"{}\">\n<input type=\"hidden\" name=\"launch_token\" value=\"{}\">\n<button type=\"submit\">Open the shared care record</button>\n</form>\n<p>The token expires {} seconds after it was made.</p>\n</body></html>",
+            esc(&args.aud),
+            esc(&token),
+            args.lifetime
+        );
+    } else {
+        println!("{token}");
+    }
+    Ok(())
+}
+
+/// The demo's care home record system: registered for the demo care home with a key pair
+/// made now (the private key written beside the database), and a resident of that home to
+/// launch into.
+pub struct DemoLaunch {
+    pub client_id: &'static str,
+    pub key_file: std::path::PathBuf,
+    pub ods: String,
+    pub nhs_number: String,
+    pub birth_date: String,
+}
+
+pub const DEMO_LAUNCH_CLIENT: &str = "demo-care-system";
+
+/// Registers the demo care home system, unless the data directory has it already.
+pub async fn demo_launch(
+    store: Arc<dyn ResourceStore>,
+    london: &carerecord_synth::London,
+    care_home: &str,
+    data_dir: &std::path::Path,
+    register: bool,
+) -> anyhow::Result<Option<DemoLaunch>> {
+    let key_file = data_dir.join("demo-care-system-key.pem");
+    if register {
+        let (private, public) = carerecord_identity::launch::generate_es256_key_pair()?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(&key_file)
+            .with_context(|| format!("cannot write {}", key_file.display()))?;
+        std::io::Write::write_all(&mut f, private.as_bytes())?;
+        let id = identity(store);
+        id.create_client(NewClient {
+            client_id: DEMO_LAUNCH_CLIENT.to_owned(),
+            role: Role::System,
+            organisation_id: care_home.to_owned(),
+            secret: false,
+            public_key: Some(public),
+        })
+        .await?;
+        id.register_launch(
+            DEMO_LAUNCH_CLIENT,
+            care_home,
+            &[
+                Role::CareWorker,
+                Role::SeniorCarer,
+                Role::RegisteredNurse,
+                Role::CareHomeManager,
+            ],
+        )
+        .await?;
+    } else if !key_file.exists() {
+        return Ok(None);
+    }
+    let home_ref = format!("Organization/{care_home}");
+    let ods = london
+        .organisations()
+        .into_iter()
+        .find(|o| o["resourceType"] == "Organization" && o["id"] == care_home)
+        .and_then(|o| {
+            o["identifier"].as_array().and_then(|ids| {
+                ids.iter()
+                    .find(|i| i["system"] == carerecord_identity::ODS_SYSTEM)
+                    .and_then(|i| i["value"].as_str().map(str::to_owned))
+            })
+        })
+        .unwrap_or_default();
+    // The first generated person living at the home (an active EpisodeOfCare there).
+    for i in 0..london.people() {
+        let bundle = london.person_bundle(i);
+        let resources: Vec<&serde_json::Value> = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| &e["resource"])
+            .collect();
+        let lives_there = resources.iter().any(|r| {
+            r["resourceType"] == "EpisodeOfCare"
+                && r["status"] == "active"
+                && r["managingOrganization"]["reference"] == home_ref.as_str()
+        });
+        let patient = resources.iter().find(|r| r["resourceType"] == "Patient");
+        if let (true, Some(p)) = (lives_there, patient) {
+            let nhs = p["identifier"]
+                .as_array()
+                .and_then(|ids| {
+                    ids.iter()
+                        .find(|i| i["system"] == "https://fhir.nhs.uk/Id/nhs-number")
+                        .and_then(|i| i["value"].as_str())
+                })
+                .unwrap_or_default();
+            return Ok(Some(DemoLaunch {
+                client_id: DEMO_LAUNCH_CLIENT,
+                key_file,
+                ods,
+                nhs_number: nhs.to_owned(),
+                birth_date: p["birthDate"].as_str().unwrap_or_default().to_owned(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// A demo account to print.
@@ -288,6 +472,7 @@ pub fn write_demo_accounts(
     path: &std::path::Path,
     users: &[DemoUser],
     client: &carerecord_identity::CreatedClient,
+    launch: Option<&DemoLaunch>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let json = serde_json::json!({
@@ -300,6 +485,13 @@ pub fn write_demo_accounts(
             "note": u.note,
         })).collect::<Vec<_>>(),
         "client": {"client_id": client.client_id, "secret": client.secret},
+        "launch": launch.map(|l| serde_json::json!({
+            "client_id": l.client_id,
+            "key_file": l.key_file,
+            "ods": l.ods,
+            "nhs_number": l.nhs_number,
+            "birth_date": l.birth_date,
+        })),
     });
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

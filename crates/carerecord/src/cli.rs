@@ -58,6 +58,8 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// Print a signed context launch token (a test tool for integrators: docs/integrating.md).
+    LaunchToken(LaunchTokenArgs),
     /// Sending systems of HL7 v2 feeds (known by MSH-3/MSH-4).
     Systems {
         #[command(subcommand)]
@@ -230,6 +232,68 @@ pub struct UserAddArgs {
 pub enum ClientAction {
     /// Register a system that gets tokens by client credentials (prints its secret once).
     Add(ClientAddArgs),
+    /// Let a registered system (with a public key) launch its staff into a care home
+    /// (signed context launch: docs/integrating.md). Again for the same home replaces its roles.
+    AddLaunch(ClientAddLaunchArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientAddLaunchArgs {
+    #[arg(long)]
+    pub client_id: String,
+    /// The care home organisation's logical id.
+    #[arg(long)]
+    pub org: String,
+    /// The roles the system may assert there, comma-separated (care-worker, senior-carer,
+    /// registered-nurse, care-home-manager).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LaunchTokenArgs {
+    /// The system's private key: PKCS#8 PEM, EC P-256 (signs ES256) or RSA (signs RS256).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The system's client id (`iss`).
+    #[arg(long)]
+    pub client_id: String,
+    /// carerecord's launch URL (`aud`), e.g. http://127.0.0.1:8080/launch.
+    #[arg(long)]
+    pub aud: String,
+    /// The user's id in the care home system (`sub`).
+    #[arg(long)]
+    pub user_id: String,
+    /// The user's name.
+    #[arg(long)]
+    pub name: String,
+    /// The user's role (care-worker, senior-carer, registered-nurse, care-home-manager).
+    #[arg(long)]
+    pub role: String,
+    /// The care home's ODS code.
+    #[arg(long)]
+    pub ods: String,
+    /// The resident's NHS number.
+    #[arg(long)]
+    pub nhs_number: String,
+    /// The resident's date of birth (YYYY-MM-DD).
+    #[arg(long)]
+    pub birth_date: String,
+    /// When the user last completed data-security training (YYYY-MM-DD).
+    #[arg(long)]
+    pub training_completed: Option<String>,
+    /// Seconds until the token expires (at most 300).
+    #[arg(long, default_value_t = 120)]
+    pub lifetime: i64,
+    /// A `kid` header naming the key in the system's JWK Set.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Print an HTML page with the form that posts the token (open it in a browser), instead
+    /// of the bare token.
+    #[arg(long)]
+    pub html: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -248,7 +312,7 @@ pub struct ClientAddArgs {
     /// A JWK or JWK Set file with the client's public key (private_key_jwt).
     #[arg(long, conflicts_with = "public_key_pem")]
     pub jwk_file: Option<PathBuf>,
-    /// A PEM file with the client's RSA or EC P-384 public key (private_key_jwt).
+    /// A PEM file with the client's RSA, EC P-384 or (for launches) EC P-256 public key.
     #[arg(long)]
     pub public_key_pem: Option<PathBuf>,
     #[command(flatten)]

@@ -311,13 +311,22 @@ pub async fn demo(
             }
         );
     }
+    let orgs = accounts::demo_orgs(&london);
     let accounts = if existing {
         None
     } else {
-        Some(accounts::demo_accounts(store.clone(), &accounts::demo_orgs(&london)).await?)
+        Some(accounts::demo_accounts(store.clone(), &orgs).await?)
     };
+    let launch = accounts::demo_launch(
+        store.clone(),
+        &london,
+        &orgs.care_home,
+        &config.data_dir,
+        !existing,
+    )
+    .await?;
     if let (Some(path), Some((users, client))) = (&accounts_file, &accounts) {
-        accounts::write_demo_accounts(path, users, client)?;
+        accounts::write_demo_accounts(path, users, client, launch.as_ref())?;
     }
     let feeds = ingest::demo_systems(store.as_ref(), &london).await?;
     let mllp_addr = match mllp {
@@ -385,6 +394,24 @@ pub async fn demo(
     println!(
         "  curl -H \"Authorization: Bearer $TOKEN\" 'http://{addr}/fhir/Composition?subject=Patient/pat-000010'"
     );
+    if let Some(l) = &launch {
+        let today = time::OffsetDateTime::now_utc().date();
+        println!(
+            "\nA care home record system ({}, signed context launch: docs/integrating.md) may open records at Organization/{} ({}); its private key is {}. Make a launch page and open it in a browser:",
+            l.client_id,
+            orgs.care_home,
+            l.ods,
+            l.key_file.display()
+        );
+        println!(
+            "  carerecord launch-token --html --key {} --client-id {} --aud http://{addr}/launch --user-id staff-1 --name 'Demo Launched Carer' --role care-worker --ods {} --nhs-number {} --birth-date {} --training-completed {today} > launch.html",
+            l.key_file.display(),
+            l.client_id,
+            l.ods,
+            l.nhs_number,
+            l.birth_date
+        );
+    }
     println!("\nThe awkward cases:");
     for (what, id) in london.awkward_cases() {
         println!("  Patient/{id}: {what}");

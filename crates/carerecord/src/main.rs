@@ -196,6 +196,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 carerecord::accounts::client_add(store, &args).await
             })
         }
+        Command::Client {
+            action: ClientAction::AddLaunch(args),
+        } => {
+            let config = load(cli.config.as_deref(), args.store.clone())?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                carerecord::accounts::client_add_launch(store, &args).await
+            })
+        }
+        Command::LaunchToken(args) => carerecord::accounts::launch_token(&args),
         Command::Demo(args) => {
             let given = args.store.data_dir.is_some();
             let mllp = carerecord::ingest::parse_listen(

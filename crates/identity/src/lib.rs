@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bearer;
+pub mod launch;
 mod login;
 pub mod oauth;
 pub mod password;
@@ -25,6 +26,7 @@ use carerecord_store::{
 };
 use serde::Serialize;
 
+pub use launch::{LaunchClaims, LaunchRefusal, VerifiedLaunch};
 pub use login::{LoginError, LoginRequest, RoleChoice, SignInAttempt, SignInEvent};
 pub use oauth::{OAuthError, TokenRequest, TokenResponse};
 pub use password::PasswordCost;

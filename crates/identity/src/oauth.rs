@@ -164,19 +164,20 @@ struct UnverifiedClaims {
 
 /// Checks that a stored public key (PEM, JWK or JWK Set) can verify some accepted algorithm.
 pub fn check_public_key(key: &str) -> Result<(), IdentityError> {
-    let ok = [Algorithm::RS384, Algorithm::ES384]
+    // ES256 (P-256) and RS256 for signed context launches (`launch`).
+    let ok = [Algorithm::RS384, Algorithm::ES384, Algorithm::ES256]
         .into_iter()
         .any(|alg| decoding_key(key, alg, None).is_some());
     if ok {
         Ok(())
     } else {
         Err(IdentityError::Invalid(
-            "the public key is not an RSA or EC P-384 key in PEM or JWK form".into(),
+            "the public key is not an RSA, EC P-384 or EC P-256 key in PEM or JWK form".into(),
         ))
     }
 }
 
-fn decoding_key(stored: &str, alg: Algorithm, kid: Option<&str>) -> Option<DecodingKey> {
+pub(crate) fn decoding_key(stored: &str, alg: Algorithm, kid: Option<&str>) -> Option<DecodingKey> {
     let stored = stored.trim();
     if stored.starts_with('{') {
         let keys: Vec<Jwk> = match serde_json::from_str::<JwkSet>(stored) {
@@ -194,14 +195,19 @@ fn decoding_key(stored: &str, alg: Algorithm, kid: Option<&str>) -> Option<Decod
                         jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
                             if p.curve == jsonwebtoken::jwk::EllipticCurve::P384
                     ),
+                    Algorithm::ES256 => matches!(
+                        &k.algorithm,
+                        jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
+                            if p.curve == jsonwebtoken::jwk::EllipticCurve::P256
+                    ),
                     _ => matches!(&k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)),
                 };
                 family_matches.then_some(key)
             });
     }
     match alg {
-        Algorithm::RS384 => DecodingKey::from_rsa_pem(stored.as_bytes()).ok(),
-        Algorithm::ES384 => {
+        Algorithm::RS384 | Algorithm::RS256 => DecodingKey::from_rsa_pem(stored.as_bytes()).ok(),
+        Algorithm::ES384 | Algorithm::ES256 => {
             // `from_ec_pem` accepts any curve; a P-256 key must not pass for ES384.
             if stored.contains("BEGIN PUBLIC KEY") || stored.contains("BEGIN EC PUBLIC KEY") {
                 let key = DecodingKey::from_ec_pem(stored.as_bytes()).ok()?;

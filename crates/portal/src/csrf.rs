@@ -29,9 +29,14 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     origin_host == Some(host)
 }
 
+/// The one POST that comes from another site by design: a care home system's signed context
+/// launch. It carries no cookie and changes nothing on the strength of one; the signed,
+/// audience-bound, single-use token in the form is its proof of origin.
+const CROSS_SITE_POSTS: [&str; 1] = ["/launch"];
+
 pub async fn layer(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && !same_origin(req.headers()) {
+    if !safe && !CROSS_SITE_POSTS.contains(&req.uri().path()) && !same_origin(req.headers()) {
         return PageError::Forbidden(
             "This form was sent from somewhere other than this service, so it was not accepted. \
              Go back to the page, reload it and try again."

@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/residents/{id}", get(pages::record::summary))
         .route("/residents/{id}/{section}", get(pages::record::section))
+        .route("/launch", post(pages::launch::handler))
         .route("/find", get(pages::find::form).post(pages::find::submit))
         .route("/find/emergency-access", post(pages::find::break_glass))
         .route("/privacy", get(pages::privacy::audit_search))

@@ -101,6 +101,9 @@ pub enum PageError {
     BadRequest(String),
     /// Logged with the request id; the page shows only the id.
     Internal(String),
+    /// The first request after a context launch arrived without the session cookie (see
+    /// `session::LAUNCH_MARKER`): reload this path from the portal's own page.
+    LaunchContinue(String),
 }
 
 impl From<ApiError> for PageError {
@@ -145,6 +148,7 @@ impl IntoResponse for PageError {
         let (status, heading, message, reference, sign_in) = match self {
             PageError::SignIn => return Redirect::to("/sign-in").into_response(),
             PageError::TrainingDue => return Redirect::to("/training").into_response(),
+            PageError::LaunchContinue(path) => return launch_continue(&path),
             PageError::SessionExpired => (
                 StatusCode::UNAUTHORIZED,
                 "You have been signed out",
@@ -204,6 +208,32 @@ impl IntoResponse for PageError {
             Err(_) => (status, heading).into_response(),
         }
     }
+}
+
+/// A page that reloads `path` at once from the portal's own origin (`Refresh`, and a link for
+/// a browser that does not refresh), and clears the launch marker.
+fn launch_continue(path: &str) -> Response {
+    let page = ErrorPage {
+        chrome: Chrome::anonymous("Opening the record"),
+        heading: "Opening the record".to_owned(),
+        message: "Your care record system has signed you in. If the record does not open by \
+                  itself, go to the start page."
+            .to_owned(),
+        reference: None,
+        sign_in: false,
+    };
+    let Ok(html) = page.render() else {
+        return Redirect::to("/").into_response();
+    };
+    let mut resp = (StatusCode::OK, Html(html)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("0; url={path}")) {
+        resp.headers_mut().insert("refresh", v);
+    }
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("carerecord_launch=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+    );
+    resp
 }
 
 /// The portal's fallback: a kind "not found" page.

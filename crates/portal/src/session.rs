@@ -16,6 +16,12 @@ use carerecord_store::now_micros;
 use crate::page::PageError;
 
 const COOKIE: &str = "carerecord_session";
+/// Set beside the session by a context launch, `SameSite=Lax` and for a minute: the browser
+/// follows the launch's redirect as part of a navigation that another site started, so it
+/// leaves the `Strict` session cookie out of that one request. This marker (sent, being
+/// `Lax`) tells the page to reload itself once from its own origin, which does carry the
+/// session. Without it, a request with no session goes to sign-in as always.
+pub const LAUNCH_MARKER: &str = "carerecord_launch";
 const SECURE_COOKIE: &str = "__Host-carerecord_session";
 
 /// Whether the portal is served over https (from the configured public base URL).
@@ -52,15 +58,24 @@ pub fn clearing_cookie(state: &AppState) -> HeaderValue {
 
 /// The session token from the request's cookies.
 fn token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, &[COOKIE, SECURE_COOKIE])
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, names: &[&str]) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE || *name == SECURE_COOKIE)
+        .find(|(name, _)| names.contains(name))
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// The `Set-Cookie` value of the launch marker ([`LAUNCH_MARKER`]).
+pub fn launch_marker() -> HeaderValue {
+    HeaderValue::from_static("carerecord_launch=1; Path=/; Max-Age=60; HttpOnly; SameSite=Lax")
 }
 
 /// A signed-in person, whether or not their training is current (the training page needs
@@ -75,6 +90,14 @@ impl FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let Some(token) = token(&parts.headers) else {
+            let path = parts.uri.path();
+            if parts.method == axum::http::Method::GET
+                && cookie(&parts.headers, &[LAUNCH_MARKER]).is_some()
+                && path.starts_with('/')
+                && !path.starts_with("//")
+            {
+                return Err(PageError::LaunchContinue(path.to_owned()));
+            }
             return Err(PageError::SignIn);
         };
         let auth = match state.identity.authenticate(token, now_micros()).await {

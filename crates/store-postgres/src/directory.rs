@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use carerecord_store::{ClientRecord, Directory, RoleGrant, StoreError, TokenRecord, UserRecord};
+use carerecord_store::{
+    ClientRecord, Directory, LaunchRegistration, RoleGrant, StoreError, TokenRecord, UserRecord,
+};
 use sqlx::AssertSqlSafe;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
@@ -377,6 +379,45 @@ impl Directory for PostgresStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn register_launch(&self, r: &LaunchRegistration) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO launch_registrations (client_id, organisation_id, roles) \
+             VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, organisation_id) DO UPDATE SET roles = excluded.roles",
+        )
+        .bind(&r.client_id)
+        .bind(&r.organisation_id)
+        .bind(r.roles.join(" "))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn launch_registrations(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<LaunchRegistration>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT organisation_id, roles FROM launch_registrations WHERE client_id = $1 \
+             ORDER BY organisation_id",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let roles: String = row.try_get("roles").map_err(db_err)?;
+                Ok(LaunchRegistration {
+                    client_id: client_id.to_owned(),
+                    organisation_id: row.try_get("organisation_id").map_err(db_err)?,
+                    roles: roles.split_whitespace().map(str::to_owned).collect(),
+                })
+            })
+            .collect()
     }
 
     async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {

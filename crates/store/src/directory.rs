@@ -52,6 +52,15 @@ pub struct ClientRecord {
     pub disabled: bool,
 }
 
+/// A care home organisation a registered client may launch users into (signed context
+/// launch), and the roles (the access crate's kebab-case names) it may assert there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LaunchRegistration {
+    pub client_id: String,
+    pub organisation_id: String,
+    pub roles: Vec<String>,
+}
+
 /// An issued bearer token. Only its SHA-256 digest is stored, so a copy of the database
 /// holds no usable token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +159,15 @@ pub trait Directory: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+
+    /// Registers (or replaces) the roles a client may launch users into an organisation with.
+    async fn register_launch(&self, registration: &LaunchRegistration) -> Result<(), StoreError>;
+
+    /// The organisations a client may launch users into, in organisation order.
+    async fn launch_registrations(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<LaunchRegistration>, StoreError>;
 
     /// Deletes tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError>;

@@ -26,7 +26,9 @@ pub use audit::{
     AuditAction, AuditAgent, AuditEntry, AuditFilter, AuditKey, AuditOutcome, AuditRecord,
     AuditScope, BreakGlass, Channel, PrincipalKind, Tamper, TamperKind, VerifyReport,
 };
-pub use directory::{ClientRecord, Directory, RoleGrant, TokenRecord, UserRecord};
+pub use directory::{
+    ClientRecord, Directory, LaunchRegistration, RoleGrant, TokenRecord, UserRecord,
+};
 pub use error::StoreError;
 pub use group_commit::GroupCommit;
 pub use model::{

@@ -55,8 +55,17 @@ pub struct FindForm {
 }
 
 fn page(staff: &Staff, f: &FindForm, errors: Vec<FieldError>, not_found: bool) -> FindPage {
+    page_for(&staff.access.principal, f, errors, not_found)
+}
+
+fn page_for(
+    principal: &carerecord_access::Principal,
+    f: &FindForm,
+    errors: Vec<FieldError>,
+    not_found: bool,
+) -> FindPage {
     FindPage {
-        chrome: Chrome::signed_in("Find someone", &staff.access.principal, "/find"),
+        chrome: Chrome::signed_in("Find someone", principal, "/find"),
         errors,
         nhs: f.nhs.clone(),
         day: f.day.clone(),
@@ -73,6 +82,23 @@ fn page(staff: &Staff, f: &FindForm, errors: Vec<FieldError>, not_found: bool) -
             .collect(),
         text: f.text.clone(),
     }
+}
+
+/// The "not on your list" page with the emergency access form for this NHS number and date
+/// of birth: where a context launch for someone not in the home's care lands.
+pub fn emergency_access_offer(
+    principal: &carerecord_access::Principal,
+    nhs: &NhsNumber,
+    born: time::Date,
+) -> Result<Response, PageError> {
+    let f = FindForm {
+        nhs: nhs.as_str().to_owned(),
+        day: born.day().to_string(),
+        month: u8::from(born.month()).to_string(),
+        year: born.year().to_string(),
+        ..FindForm::default()
+    };
+    render(StatusCode::OK, &page_for(principal, &f, Vec::new(), true))
 }
 
 pub async fn form(staff: Staff) -> Result<Response, PageError> {

@@ -1,6 +1,7 @@
 //! One file per page (or small family of pages), each with its view struct and template.
 
 pub mod find;
+pub mod launch;
 pub mod privacy;
 pub mod record;
 pub mod residents;

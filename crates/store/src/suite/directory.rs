@@ -2,7 +2,7 @@
 //! client-assertion replay.
 
 use super::Store;
-use crate::{ClientRecord, RoleGrant, StoreError, TokenRecord, UserRecord};
+use crate::{ClientRecord, LaunchRegistration, RoleGrant, StoreError, TokenRecord, UserRecord};
 
 fn user(id: &str, username: &str) -> UserRecord {
     UserRecord {
@@ -198,4 +198,56 @@ pub async fn a_client_assertion_id_is_accepted_once_per_client(store: Store) {
     assert!(dir.use_assertion_id("b", "jti-1", 500, 200).await.unwrap());
     // Once expired it is forgotten; the token endpoint refuses expired assertions anyway.
     assert!(dir.use_assertion_id("a", "jti-1", 900, 600).await.unwrap());
+}
+
+pub async fn launch_registrations_are_listed_per_client_and_replaced(store: Store) {
+    let dir = store.directory();
+    for id in ["launcher", "other-launcher"] {
+        dir.create_client(&ClientRecord {
+            client_id: id.into(),
+            organisation_id: "org-zc0001".into(),
+            role: "system".into(),
+            secret_hash: None,
+            public_key_pem: Some("-----BEGIN PUBLIC KEY-----\n…".into()),
+            created: 7,
+            disabled: false,
+        })
+        .await
+        .unwrap();
+    }
+    let reg = |client: &str, org: &str, roles: &[&str]| LaunchRegistration {
+        client_id: client.into(),
+        organisation_id: org.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    assert_eq!(dir.launch_registrations("launcher").await.unwrap(), vec![]);
+    dir.register_launch(&reg("launcher", "org-zc0002", &["care-worker"]))
+        .await
+        .unwrap();
+    dir.register_launch(&reg(
+        "launcher",
+        "org-zc0001",
+        &["care-worker", "registered-nurse"],
+    ))
+    .await
+    .unwrap();
+    dir.register_launch(&reg("other-launcher", "org-zc0003", &["care-worker"]))
+        .await
+        .unwrap();
+    // Registering an organisation again replaces its roles.
+    dir.register_launch(&reg("launcher", "org-zc0002", &["senior-carer"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.launch_registrations("launcher").await.unwrap(),
+        vec![
+            reg(
+                "launcher",
+                "org-zc0001",
+                &["care-worker", "registered-nurse"]
+            ),
+            reg("launcher", "org-zc0002", &["senior-carer"]),
+        ]
+    );
+    assert_eq!(dir.launch_registrations("nobody").await.unwrap(), vec![]);
 }

@@ -1,0 +1,558 @@
+//! Signed context launch (`POST /launch`) through a real server on port 0 (SQLite in a
+//! temporary directory): the happy path and one test per refusal, each checked on the page a
+//! browser would show and in the audit trail.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::sync::Arc;
+
+use carerecord_access::Role;
+use carerecord_identity::launch::{generate_es256_key_pair, launch_username, sign_launch_token};
+use carerecord_identity::{Identity, IdentitySettings, LaunchClaims, NewClient, PasswordCost};
+use carerecord_server::{AppState, ServerSettings};
+use carerecord_store::{AuditAction, AuditKey, AuditOutcome, Channel, ResourceStore, now_micros};
+use serde_json::{Value, json};
+
+const SOURCE_TAG: &str = "https://fhir.carerecord.example/CodeSystem/source-organisation";
+const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+const SYSTEM: &str = "sunrise-care-system";
+
+struct App {
+    origin: String,
+    token: String,
+    store: Arc<dyn ResourceStore>,
+    identity: Arc<Identity>,
+    http: reqwest::Client,
+    /// The registered system's private key (PKCS#8 PEM).
+    key: String,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn cookie(&self) -> String {
+        self.header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+async fn spawn() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ResourceStore> = Arc::new(
+        carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap()
+            .with_audit_key(AuditKey::new(b"carerecord-launch-tests-audit-key").unwrap()),
+    );
+    let identity = Arc::new(Identity::new(
+        store.clone(),
+        IdentitySettings {
+            password_cost: PasswordCost::Light,
+            ..IdentitySettings::default()
+        },
+    ));
+    let state = AppState {
+        store: store.clone(),
+        settings: Arc::new(ServerSettings::default()),
+        identity: identity.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ =
+            carerecord_server::serve_with(state, carerecord_portal::router(), listener, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    let (private, public) = generate_es256_key_pair().unwrap();
+    let mut app = App {
+        token: String::new(),
+        origin,
+        store,
+        identity,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        key: private,
+        _dir: dir,
+        _shutdown: tx,
+    };
+    app.token = service_token(&app).await;
+    population(&app).await;
+    app.identity
+        .create_client(NewClient {
+            client_id: SYSTEM.into(),
+            role: Role::System,
+            organisation_id: "home-a".into(),
+            secret: false,
+            public_key: Some(public),
+        })
+        .await
+        .unwrap();
+    app.identity
+        .register_launch(SYSTEM, "home-a", &[Role::CareWorker, Role::RegisteredNurse])
+        .await
+        .unwrap();
+    app
+}
+
+async fn service_token(app: &App) -> String {
+    let client = app
+        .identity
+        .create_client(NewClient {
+            client_id: "launch-test-service".into(),
+            role: Role::Service,
+            organisation_id: "programme".into(),
+            secret: true,
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/auth/token", app.origin))
+        .basic_auth("launch-test-service", client.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn put(app: &App, mut body: Value, source: &str) {
+    body["meta"] = json!({"tag": [{"system": SOURCE_TAG, "code": source}]});
+    let path = format!(
+        "/fhir/{}/{}",
+        body["resourceType"].as_str().unwrap(),
+        body["id"].as_str().unwrap()
+    );
+    let r = app
+        .http
+        .put(format!("{}{path}", app.origin))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}");
+}
+
+/// Two homes with a resident each (different birth dates); the launching system is
+/// registered for home A only.
+async fn population(app: &App) {
+    for (id, ods, name) in [("home-a", "ZHA1", "Home A"), ("home-b", "ZHB1", "Home B")] {
+        put(
+            app,
+            json!({"resourceType": "Organization", "id": id, "name": name,
+                   "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}]}),
+            "ZDIR",
+        )
+        .await;
+    }
+    for (p, home, ods, nhs, born, family) in [
+        (
+            "p-here",
+            "home-a",
+            "ZHA1",
+            "9990000018",
+            "1941-03-27",
+            "Here",
+        ),
+        (
+            "p-other",
+            "home-b",
+            "ZHB1",
+            "9990000026",
+            "1936-05-12",
+            "Elsewhere",
+        ),
+    ] {
+        put(
+            app,
+            json!({"resourceType": "Patient", "id": p, "birthDate": born,
+                   "identifier": [{"system": NHS, "value": nhs}],
+                   "name": [{"use": "official", "family": family, "given": ["Ada"]}]}),
+            "ZGP1",
+        )
+        .await;
+        put(
+            app,
+            json!({"resourceType": "EpisodeOfCare", "id": format!("{p}-eoc"), "status": "active",
+                   "patient": {"reference": format!("Patient/{p}")},
+                   "managingOrganization": {"reference": format!("Organization/{home}")},
+                   "period": {"start": "2025-01-01"}}),
+            ods,
+        )
+        .await;
+    }
+}
+
+impl App {
+    /// Claims for a care worker of home A opening the home's resident, issued now.
+    fn claims(&self) -> LaunchClaims {
+        let now = now_micros() / 1_000_000;
+        LaunchClaims {
+            iss: SYSTEM.into(),
+            aud: json!(format!("{}/launch", self.origin)),
+            iat: now,
+            exp: now + 120,
+            jti: format!("jti-{}", now_micros()),
+            sub: "staff-0042".into(),
+            name: "Test Carer".into(),
+            role: "care-worker".into(),
+            ods: "ZHA1".into(),
+            nhs_number: "9990000018".into(),
+            birth_date: "1941-03-27".into(),
+            training_completed: Some(
+                time::OffsetDateTime::now_utc()
+                    .date()
+                    .previous_day()
+                    .unwrap()
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn sign(&self, claims: &LaunchClaims) -> String {
+        sign_launch_token(claims, &self.key, None).unwrap()
+    }
+
+    /// The care home system's page posts the form from its own site.
+    async fn launch(&self, token: &str) -> Page {
+        let resp = self
+            .http
+            .post(format!("{}/launch", self.origin))
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://sunrise-care.example")
+            .form(&[("launch_token", token)])
+            .send()
+            .await
+            .unwrap();
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, cookie: &str, path: &str) -> Page {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.origin))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn launch_entries(&self) -> Vec<carerecord_store::AuditRecord> {
+        self.store
+            .audit_entries(0, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record)
+            .filter(|r| r.channel == Channel::Launch)
+            .collect()
+    }
+
+    /// The launch was refused with `code`: said on the page, no session, and audited.
+    async fn assert_refused(&self, page: &Page, status: u16, code: &str) {
+        assert_eq!(page.status, status, "{code}: {}", page.text);
+        assert!(
+            page.text.contains(&format!(">{code}<")),
+            "{code} not on the page: {}",
+            page.text
+        );
+        assert!(
+            page.text.contains("nhsuk-header"),
+            "the portal's page style"
+        );
+        assert_eq!(page.header("set-cookie"), "", "{code} opened a session");
+        assert!(
+            self.launch_entries().await.iter().any(|r| r.rule == code
+                && r.outcome == AuditOutcome::Denied
+                && r.action == AuditAction::Login),
+            "{code} not audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_launch_opens_the_residents_record_in_a_new_session_and_maps_the_user_once() {
+    let app = spawn().await;
+    let page = app.launch(&app.sign(&app.claims())).await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), "/residents/p-here");
+    let set_cookie = page.header("set-cookie").to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = page.cookie();
+
+    // A browser follows the redirect as part of the care home system's navigation and leaves
+    // the Strict session cookie out; the Lax launch marker makes the page reload itself once.
+    let markers: Vec<&str> = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("carerecord_launch=1"))
+        .collect();
+    assert_eq!(markers.len(), 1);
+    assert!(markers[0].contains("SameSite=Lax"));
+    let cross_site = app.get("carerecord_launch=1", "/residents/p-here").await;
+    assert_eq!(cross_site.status, 200);
+    assert_eq!(cross_site.header("refresh"), "0; url=/residents/p-here");
+    assert!(
+        !cross_site.text.contains("Here"),
+        "no record without the session"
+    );
+    // Without the marker, no session is the sign-in page as ever.
+    let nobody = app.get("", "/residents/p-here").await;
+    assert_eq!(nobody.status, 303);
+    assert_eq!(nobody.header("location"), "/sign-in");
+
+    let record = app.get(&cookie, "/residents/p-here").await;
+    assert_eq!(record.status, 200, "{}", record.text);
+    assert!(record.text.contains("Here"), "the resident's record");
+    assert!(
+        record.text.contains("Test Carer"),
+        "the launched user in the header"
+    );
+    // The session is the home's, with the asserted role: the other home's resident is not open.
+    let other = app.get(&cookie, "/residents/p-other").await;
+    assert_eq!(other.status, 403);
+
+    // The user was mapped just in time: a user row for the system's user id with the grant.
+    let user = app
+        .identity
+        .directory()
+        .user_by_username(&launch_username(SYSTEM, "staff-0042"))
+        .await
+        .unwrap()
+        .expect("launched user recorded");
+    let grants = app.identity.directory().grants(&user.id).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (grants[0].role.as_str(), grants[0].organisation_id.as_str()),
+        ("care-worker", "home-a")
+    );
+
+    // A second launch of the same user reuses the row (and records no new mapping).
+    let again = app.launch(&app.sign(&app.claims())).await;
+    assert_eq!(again.status, 303, "{}", again.text);
+    let entries = app.launch_entries().await;
+    let created: Vec<_> = entries
+        .iter()
+        .filter(|r| r.rule == "launch-user-created")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].agent.id, user.id);
+    let opened: Vec<_> = entries
+        .iter()
+        .filter(|r| r.rule == "context-launch" && r.outcome == AuditOutcome::Allowed)
+        .collect();
+    assert_eq!(opened.len(), 2);
+    assert_eq!(opened[0].patient_ids, ["p-here"]);
+    assert_eq!(opened[0].agent.ods_code.as_deref(), Some("ZHA1"));
+    // Nothing identifying went into a URL.
+    assert!(!page.header("location").contains("9990000018"));
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_key_is_refused() {
+    let app = spawn().await;
+    let (other_key, _) = generate_es256_key_pair().unwrap();
+    let token = sign_launch_token(&app.claims(), &other_key, None).unwrap();
+    let page = app.launch(&token).await;
+    app.assert_refused(&page, 401, "launch-bad-signature").await;
+}
+
+#[tokio::test]
+async fn a_tampered_token_is_refused() {
+    let app = spawn().await;
+    let token = app.sign(&app.claims());
+    // Another resident's NHS number spliced into the signed claims.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
+    claims["nhs_number"] = json!("9990000026");
+    parts[1] = b64.encode(claims.to_string());
+    let page = app.launch(&parts.join(".")).await;
+    app.assert_refused(&page, 401, "launch-bad-signature").await;
+}
+
+#[tokio::test]
+async fn an_unknown_issuer_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.iss = "unregistered-system".into();
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 401, "launch-unknown-issuer")
+        .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.iat -= 600;
+    c.exp = c.iat + 120;
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 401, "launch-expired").await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_five_minutes_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.exp = c.iat + 301;
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 400, "launch-too-long").await;
+}
+
+#[tokio::test]
+async fn a_replayed_token_is_refused() {
+    let app = spawn().await;
+    let token = app.sign(&app.claims());
+    assert_eq!(app.launch(&token).await.status, 303);
+    let page = app.launch(&token).await;
+    app.assert_refused(&page, 401, "launch-replayed").await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.aud = json!("https://another-record.example/launch");
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 401, "launch-wrong-audience")
+        .await;
+}
+
+#[tokio::test]
+async fn an_nhs_number_and_birth_date_of_different_people_are_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    // p-here's NHS number with p-other's date of birth.
+    c.birth_date = "1936-05-12".into();
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 400, "launch-different-people")
+        .await;
+    assert!(!page.text.contains("9990000018"), "the page names no one");
+    let entries = app.launch_entries().await;
+    let e = entries
+        .iter()
+        .find(|r| r.rule == "launch-different-people")
+        .unwrap();
+    // Recorded against the person whose NHS number was used, for their access report.
+    assert_eq!(e.patient_ids, ["p-here"]);
+}
+
+#[tokio::test]
+async fn a_resident_not_in_the_homes_care_leads_to_the_emergency_access_offer() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.nhs_number = "9990000026".into();
+    c.birth_date = "1936-05-12".into();
+    let page = app.launch(&app.sign(&c)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("action=\"/find/emergency-access\""));
+    assert!(page.text.contains("We cannot show you a record"));
+    assert!(
+        app.launch_entries()
+            .await
+            .iter()
+            .any(|r| r.rule == "launch-not-in-care"
+                && r.outcome == AuditOutcome::Denied
+                && r.patient_ids == ["p-other"])
+    );
+    // The session is open (the user is who their system says), but the record is not.
+    let cookie = page.cookie();
+    assert_eq!(app.get(&cookie, "/").await.status, 200);
+    assert_eq!(app.get(&cookie, "/residents/p-other").await.status, 403);
+}
+
+#[tokio::test]
+async fn lapsed_training_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.training_completed = Some("2020-01-06".into());
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 403, "launch-training-expired")
+        .await;
+    // Without a date from the system, a new user has no training on record either.
+    let mut c = app.claims();
+    c.sub = "staff-0099".into();
+    c.training_completed = None;
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 403, "launch-training-expired")
+        .await;
+}
+
+#[tokio::test]
+async fn an_organisation_the_system_is_not_registered_for_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.ods = "ZHB1".into();
+    c.nhs_number = "9990000026".into();
+    c.birth_date = "1936-05-12".into();
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 403, "launch-organisation-not-registered")
+        .await;
+}
+
+#[tokio::test]
+async fn a_role_the_system_may_not_assert_is_refused() {
+    let app = spawn().await;
+    let mut c = app.claims();
+    c.role = "care-home-manager".into();
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 403, "launch-role-not-allowed")
+        .await;
+    let mut c = app.claims();
+    c.role = "privacy-officer".into();
+    let page = app.launch(&app.sign(&c)).await;
+    app.assert_refused(&page, 403, "launch-role-not-allowed")
+        .await;
+}
+
+#[tokio::test]
+async fn a_form_without_a_token_or_with_garbage_is_refused() {
+    let app = spawn().await;
+    let page = app.launch("").await;
+    app.assert_refused(&page, 400, "launch-malformed").await;
+    let page = app.launch("not.a.jwt").await;
+    app.assert_refused(&page, 400, "launch-malformed").await;
+}
