@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_hl7::map::{EntryAction, Mapped, PATIENT_PLACEHOLDER};
-use carerecord_search::query::{Handling, parse};
-use carerecord_store::ingest::Hl7System;
+use carerecord_store::ingest::{self, Hl7System};
 use carerecord_store::{StoreTx, write};
 use serde_json::{Value, json};
 
@@ -16,10 +15,6 @@ use crate::matching::{self, IncomingPerson, MatchContext, Outcome};
 use crate::merge::{self, Cause};
 
 const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
-/// Identifiers looked up per search. One: an `identifier=a,b,c` OR-list is not answered from
-/// `search_token`'s index by SQLite (the OR terms do not lead the index), so it scans every
-/// identifier row of the type and slows down as the store grows; one seek per key does not.
-const LOOKUP_CHUNK: usize = 1;
 
 /// What applying a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,62 +72,16 @@ fn conditional(reference: &str) -> Option<(ResourceType, String, String)> {
     Some((rt, system.to_owned(), pct_decode(value)))
 }
 
-fn token_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, ',' | '|' | '$' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The ids of resources of `rt` carrying each of `keys` (system, value), found in one search
-/// per chunk. A found resource's identifiers are read back to tell which key it carries.
+/// The ids of the stored resources carrying each of `keys` (type, system, value), found in
+/// one statement for the whole message: one search and one read per key were the bulk of a
+/// message's round trips to the database.
 async fn lookup(
     tx: &mut dyn StoreTx,
-    rt: ResourceType,
-    keys: &[(String, String)],
-) -> Result<HashMap<(String, String), LogicalId>, IngestError> {
+    keys: Vec<(ResourceType, String, String)>,
+) -> Result<HashMap<(ResourceType, String, String), LogicalId>, IngestError> {
     let mut out = HashMap::new();
-    for chunk in keys.chunks(LOOKUP_CHUNK) {
-        let value = chunk
-            .iter()
-            .map(|(s, v)| format!("{}|{}", token_escape(s), token_escape(v)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let q = parse(
-            rt,
-            &[("identifier".to_owned(), value)],
-            Handling::Strict,
-            "urn:carerecord:ingest",
-        )
-        .map_err(|e| IngestError::Internal(format!("identifier lookup: {e:?}")))?;
-        let found = tx.find(&q, 1_000).await?;
-        for k in found {
-            let Some(current) = tx.current(k.resource_type, &k.id).await? else {
-                continue;
-            };
-            let body: Value = serde_json::from_str(&current.body)
-                .map_err(|e| IngestError::Internal(e.to_string()))?;
-            for i in body
-                .get("identifier")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let (Some(s), Some(v)) = (
-                    i.get("system").and_then(Value::as_str),
-                    i.get("value").and_then(Value::as_str),
-                ) {
-                    let key = (s.to_owned(), v.to_owned());
-                    if chunk.contains(&key) {
-                        out.insert(key, k.id.clone());
-                    }
-                }
-            }
-        }
+    for (k, system, value) in ingest::tx_identified(tx, keys).await? {
+        out.insert((k.resource_type, system, value), k.id);
     }
     Ok(out)
 }
@@ -245,12 +194,31 @@ pub async fn apply(
             by_type.entry(rt).or_default().push(k.clone());
         }
     }
-    let mut existing: HashMap<(ResourceType, String, String), LogicalId> = HashMap::new();
-    for (rt, keys) in &by_type {
-        for ((s, v), id) in lookup(tx, *rt, keys).await? {
-            existing.insert((*rt, s, v), id);
+    // Conditional references to what this message does not carry, looked up together with
+    // the entries' own keys.
+    let mut wanted = Vec::new();
+    for e in &mapped.entries {
+        collect_conditionals(&e.resource, &mut wanted);
+    }
+    let own = |rt: ResourceType, system: &str, value: &str| {
+        by_type
+            .get(&rt)
+            .is_some_and(|ks| ks.iter().any(|(s, v)| s == system && v == value))
+    };
+    let mut keys: Vec<(ResourceType, String, String)> = Vec::new();
+    for (rt, ks) in &by_type {
+        for (s, v) in ks {
+            keys.push((*rt, s.clone(), v.clone()));
         }
     }
+    for (rt, system, value) in &wanted {
+        let senders_own =
+            *rt == ResourceType::Organization && system == ODS_SYSTEM && *value == sender.ods;
+        if !senders_own && !own(*rt, system, value) {
+            keys.push((*rt, system.clone(), value.clone()));
+        }
+    }
+    let existing = lookup(tx, keys).await?;
     let mut ids = Vec::with_capacity(mapped.entries.len());
     let mut resolved: HashMap<(ResourceType, String, String), String> = HashMap::new();
     for (e, rt) in mapped.entries.iter().zip(&types) {
@@ -268,25 +236,18 @@ pub async fn apply(
         }
         ids.push((id, is_new));
     }
-    // Conditional references to what this message does not carry.
-    let mut wanted = Vec::new();
-    for e in &mapped.entries {
-        collect_conditionals(&e.resource, &mut wanted);
-    }
     for (rt, system, value) in wanted {
-        if resolved.contains_key(&(rt, system.clone(), value.clone())) {
+        let key = (rt, system, value);
+        if resolved.contains_key(&key) {
             continue;
         }
-        if rt == ResourceType::Organization && system == ODS_SYSTEM && value == sender.ods {
-            resolved.insert((rt, system, value), sender.org_id.clone());
+        if rt == ResourceType::Organization && key.1 == ODS_SYSTEM && key.2 == sender.ods {
+            resolved.insert(key, sender.org_id.clone());
             continue;
         }
-        let key = (system.clone(), value.clone());
-        if let Some(id) = lookup(tx, rt, std::slice::from_ref(&key))
-            .await?
-            .remove(&key)
-        {
-            resolved.insert((rt, system, value), id.as_str().to_owned());
+        if let Some(id) = existing.get(&key) {
+            let id = id.as_str().to_owned();
+            resolved.insert(key, id);
         }
     }
 

@@ -8,6 +8,8 @@
 //! over a connection ([`SqlExec`]); the statements and the decoding are written once, here.
 //! Every instant is microseconds since the Unix epoch.
 
+use carerecord_fhir::ResourceType;
+
 use crate::engine::{SqlExec, decode_key};
 use crate::error::StoreError;
 use crate::model::ResourceKey;
@@ -209,6 +211,12 @@ pub enum IngestOp {
     /// The current (not deleted) resources in one patient's compartment, the Patient itself
     /// included: what a merge re-points.
     Compartment { patient_id: String },
+    /// The current (not deleted) resources carrying each identifier `(type, system, value)`,
+    /// answered as [`IngestReply::Identified`] in one statement: an HL7 message's entries are
+    /// looked up together instead of one search (and one read) per key.
+    Identified {
+        keys: Vec<(ResourceType, String, String)>,
+    },
 }
 
 /// A read of the gathering tables, outside any write.
@@ -254,6 +262,8 @@ pub enum IngestReply {
     Reviews(Vec<ReviewItem>),
     Merges(Vec<MergeRecord>),
     Keys(Vec<ResourceKey>),
+    /// Resources found by identifier, each with the `(system, value)` that found it.
+    Identified(Vec<(ResourceKey, String, String)>),
 }
 
 /// The type of a column a backend decodes for [`SqlExec::cells`].
@@ -469,6 +479,7 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
                 .collect::<Result<_, StoreError>>()?;
             Ok(IngestReply::Keys(keys))
         }
+        IngestOp::Identified { keys } => identified(exec, &keys).await,
         IngestOp::UndoMerge { id, at } => {
             let n = exec
                 .execute(&st(
@@ -973,6 +984,66 @@ pub async fn tx_message(
 pub async fn tx_review(tx: &mut dyn StoreTx, id: i64) -> Result<ReviewItem, StoreError> {
     match tx.ingest(IngestOp::Review { id }).await? {
         IngestReply::Reviews(v) => v.into_iter().next().ok_or(StoreError::NotFound),
+        _ => Err(wrong_reply()),
+    }
+}
+
+/// Keys per statement in [`IngestOp::Identified`]: four arguments each, well under
+/// SQLite's and PostgreSQL's limits on bound parameters.
+const IDENTIFIED_CHUNK: usize = 100;
+
+/// One `UNION ALL` arm per key rather than an OR-list: each arm is a seek on
+/// `search_token_value` (type, param, code, system), which SQLite does not do for OR terms.
+async fn identified(
+    exec: &mut dyn SqlExec,
+    keys: &[(ResourceType, String, String)],
+) -> Result<IngestReply, StoreError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(IDENTIFIED_CHUNK) {
+        let mut arms = Vec::with_capacity(chunk.len());
+        let mut args = Vec::with_capacity(chunk.len() * 4);
+        for (rt, system, value) in chunk {
+            let n = args.len();
+            arms.push(format!(
+                "SELECT t.resource_type, t.id, t.system, t.code FROM search_token t \
+                 JOIN resources r ON r.resource_type = t.resource_type AND r.id = t.id \
+                 WHERE t.resource_type = ${} AND t.param = ${} AND t.code = ${} AND t.system = ${} \
+                 AND r.deleted = FALSE",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            ));
+            args.push(text(rt.as_str()));
+            args.push(text("identifier"));
+            args.push(text(value));
+            args.push(text(system));
+        }
+        let rows = exec
+            .cells(
+                &st(&arms.join(" UNION ALL "), args),
+                &[Kind::Text, Kind::Text, Kind::Text, Kind::Text],
+            )
+            .await?;
+        for r in rows {
+            let mut c = Cols(r.into_iter());
+            let key = decode_key(&c.text()?, &c.text()?)?;
+            out.push((key, c.text()?, c.text()?));
+        }
+    }
+    Ok(IngestReply::Identified(out))
+}
+
+/// [`IngestOp::Identified`]: the resources carrying each `(type, system, value)`.
+pub async fn tx_identified(
+    tx: &mut dyn StoreTx,
+    keys: Vec<(ResourceType, String, String)>,
+) -> Result<Vec<(ResourceKey, String, String)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx.ingest(IngestOp::Identified { keys }).await? {
+        IngestReply::Identified(v) => Ok(v),
         _ => Err(wrong_reply()),
     }
 }
