@@ -9,5 +9,5 @@ mod visibility;
 
 pub use classify::{Classification, Classifier, CodeLists, Relationship, RelationshipKind};
 pub use policy::{Denial, PolicySettings};
-pub use role::{OrgKind, Principal, PrincipalId, Role, View};
+pub use role::{OrgKind, Principal, PrincipalId, Role, SmartGrant, View};
 pub use visibility::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, Scope, Visibility};

@@ -327,6 +327,7 @@ mod tests {
             organisation_id: "org-a".into(),
             organisation_ods: "A1".into(),
             training_valid_until: Some(1_000),
+            smart: None,
         }
     }
 

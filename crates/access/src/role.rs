@@ -171,6 +171,24 @@ pub struct Principal {
     /// Data-security training is current until this instant (µs since the epoch); `None` for
     /// systems, which are not trained people.
     pub training_valid_until: Option<i64>,
+    /// What an OAuth client was granted on top of the access policy, when the principal acts
+    /// through one (SMART App Launch or Backend Services). Scopes only ever narrow what the
+    /// policy allows; `None` means no narrowing (the portal, signed launch, plain tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart: Option<SmartGrant>,
+}
+
+/// The OAuth grant a token carries: the granted scopes as issued (space-separated, SMART v1 or
+/// v2 syntax) and the launch context they apply to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmartGrant {
+    /// The client the grant was issued to.
+    pub client_id: String,
+    /// The granted scope string, exactly as returned in the token response.
+    pub scope: String,
+    /// The patient in context (a `Patient` logical id), for `patient/` scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
 }
 
 impl Principal {
@@ -213,6 +231,7 @@ mod tests {
             organisation_id: "org".into(),
             organisation_ods: "X1".into(),
             training_valid_until: Some(100),
+            smart: None,
         };
         assert!(p.training_current(99));
         assert!(!p.training_current(100));

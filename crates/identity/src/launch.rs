@@ -555,6 +555,7 @@ impl Identity {
             organisation_id: registration.organisation_id.clone(),
             organisation_ods: ods,
             training_valid_until: user.training_valid_until,
+            smart: None,
         };
         Ok(VerifiedLaunch {
             claims,

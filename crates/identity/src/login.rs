@@ -307,6 +307,7 @@ impl Identity {
             organisation_ods: self.ods_code(&chosen.organisation).await?,
             organisation_id: chosen.organisation,
             training_valid_until: Some(user.training_valid_until.unwrap_or(0)),
+            smart: None,
         };
         tracing::info!(user_id = %user.id, role = %principal.role, organisation = %principal.organisation_id, "signed in");
         Ok(self

@@ -314,6 +314,7 @@ impl Identity {
             organisation_ods: self.ods_code(&client.organisation_id).await?,
             organisation_id: client.organisation_id.clone(),
             training_valid_until: None,
+            smart: None,
         };
         let session = self
             .issue(

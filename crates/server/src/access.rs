@@ -50,6 +50,7 @@ impl Access {
                 organisation_id: "carerecord".to_owned(),
                 organisation_ods: "CARERECORD".to_owned(),
                 training_valid_until: None,
+                smart: None,
             },
             &policy::PolicySettings::default(),
         )

@@ -340,6 +340,7 @@ fn principal(name: &str, role: Role, org: (&str, &str)) -> Principal {
         organisation_id: org.0.into(),
         organisation_ods: org.1.into(),
         training_valid_until: Some(NOW + 100 * DAY),
+        smart: None,
     }
 }
 
