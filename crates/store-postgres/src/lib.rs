@@ -398,12 +398,13 @@ struct PostgresTx {
 }
 
 impl PostgresTx {
-    async fn exec(&mut self, st: Statement) -> Result<(), StoreError> {
-        sqlx::query_with(AssertSqlSafe(st.sql), owned_arguments(st.args.into_iter())?)
+    /// Runs one statement; answers how many rows it changed.
+    async fn exec(&mut self, st: Statement) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(AssertSqlSafe(st.sql), owned_arguments(st.args.into_iter())?)
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 
     /// Runs a statement without arguments as plain SQL (transaction control).
@@ -417,8 +418,12 @@ impl PostgresTx {
 
     /// Writes the versions kept back by `put`.
     async fn flush_pending(&mut self) -> Result<(), StoreError> {
-        for st in self.pending.take_statements() {
-            self.exec(st).await?;
+        for w in self.pending.take_statements() {
+            let changed = self.exec(w.statement).await?;
+            if w.must_change.is_some_and(|n| n != changed) {
+                // A version this transaction meant to write was taken by a concurrent writer.
+                return Err(StoreError::AlreadyExists);
+            }
         }
         Ok(())
     }
@@ -505,7 +510,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn put_break_glass(&mut self, grant: &BreakGlassGrant) -> Result<(), StoreError> {
-        self.exec(sql::break_glass_statement(grant)).await
+        self.exec(sql::break_glass_statement(grant)).await.map(drop)
     }
 
     async fn review_break_glass(

@@ -211,7 +211,7 @@ pub async fn vread(
 ) -> Result<StoredResource, StoreError> {
     let rows = exec
         .resources(
-            &key_statement("resource_history", rt, id, Some(version), vis),
+            &key_statement(crate::sql::ALL_VERSIONS, rt, id, Some(version), vis),
             0,
         )
         .await?;

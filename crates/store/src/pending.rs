@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use carerecord_fhir::ResourceType;
 
 use crate::prepare::PreparedVersion;
-use crate::sql::{Statement, versions_statements};
+use crate::sql::{WriteStatement, versions_statements};
 
 /// Versions flushed at once at the most, so one Bundle of any size stays within memory bounds.
 const MAX_PENDING: usize = 2_000;
@@ -45,7 +45,7 @@ impl Pending {
     }
 
     /// The statements that write everything pending; the buffer is left empty.
-    pub fn take_statements(&mut self) -> Vec<Statement> {
+    pub fn take_statements(&mut self) -> Vec<WriteStatement> {
         if self.versions.is_empty() {
             return Vec::new();
         }

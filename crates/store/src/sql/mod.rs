@@ -23,10 +23,12 @@ mod reads;
 pub mod visibility;
 mod write;
 pub use reads::{
-    HistoryCursor, break_glass_statement, everything_statement, history_count_statement,
-    history_statement, include_statement, revinclude_statement,
+    ALL_VERSIONS, HistoryCursor, break_glass_statement, everything_statement,
+    history_count_statement, history_statement, include_statement, revinclude_statement,
 };
-pub use write::{INDEX_TABLES, clear_index_statements, deletion_statements, versions_statements};
+pub use write::{
+    INDEX_TABLES, WriteStatement, clear_index_statements, deletion_statements, versions_statements,
+};
 
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]

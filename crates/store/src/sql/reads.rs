@@ -133,6 +133,12 @@ pub fn everything_statement(
     st
 }
 
+/// Every version of every resource: the current rows and the superseded ones, which are kept
+/// apart so a version's body is stored once (see `sql::write::versions_statements`). Both
+/// databases push the outer `WHERE` into each arm, so a key or type seeks each table's index.
+pub const ALL_VERSIONS: &str = "(SELECT resource_type, id, version_id, patient_id, last_updated, deleted, body, source_ods, sensitive FROM resources \
+     UNION ALL SELECT resource_type, id, version_id, patient_id, last_updated, deleted, body, source_ods, sensitive FROM resource_history)";
+
 /// One page of history, newest first.
 pub fn history_statement(
     rt: Option<ResourceType>,
@@ -161,7 +167,7 @@ pub fn history_statement(
     }
     let lim = st.bind(Arg::Int(i64::from(count) + 1));
     st.sql = format!(
-        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body, h.patient_id FROM resource_history h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
+        "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body, h.patient_id FROM {ALL_VERSIONS} h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
         conds.join(" AND ")
     );
     st
@@ -200,7 +206,7 @@ pub fn history_count_statement(
     let mut st = Statement::default();
     let conds = history_filter(rt, id, since, vis, &mut st);
     st.sql = format!(
-        "SELECT COUNT(*) FROM resource_history h WHERE {}",
+        "SELECT COUNT(*) FROM {ALL_VERSIONS} h WHERE {}",
         conds.join(" AND ")
     );
     st

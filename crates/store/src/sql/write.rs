@@ -40,6 +40,27 @@ struct TableRows {
     rows: Vec<Vec<Arg>>,
     /// Appended after `VALUES …` (an upsert clause).
     suffix: &'static str,
+    /// Whether each statement must change exactly as many rows as it carries (see
+    /// [`WriteStatement::must_change`]).
+    guarded: bool,
+}
+
+/// A write, and how many rows it must change. A guarded statement that changes fewer rows
+/// found a version it was about to write already taken by a concurrent writer; the backend
+/// reports that as `AlreadyExists`, as it reports a unique violation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteStatement {
+    pub statement: Statement,
+    pub must_change: Option<u64>,
+}
+
+impl From<Statement> for WriteStatement {
+    fn from(statement: Statement) -> Self {
+        WriteStatement {
+            statement,
+            must_change: None,
+        }
+    }
 }
 
 impl TableRows {
@@ -49,10 +70,11 @@ impl TableRows {
             columns,
             rows: Vec::new(),
             suffix: "",
+            guarded: false,
         }
     }
 
-    fn into_statements(self, out: &mut Vec<Statement>) {
+    fn into_statements(self, out: &mut Vec<WriteStatement>) {
         let mut rows = self.rows.into_iter();
         let mut remaining = rows.len();
         while remaining > 0 {
@@ -71,7 +93,10 @@ impl TableRows {
                 tuples.join(", "),
                 self.suffix
             );
-            out.push(st);
+            out.push(WriteStatement {
+                statement: st,
+                must_change: self.guarded.then_some(n as u64),
+            });
         }
     }
 }
@@ -107,21 +132,30 @@ const VERSION_COLUMNS: &[&str] = &[
 /// The statements that write new versions: their history rows, current rows and index rows
 /// (old index rows removed first for versions after the first). Each `(type, id)` must appear
 /// at most once in `versions` (a multi-row upsert cannot touch one row twice).
-pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
-    let mut out = Vec::new();
+pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<WriteStatement> {
+    let mut out: Vec<WriteStatement> = Vec::new();
     for v in versions {
         if v.version_id.get() > 1 {
-            out.extend(clear_index_statements(
-                v.resource_type.as_str(),
-                v.id.as_str(),
-            ));
+            out.push(
+                archive_statement(v.resource_type.as_str(), v.id.as_str(), v.version_id.get())
+                    .into(),
+            );
+            out.extend(
+                clear_index_statements(v.resource_type.as_str(), v.id.as_str())
+                    .into_iter()
+                    .map(WriteStatement::from),
+            );
         }
     }
-    let mut history = TableRows::new("resource_history", VERSION_COLUMNS);
     let mut current = TableRows::new("resources", VERSION_COLUMNS);
+    // A row is replaced only by a later version. A version 1 meeting an existing row, or a
+    // version a concurrent writer already wrote, changes nothing — and the guard turns that
+    // into `AlreadyExists`, which writers retry as `Busy`.
     current.suffix = " ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
         patient_id = excluded.patient_id, last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body, \
-        source_ods = excluded.source_ods, sensitive = excluded.sensitive";
+        source_ods = excluded.source_ods, sensitive = excluded.sensitive \
+        WHERE resources.version_id < excluded.version_id";
+    current.guarded = true;
     let mut strings = TableRows::new(
         "search_string",
         &[
@@ -222,7 +256,6 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
             opt_text(v.class.source_ods.as_deref()),
             Arg::Bool(v.class.sensitive),
         ];
-        history.rows.push(version_row.clone());
         current.rows.push(version_row);
         let owner = |param: &str| {
             vec![
@@ -307,7 +340,6 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
         }
     }
     for t in [
-        history,
         current,
         strings,
         tokens,
@@ -322,6 +354,26 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<Statement> {
         t.into_statements(&mut out);
     }
     out
+}
+
+/// Copies the current row of one resource (a live version or a deletion marker) into
+/// `resource_history`, before a new version replaces it. `resource_history` holds only
+/// superseded versions: the current one lives once, in `resources`, so a create writes its body
+/// once (readers of every version take the union, see `sql::reads::ALL_VERSIONS`). A row
+/// already at version `before` or later is left alone, so nothing is archived twice.
+fn archive_statement(rt: &str, id: &str, before: i64) -> Statement {
+    Statement {
+        sql: format!(
+            "INSERT INTO resource_history ({cols}) SELECT {cols} FROM resources \
+             WHERE resource_type = $1 AND id = $2 AND version_id < $3",
+            cols = VERSION_COLUMNS.join(", ")
+        ),
+        args: vec![
+            Arg::Text(rt.to_owned()),
+            Arg::Text(id.to_owned()),
+            Arg::Int(before),
+        ],
+    }
 }
 
 /// Removes every index row of one resource.
@@ -342,23 +394,16 @@ pub fn deletion_statements(
     last_updated: i64,
 ) -> Vec<Statement> {
     // Placeholders in order of appearance, each used once (the contract of this module).
-    let args = || {
-        vec![
-            Arg::Int(version.get()),
-            Arg::Int(last_updated),
-            Arg::Text(rt.as_str().to_owned()),
-            Arg::Text(id.as_str().to_owned()),
-        ]
-    };
     let mut out = vec![
-        Statement {
-            sql: "INSERT INTO resource_history (resource_type, id, version_id, patient_id, last_updated, deleted, body, source_ods, sensitive) \
-                  SELECT resource_type, id, $1, patient_id, $2, TRUE, '', source_ods, sensitive FROM resources WHERE resource_type = $3 AND id = $4".to_owned(),
-            args: args(),
-        },
+        archive_statement(rt.as_str(), id.as_str(), version.get()),
         Statement {
             sql: "UPDATE resources SET version_id = $1, last_updated = $2, deleted = TRUE, body = '' WHERE resource_type = $3 AND id = $4".to_owned(),
-            args: args(),
+            args: vec![
+                Arg::Int(version.get()),
+                Arg::Int(last_updated),
+                Arg::Text(rt.as_str().to_owned()),
+                Arg::Text(id.as_str().to_owned()),
+            ],
         },
     ];
     out.extend(clear_index_statements(rt.as_str(), id.as_str()));
@@ -384,13 +429,65 @@ mod tests {
     fn every_write_statement_numbers_its_placeholders_in_order() {
         let vs: Vec<PreparedVersion> = (0..3).map(version).collect();
         let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        for st in versions_statements(&refs) {
-            super::super::assert_in_order(&st);
+        for w in versions_statements(&refs) {
+            super::super::assert_in_order(&w.statement);
         }
         let id = LogicalId::parse("obs-1").unwrap();
         for st in deletion_statements(ResourceType::Observation, &id, VersionId::FIRST.next(), 5) {
             super::super::assert_in_order(&st);
         }
+    }
+
+    fn statements(refs: &[&PreparedVersion]) -> Vec<Statement> {
+        versions_statements(refs)
+            .into_iter()
+            .map(|w| w.statement)
+            .collect()
+    }
+
+    #[test]
+    fn current_rows_must_all_be_written_and_old_ones_are_archived_first() {
+        let vs: Vec<PreparedVersion> = (0..10)
+            .map(|i| {
+                let mut v = version(i);
+                v.version_id = VersionId::FIRST.next();
+                v
+            })
+            .collect();
+        let refs: Vec<&PreparedVersion> = vs.iter().collect();
+        let ws = versions_statements(&refs);
+        let guarded: Vec<(usize, Option<u64>)> = ws
+            .iter()
+            .filter(|w| w.statement.sql.starts_with("INSERT INTO resources "))
+            .map(|w| {
+                (
+                    w.statement.args.len() / VERSION_COLUMNS.len(),
+                    w.must_change,
+                )
+            })
+            .collect();
+        assert_eq!(guarded, vec![(8, Some(8)), (2, Some(2))]);
+        let first_current = ws
+            .iter()
+            .position(|w| w.statement.sql.starts_with("INSERT INTO resources "))
+            .unwrap();
+        let archives: Vec<usize> = ws
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.statement.sql.starts_with("INSERT INTO resource_history"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            archives.len(),
+            10,
+            "each superseded version is archived once"
+        );
+        assert!(archives.iter().all(|&i| i < first_current));
+        assert!(
+            ws.iter()
+                .filter(|w| !w.statement.sql.starts_with("INSERT INTO resources "))
+                .all(|w| w.must_change.is_none())
+        );
     }
 
     #[test]
@@ -400,13 +497,18 @@ mod tests {
         assert_eq!(chunk_len(1, 7), 1);
         let vs: Vec<PreparedVersion> = (0..10).map(version).collect();
         let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        let sts = versions_statements(&refs);
-        let history: Vec<usize> = sts
+        let sts = statements(&refs);
+        let current: Vec<usize> = sts
             .iter()
-            .filter(|s| s.sql.starts_with("INSERT INTO resource_history"))
+            .filter(|s| s.sql.starts_with("INSERT INTO resources "))
             .map(|s| s.args.len() / VERSION_COLUMNS.len())
             .collect();
-        assert_eq!(history, vec![8, 2], "10 rows as 8 + 2");
+        assert_eq!(current, vec![8, 2], "10 rows as 8 + 2");
+        assert!(
+            sts.iter()
+                .all(|s| !s.sql.starts_with("INSERT INTO resource_history")),
+            "a first version is written once, as the current row"
+        );
         assert!(
             sts.iter().all(|s| !s.sql.starts_with("DELETE")),
             "first versions clear nothing"
@@ -417,7 +519,7 @@ mod tests {
     fn large_batches_are_split_below_the_bound_value_limit() {
         let vs: Vec<PreparedVersion> = (0..5_000).map(version).collect();
         let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        let sts = versions_statements(&refs);
+        let sts = statements(&refs);
         assert!(sts.iter().all(|s| s.args.len() <= MAX_ARGS));
         let rows: usize = sts
             .iter()
