@@ -2,9 +2,11 @@
 //!
 //! Parsing, the sender check and mapping run on the caller's task (one per connection, so
 //! they use every core). What touches the database goes to one writer task, which takes every
-//! message waiting and processes them in one transaction (group commit): each message under
-//! its own savepoint — a refused message is rolled back alone and kept as a dead letter —,
-//! each with its message-log row and audit entry. Every waiter is answered only after the
+//! message waiting and processes them in one transaction (group commit), each with its
+//! message-log row and audit entry. The batch is first written as one write set, without
+//! savepoints; if a message is refused after writing, that attempt is rolled back and the batch
+//! runs again with each message under its own savepoint, so the refused message is rolled back
+//! alone and kept as a dead letter. Every waiter is answered only after the
 //! commit, so an ACK always means "durably stored"; if the commit fails, every message of the
 //! batch is answered AR and nothing of it was stored, so the sender's resend is right.
 
@@ -393,8 +395,79 @@ async fn dead_letter(
     }
 }
 
+/// How a batch is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// No savepoints: the whole batch is written together (its index rows as one set of
+    /// multi-row statements). If a message is refused midway, the attempt is abandoned.
+    Optimistic,
+    /// Each message under its own savepoint, so that a refused one is rolled back alone.
+    Savepoints,
+}
+
+/// Why an attempt at a batch ended without committing.
+enum Abandoned {
+    /// A message was refused: run the batch again with savepoints.
+    Isolate,
+    /// The store failed: every message of the batch is refused.
+    Failed(IngestError),
+}
+
+impl From<IngestError> for Abandoned {
+    fn from(e: IngestError) -> Self {
+        Abandoned::Failed(e)
+    }
+}
+
+impl From<StoreError> for Abandoned {
+    fn from(e: StoreError) -> Self {
+        Abandoned::Failed(e.into())
+    }
+}
+
+/// Stores a batch in one transaction. Almost every message is accepted, so the batch is first
+/// written without savepoints — a savepoint per message costs a journal copy of every page the
+/// message touches and writes its rows alone; only if a message is refused midway is the
+/// attempt rolled back and the batch run again with one savepoint per message, which keeps the
+/// refused one out and the others in.
 async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply>, IngestError> {
+    match run_batch_with(store, batch, Isolation::Optimistic).await {
+        Ok(r) => Ok(r),
+        Err(Abandoned::Failed(e)) => Err(e),
+        Err(Abandoned::Isolate) => {
+            match run_batch_with(store, batch, Isolation::Savepoints).await {
+                Ok(r) => Ok(r),
+                Err(Abandoned::Failed(e)) => Err(e),
+                Err(Abandoned::Isolate) => Err(IngestError::Internal(
+                    "a refused message was not isolated".into(),
+                )),
+            }
+        }
+    }
+}
+
+async fn run_batch_with(
+    store: &dyn ResourceStore,
+    batch: &[Job],
+    isolation: Isolation,
+) -> Result<Vec<Reply>, Abandoned> {
     let mut tx = store.begin().await?;
+    // The messages of the batch processed before, in one look-up; then those accepted in this
+    // batch (a resend inside the batch), which are logged together at the end.
+    let keys: Vec<(String, String)> = batch
+        .iter()
+        .filter_map(|j| match &j.work {
+            Work::Message { sender, header, .. } => {
+                Some((sender.id.clone(), header.control_id.clone()))
+            }
+            Work::DeadLetter { .. } => None,
+        })
+        .collect();
+    let mut logged: HashMap<(String, String), Reply> = HashMap::new();
+    for m in ingest::tx_messages(tx.as_mut(), keys).await? {
+        logged.insert((m.sender.clone(), m.control_id.clone()), resent(&m));
+    }
+    let mut log: Vec<MessageRecord> = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
         match &job.work {
@@ -427,10 +500,9 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                 raw,
                 received_at,
             } => {
+                let key = (sender.id.clone(), header.control_id.clone());
                 // Processed already (a resend, perhaps in this very batch): the same ACK again.
-                if let Some(logged) =
-                    ingest::tx_message(tx.as_mut(), &sender.id, &header.control_id).await?
-                {
+                if let Some(reply) = logged.get(&key) {
                     if let Origin::Replay(id) = job.origin {
                         ingest::tx_do(
                             tx.as_mut(),
@@ -442,14 +514,16 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                         )
                         .await?;
                     }
-                    replies.push(resent(&logged));
+                    replies.push(reply.clone());
                     continue;
                 }
-                tx.savepoint().await?;
+                if isolation == Isolation::Savepoints {
+                    tx.savepoint().await?;
+                }
                 let now = now_micros();
                 match apply(tx.as_mut(), mapped, sender, now).await {
                     Ok(applied) => {
-                        let reply = accepted(
+                        let (reply, record) = accepted(
                             tx.as_mut(),
                             job.origin,
                             sender,
@@ -459,10 +533,18 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                             now,
                         )
                         .await?;
-                        tx.release_savepoint().await?;
+                        if isolation == Isolation::Savepoints {
+                            tx.release_savepoint().await?;
+                        }
+                        logged.insert(key, reply.clone());
+                        log.push(record);
                         replies.push(reply);
                     }
-                    Err(e) if is_store_failure(&e) => return Err(e),
+                    Err(e) if is_store_failure(&e) => return Err(Abandoned::Failed(e)),
+                    Err(_) if isolation == Isolation::Optimistic => {
+                        // Dropping the transaction rolls the attempt back.
+                        return Err(Abandoned::Isolate);
+                    }
                     Err(e) => {
                         tx.rollback_to_savepoint().await?;
                         let err = match &e {
@@ -499,6 +581,9 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
             }
         }
     }
+    if !log.is_empty() {
+        ingest::tx_do(tx.as_mut(), IngestOp::PutMessages(log)).await?;
+    }
     tx.commit().await?;
     Ok(replies)
 }
@@ -511,20 +596,17 @@ async fn accepted(
     applied: &Applied,
     received_at: i64,
     now: i64,
-) -> Result<Reply, IngestError> {
+) -> Result<(Reply, MessageRecord), IngestError> {
     let bytes = ack(header, AckCode::AA, &[], &ack_id(), &hl7_now());
-    ingest::tx_do(
-        tx,
-        IngestOp::PutMessage(MessageRecord {
-            sender: sender.id.clone(),
-            control_id: header.control_id.clone(),
-            received_at,
-            ack_code: AckCode::AA.as_str().to_owned(),
-            ack: bytes.clone(),
-            patient_id: Some(applied.patient_id.clone()),
-        }),
-    )
-    .await?;
+    // Logged with the batch's other messages, in the same transaction.
+    let record = MessageRecord {
+        sender: sender.id.clone(),
+        control_id: header.control_id.clone(),
+        received_at,
+        ack_code: AckCode::AA.as_str().to_owned(),
+        ack: bytes.clone(),
+        patient_id: Some(applied.patient_id.clone()),
+    };
     if let Origin::Replay(id) = origin {
         ingest::tx_do(
             tx,
@@ -536,7 +618,7 @@ async fn accepted(
         )
         .await?;
     }
-    let mut record = AuditRecord::new(
+    let mut audit = AuditRecord::new(
         now,
         AuditAction::Transaction,
         AuditOutcome::Allowed,
@@ -544,13 +626,16 @@ async fn accepted(
         agent(sender),
         Channel::Hl7,
     );
-    record.patient_ids = vec![applied.patient_id.clone()];
-    record.resources = applied.written.clone();
-    record.request_id = Some(header.control_id.clone());
-    tx.append_audit(vec![record]).await?;
-    Ok(Reply {
-        code: AckCode::AA,
-        ack: bytes,
-        dead_letter: None,
-    })
+    audit.patient_ids = vec![applied.patient_id.clone()];
+    audit.resources = applied.written.clone();
+    audit.request_id = Some(header.control_id.clone());
+    tx.append_audit(vec![audit]).await?;
+    Ok((
+        Reply {
+            code: AckCode::AA,
+            ack: bytes,
+            dead_letter: None,
+        },
+        record,
+    ))
 }

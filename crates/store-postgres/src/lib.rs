@@ -436,7 +436,11 @@ impl StoreTx for PostgresTx {
         rt: ResourceType,
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        self.flush_pending().await?;
+        // What is held back is the current version (this transaction wrote it, after reading
+        // and locking any row it replaces); anything else is as the database has it.
+        if let Some(r) = self.pending.current(rt, id) {
+            return Ok(Some(r));
+        }
         // Lock the row for the rest of the transaction, so that concurrent updates of one
         // resource serialise: the second waits, then reads the version the first wrote (READ
         // COMMITTED re-reads a row it waited for) and writes the next one — and If-Match is
@@ -451,7 +455,9 @@ impl StoreTx for PostgresTx {
         &mut self,
         keys: &[ResourceKey],
     ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
-        self.flush_pending().await?;
+        if self.pending.holds_any(keys) {
+            self.flush_pending().await?;
+        }
         // Locked as `current` locks, in key order so that two transactions locking overlapping
         // sets wait for each other instead of deadlocking.
         engine::heads(
@@ -467,7 +473,9 @@ impl StoreTx for PostgresTx {
         query: &SearchQuery,
         limit: u32,
     ) -> Result<Vec<ResourceKey>, StoreError> {
-        self.flush_pending().await?;
+        if self.pending.affects(query) {
+            self.flush_pending().await?;
+        }
         let st = sql::keys_statement(query, limit, &Visibility::All)?;
         Exec(&mut self.tx).keys(&st).await
     }
@@ -556,8 +564,21 @@ impl StoreTx for PostgresTx {
     }
 
     async fn ingest(&mut self, op: IngestOp) -> Result<IngestReply, StoreError> {
-        self.flush_pending().await?;
-        ingest::run(&mut Exec(&mut self.tx), op).await
+        match op {
+            // Read without a flush, with what is held back laid over the answer.
+            IngestOp::Identified { keys } => {
+                let found = ingest::tx_identified_rows(&mut Exec(&mut self.tx), &keys).await?;
+                Ok(IngestReply::Identified(
+                    self.pending.overlay_identified(&keys, found),
+                ))
+            }
+            op => {
+                if op.reads_resources() {
+                    self.flush_pending().await?;
+                }
+                ingest::run(&mut Exec(&mut self.tx), op).await
+            }
+        }
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -477,7 +477,10 @@ impl StoreTx for SqliteTx {
         rt: ResourceType,
         id: &LogicalId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        self.flush_pending().await?;
+        // What is held back is the current version; anything else is as the database has it.
+        if let Some(r) = self.pending.current(rt, id) {
+            return Ok(Some(r));
+        }
         engine::current(&mut Exec(&mut self.tx), rt, id, &Visibility::All).await
     }
 
@@ -485,7 +488,9 @@ impl StoreTx for SqliteTx {
         &mut self,
         keys: &[ResourceKey],
     ) -> Result<HashMap<ResourceKey, VersionHead>, StoreError> {
-        self.flush_pending().await?;
+        if self.pending.holds_any(keys) {
+            self.flush_pending().await?;
+        }
         engine::heads(&mut Exec(&mut self.tx), keys, "").await
     }
 
@@ -494,7 +499,9 @@ impl StoreTx for SqliteTx {
         query: &SearchQuery,
         limit: u32,
     ) -> Result<Vec<ResourceKey>, StoreError> {
-        self.flush_pending().await?;
+        if self.pending.affects(query) {
+            self.flush_pending().await?;
+        }
         let st = sql::keys_statement(query, limit, &Visibility::All)?;
         Exec(&mut self.tx).keys(&st).await
     }
@@ -577,8 +584,21 @@ impl StoreTx for SqliteTx {
     }
 
     async fn ingest(&mut self, op: IngestOp) -> Result<IngestReply, StoreError> {
-        self.flush_pending().await?;
-        ingest::run(&mut Exec(&mut self.tx), op).await
+        match op {
+            // Read without a flush, with what is held back laid over the answer.
+            IngestOp::Identified { keys } => {
+                let found = ingest::tx_identified_rows(&mut Exec(&mut self.tx), &keys).await?;
+                Ok(IngestReply::Identified(
+                    self.pending.overlay_identified(&keys, found),
+                ))
+            }
+            op => {
+                if op.reads_resources() {
+                    self.flush_pending().await?;
+                }
+                ingest::run(&mut Exec(&mut self.tx), op).await
+            }
+        }
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

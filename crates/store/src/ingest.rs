@@ -217,6 +217,23 @@ pub enum IngestOp {
     Identified {
         keys: Vec<(ResourceType, String, String)>,
     },
+    /// The log rows of those of these messages (sender, control id) processed before, inside
+    /// the transaction, in one statement: answered as [`IngestReply::Messages`].
+    Messages { keys: Vec<(String, String)> },
+    /// Logs several processed messages in one statement (`AlreadyExists` if one was logged
+    /// before).
+    PutMessages(Vec<MessageRecord>),
+}
+
+impl IngestOp {
+    /// Whether the operation reads the resource tables (and so must see writes a transaction
+    /// has held back); the others touch only the gathering tables.
+    pub fn reads_resources(&self) -> bool {
+        matches!(
+            self,
+            IngestOp::Compartment { .. } | IngestOp::Identified { .. }
+        )
+    }
 }
 
 /// A read of the gathering tables, outside any write.
@@ -264,6 +281,8 @@ pub enum IngestReply {
     Keys(Vec<ResourceKey>),
     /// Resources found by identifier, each with the `(system, value)` that found it.
     Identified(Vec<(ResourceKey, String, String)>),
+    /// Message log rows, in no particular order.
+    Messages(Vec<MessageRecord>),
 }
 
 /// The type of a column a backend decodes for [`SqlExec::cells`].
@@ -319,6 +338,11 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
             Ok(IngestReply::Done)
         }
         IngestOp::Message { sender, control_id } => message(exec, &sender, &control_id).await,
+        IngestOp::Messages { keys } => messages(exec, &keys).await,
+        IngestOp::PutMessages(ms) => {
+            put_messages(exec, ms).await?;
+            Ok(IngestReply::Done)
+        }
         IngestOp::PutMessage(m) => {
             exec.execute(&st(
                 "INSERT INTO hl7_messages (sender, control_id, received_at, ack_code, ack, patient_id) \
@@ -611,6 +635,98 @@ async fn message(
         ack: c.bytes()?,
         patient_id: c.opt_text()?,
     })))
+}
+
+const MESSAGE_COLUMNS: &[Kind] = &[
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Bytes,
+    Kind::Text,
+];
+
+fn message_record(r: Vec<Cell>) -> Result<MessageRecord, StoreError> {
+    let mut c = Cols(r.into_iter());
+    Ok(MessageRecord {
+        sender: c.text()?,
+        control_id: c.text()?,
+        received_at: c.int()?,
+        ack_code: c.text()?,
+        ack: c.bytes()?,
+        patient_id: c.opt_text()?,
+    })
+}
+
+/// Keys (or rows) per statement in [`IngestOp::Messages`] and [`IngestOp::PutMessages`] at the
+/// most. Batches are cut into chunks of powers of two, so that the statements come in a
+/// handful of shapes the drivers keep prepared.
+const MESSAGES_CHUNK: usize = 128;
+
+/// The largest power of two not above `n` (≥ 1), at most `max`.
+fn chunk_shape(n: usize, max: usize) -> usize {
+    if n >= max {
+        max
+    } else {
+        1 << (usize::BITS - 1 - n.max(1).leading_zeros())
+    }
+}
+
+async fn messages(
+    exec: &mut dyn SqlExec,
+    keys: &[(String, String)],
+) -> Result<IngestReply, StoreError> {
+    let mut out = Vec::new();
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let n = chunk_shape(rest.len(), MESSAGES_CHUNK);
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        // One seek on the primary key per arm (an OR of pairs may not use the index).
+        let mut s = Statement::default();
+        let mut arms = Vec::with_capacity(n);
+        for (sender, control_id) in chunk {
+            let a = s.bind(text(sender));
+            let b = s.bind(text(control_id));
+            arms.push(format!(
+                "SELECT sender, control_id, received_at, ack_code, ack, patient_id FROM hl7_messages \
+                 WHERE sender = {a} AND control_id = {b}"
+            ));
+        }
+        s.sql = arms.join(" UNION ALL ");
+        for r in exec.cells(&s, MESSAGE_COLUMNS).await? {
+            out.push(message_record(r)?);
+        }
+    }
+    Ok(IngestReply::Messages(out))
+}
+
+async fn put_messages(exec: &mut dyn SqlExec, ms: Vec<MessageRecord>) -> Result<(), StoreError> {
+    let mut rows = ms.into_iter().peekable();
+    let mut remaining = rows.len();
+    while rows.peek().is_some() {
+        let n = chunk_shape(remaining, MESSAGES_CHUNK);
+        remaining -= n;
+        let mut s = Statement::default();
+        let mut tuples = Vec::with_capacity(n);
+        for m in rows.by_ref().take(n) {
+            let ps = [
+                s.bind(text(&m.sender)),
+                s.bind(text(&m.control_id)),
+                s.bind(Arg::Int(m.received_at)),
+                s.bind(text(&m.ack_code)),
+                s.bind(Arg::Bytes(m.ack)),
+                s.bind(opt(m.patient_id.as_deref())),
+            ];
+            tuples.push(format!("({})", ps.join(", ")));
+        }
+        s.sql = format!(
+            "INSERT INTO hl7_messages (sender, control_id, received_at, ack_code, ack, patient_id) VALUES {}",
+            tuples.join(", ")
+        );
+        exec.execute(&s).await?;
+    }
+    Ok(())
 }
 
 enum LetterFilter {
@@ -991,6 +1107,33 @@ pub async fn tx_review(tx: &mut dyn StoreTx, id: i64) -> Result<ReviewItem, Stor
 /// Keys per statement in [`IngestOp::Identified`]: four arguments each, well under
 /// SQLite's and PostgreSQL's limits on bound parameters.
 const IDENTIFIED_CHUNK: usize = 100;
+
+/// [`IngestOp::Identified`] over a connection: the rows as the database has them (a
+/// transaction lays what it holds back over them).
+pub async fn tx_identified_rows(
+    exec: &mut dyn SqlExec,
+    keys: &[(ResourceType, String, String)],
+) -> Result<Vec<(ResourceKey, String, String)>, StoreError> {
+    match identified(exec, keys).await? {
+        IngestReply::Identified(v) => Ok(v),
+        _ => Err(wrong_reply()),
+    }
+}
+
+/// [`IngestOp::Messages`]: the log rows of those of `keys` (sender, control id) processed
+/// before.
+pub async fn tx_messages(
+    tx: &mut dyn StoreTx,
+    keys: Vec<(String, String)>,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx.ingest(IngestOp::Messages { keys }).await? {
+        IngestReply::Messages(v) => Ok(v),
+        _ => Err(wrong_reply()),
+    }
+}
 
 /// One `UNION ALL` arm per key rather than an OR-list: each arm is a seek on
 /// `search_token_value` (type, param, code, system), which SQLite does not do for OR terms.

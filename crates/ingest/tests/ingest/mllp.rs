@@ -319,3 +319,87 @@ async fn many_connections_with_messages_in_flight_are_each_acknowledged_once_in_
         .unwrap();
     assert!(logged.is_some());
 }
+
+/// Messages that arrive together are stored in one transaction with their log rows written
+/// together; a refused one among them (an A40 whose MRG carries an invalid NHS number) leaves
+/// nothing of itself but its dead letter, and the others are stored and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_among_others_leaves_nothing_and_the_rest_of_its_batch_is_stored() {
+    let app = spawn_app().await;
+    let good_numbers = [
+        "9990001006",
+        "9990001014",
+        "9990001022",
+        "9990001030",
+        "9990001049",
+        "9990001057",
+    ];
+    let mut messages: Vec<Vec<u8>> = good_numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let m = edited(&fixture("adt_a28_add_person"), "9990000026", n);
+            let m = edited(&m, "RX2222222", &format!("RX300000{i}"));
+            edited(&m, "|ZRH01-0028|", &format!("|ZRH01-B{i}|"))
+        })
+        .collect();
+    // 9990000019 fails the Modulus 11 check.
+    let bad = edited(
+        &fixture("adt_a40_merge"),
+        "MRG|RX7654321^^^ZRH01^MR",
+        "MRG|9990000019^^^NHS^NH",
+    );
+    messages.insert(3, bad);
+    // Submitted at once, so that they queue for the writer together.
+    let replies = futures::future::join_all(messages.iter().map(|m| app.pipeline.handle(m))).await;
+    let codes: Vec<&str> = replies.iter().map(|r| r.code.as_str()).collect();
+    assert_eq!(codes, ["AA", "AA", "AA", "AE", "AA", "AA", "AA"]);
+    assert!(replies[3].dead_letter.is_some());
+
+    let patients = search(&app.store, ResourceType::Patient, &[]).await;
+    let mut numbers: Vec<String> = patients
+        .iter()
+        .flat_map(|p| p["identifier"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["system"] == NHS)
+        .filter_map(|i| i["value"].as_str().map(str::to_owned))
+        .collect();
+    numbers.sort();
+    // Nothing of the A40, not even its own PID person (9990000018).
+    assert_eq!(numbers, good_numbers);
+    let pas = ingest::systems(app.store.as_ref())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.msh_application == "PAS")
+        .unwrap();
+    for i in 0..good_numbers.len() {
+        let control = format!("ZRH01-B{i}");
+        let logged = ingest::logged_message(app.store.as_ref(), &pas.id, &control)
+            .await
+            .unwrap();
+        assert_eq!(
+            logged.map(|l| l.ack_code).as_deref(),
+            Some("AA"),
+            "{control}"
+        );
+    }
+    assert!(
+        ingest::logged_message(app.store.as_ref(), &pas.id, "ZRH01-0040")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let letters =
+        ingest::list_dead_letters(app.store.as_ref(), Some(DeadLetterStatus::Open), 0, 10)
+            .await
+            .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].control_id.as_deref(), Some("ZRH01-0040"));
+    // Resent after the batch: the stored ones get their ACK again, and are stored once.
+    let again = app.pipeline.handle(&messages[0]).await;
+    assert_eq!(again.ack, replies[0].ack);
+    assert_eq!(
+        search(&app.store, ResourceType::Patient, &[]).await.len(),
+        good_numbers.len()
+    );
+}

@@ -4,10 +4,12 @@
 use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 
-use super::{Store, lid, patient};
+use super::{Store, lid, observation, patient, query};
 use crate::ingest::{
     self, DeadLetterStatus, Hl7System, IngestOp, MessageRecord, ReviewStatus, tx_do, tx_id,
 };
+use crate::model::{ResourceKey, VersionHead};
+use crate::prepare::prepare_body;
 use crate::{StoreError, write};
 
 fn message(control_id: &str, ack: &[u8]) -> MessageRecord {
@@ -361,4 +363,142 @@ pub async fn merges_are_recorded_and_undone_once(store: Store) {
         Some(8)
     );
     tx.commit().await.unwrap();
+}
+
+const OBS_SYSTEM: &str = "https://fhir.carerecord.example/Id/ZLB01/observation";
+
+fn identified_observation(value: &str) -> serde_json::Value {
+    let mut o = observation("pat-held", "2951-2", 140.0, "mmol/L", "2026-11-25");
+    o["identifier"] = serde_json::json!([{"system": OBS_SYSTEM, "value": value}]);
+    o
+}
+
+async fn found_by_identifier(tx: &mut dyn crate::StoreTx, value: &str) -> Vec<String> {
+    ingest::tx_identified(
+        tx,
+        vec![(ResourceType::Observation, OBS_SYSTEM.into(), value.into())],
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(k, _, _)| k.id.as_str().to_owned())
+    .collect()
+}
+
+/// Writes a transaction holds back (to write many together) are seen by its own reads: a
+/// read of the resource, an identifier look-up and a search — before and after they are
+/// written, and a held-back new version replaces what the database has.
+pub async fn reads_in_a_transaction_see_the_writes_it_holds_back(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    write::create_new(
+        tx.as_mut(),
+        ResourceType::Observation,
+        &lid("obs-held"),
+        identified_observation("A1"),
+    )
+    .await
+    .unwrap();
+    let current = tx
+        .current(ResourceType::Observation, &lid("obs-held"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version_id.get(), 1);
+    assert!(current.body.contains("\"A1\""));
+    assert_eq!(
+        found_by_identifier(tx.as_mut(), "A1").await,
+        vec!["obs-held"]
+    );
+    let token = format!("{OBS_SYSTEM}|A1");
+    let q = query(ResourceType::Observation, &[("identifier", &token)]);
+    let keys = tx.find(&q, 10).await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    tx.commit().await.unwrap();
+
+    // A new version held back with another identifier: the old one no longer finds it.
+    let mut tx = store.begin().await.unwrap();
+    let key = ResourceKey {
+        resource_type: ResourceType::Observation,
+        id: lid("obs-held"),
+    };
+    let heads = tx.heads(std::slice::from_ref(&key)).await.unwrap();
+    let head: Option<&VersionHead> = heads.get(&key);
+    write::update_prepared(
+        tx.as_mut(),
+        prepare_body(
+            ResourceType::Observation,
+            &lid("obs-held"),
+            identified_observation("A2"),
+        ),
+        head,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(found_by_identifier(tx.as_mut(), "A1").await.is_empty());
+    assert_eq!(
+        found_by_identifier(tx.as_mut(), "A2").await,
+        vec!["obs-held"]
+    );
+    let current = tx
+        .current(ResourceType::Observation, &lid("obs-held"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version_id.get(), 2);
+    // A search of another type reads nothing held back (and writes nothing); of this type,
+    // it sees the held-back version.
+    tx.find(&query(ResourceType::Patient, &[]), 10)
+        .await
+        .unwrap();
+    let token = format!("{OBS_SYSTEM}|A2");
+    let q = query(ResourceType::Observation, &[("identifier", &token)]);
+    assert_eq!(tx.find(&q, 10).await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+    let stored = store
+        .read(
+            ResourceType::Observation,
+            &lid("obs-held"),
+            &Visibility::All,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.version_id.get(), 2);
+}
+
+/// A batch's message log rows are looked up in one statement and written in one.
+pub async fn message_log_rows_are_looked_up_and_written_together(store: Store) {
+    let ack = b"MSA|AA|\r";
+    let mut tx = store.begin().await.unwrap();
+    let rows: Vec<MessageRecord> = (0..5).map(|i| message(&format!("B{i}"), ack)).collect();
+    tx_do(tx.as_mut(), IngestOp::PutMessages(rows.clone()))
+        .await
+        .unwrap();
+    let keys: Vec<(String, String)> = ["B0", "B3", "NOPE", "B4"]
+        .iter()
+        .map(|c| ("sys-zrh01-pas".to_owned(), (*c).to_owned()))
+        .collect();
+    let mut found = ingest::tx_messages(tx.as_mut(), keys.clone())
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.control_id.cmp(&b.control_id));
+    assert_eq!(
+        found,
+        vec![rows[0].clone(), rows[3].clone(), rows[4].clone()]
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        ingest::logged_message(store.as_ref(), "sys-zrh01-pas", "B2")
+            .await
+            .unwrap(),
+        Some(rows[2].clone())
+    );
+    // Logged twice: refused, like one row.
+    let mut tx = store.begin().await.unwrap();
+    let again = tx_do(
+        tx.as_mut(),
+        IngestOp::PutMessages(vec![message("B9", ack), message("B1", ack)]),
+    )
+    .await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
 }

@@ -163,6 +163,8 @@ macro_rules! backend_suite {
                 review_items_are_listed_and_decided_once,
                 sending_systems_are_unique_by_application_and_facility,
                 merges_are_recorded_and_undone_once,
+                reads_in_a_transaction_see_the_writes_it_holds_back,
+                message_log_rows_are_looked_up_and_written_together,
             ],
             break_glass: [
                 break_glass_grants_are_queued_by_organisation_and_reviewed_once,
