@@ -61,6 +61,9 @@ enum Work {
         raw: Vec<u8>,
         received_at: i64,
         reply: Reply,
+        /// `sender` is a registered system's id and `control_id` its MSH-10: the outcome is
+        /// logged like any processed message's, so a resend is answered with the same ACK.
+        log: bool,
     },
 }
 
@@ -223,6 +226,7 @@ impl Pipeline {
                             raw: raw.to_vec(),
                             received_at,
                             reply,
+                            log: false,
                         },
                         origin,
                     )
@@ -288,6 +292,7 @@ impl Pipeline {
                         raw: raw.to_vec(),
                         received_at,
                         reply,
+                        log: true,
                     },
                     origin,
                 )
@@ -393,6 +398,29 @@ async fn dead_letter(
     }
 }
 
+/// Logs the failed outcome of a message from a registered sender (a dead letter), replacing
+/// what an earlier attempt logged when this is a replay.
+async fn log_failure(
+    tx: &mut dyn StoreTx,
+    sender: &str,
+    control_id: &str,
+    received_at: i64,
+    reply: &Reply,
+) -> Result<(), StoreError> {
+    ingest::tx_do(
+        tx,
+        IngestOp::ReplaceMessage(MessageRecord {
+            sender: sender.to_owned(),
+            control_id: control_id.to_owned(),
+            received_at,
+            ack_code: reply.code.as_str().to_owned(),
+            ack: reply.ack.clone(),
+            patient_id: None,
+        }),
+    )
+    .await
+}
+
 async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply>, IngestError> {
     let mut tx = store.begin().await?;
     let mut replies = Vec::with_capacity(batch.len());
@@ -405,7 +433,20 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                 raw,
                 received_at,
                 reply,
+                log,
             } => {
+                let logged_as = match (log, sender, control_id) {
+                    (true, Some(s), Some(c)) => Some((s, c)),
+                    _ => None,
+                };
+                // The same message twice in one batch (a quick resend): the first one's ACK.
+                if job.origin == Origin::Wire
+                    && let Some((s, c)) = logged_as
+                    && let Some(prior) = ingest::tx_message(tx.as_mut(), s, c).await?
+                {
+                    replies.push(resent(&prior));
+                    continue;
+                }
                 let id = dead_letter(
                     tx.as_mut(),
                     job.origin,
@@ -416,6 +457,9 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                     *received_at,
                 )
                 .await?;
+                if let Some((s, c)) = logged_as {
+                    log_failure(tx.as_mut(), s, c, *received_at, reply).await?;
+                }
                 let mut r = reply.clone();
                 r.dead_letter = id;
                 replies.push(r);
@@ -427,10 +471,15 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                 raw,
                 received_at,
             } => {
+                let prior = ingest::tx_message(tx.as_mut(), &sender.id, &header.control_id).await?;
+                // A dead letter replayed after a fix is applied again even though its failure
+                // was logged; on success its log row is replaced.
+                let retry = matches!(job.origin, Origin::Replay(_))
+                    && prior
+                        .as_ref()
+                        .is_some_and(|l| l.ack_code != AckCode::AA.as_str());
                 // Processed already (a resend, perhaps in this very batch): the same ACK again.
-                if let Some(logged) =
-                    ingest::tx_message(tx.as_mut(), &sender.id, &header.control_id).await?
-                {
+                if let Some(logged) = prior.filter(|_| !retry) {
                     if let Origin::Replay(id) = job.origin {
                         ingest::tx_do(
                             tx.as_mut(),
@@ -489,11 +538,20 @@ async fn run_batch(store: &dyn ResourceStore, batch: &[Job]) -> Result<Vec<Reply
                             *received_at,
                         )
                         .await?;
-                        replies.push(Reply {
+                        let reply = Reply {
                             code: AckCode::AE,
                             ack: ack(header, AckCode::AE, &[err], &ack_id(), &hl7_now()),
                             dead_letter: id,
-                        });
+                        };
+                        log_failure(
+                            tx.as_mut(),
+                            &sender.id,
+                            &header.control_id,
+                            *received_at,
+                            &reply,
+                        )
+                        .await?;
+                        replies.push(reply);
                     }
                 }
             }
@@ -513,18 +571,22 @@ async fn accepted(
     now: i64,
 ) -> Result<Reply, IngestError> {
     let bytes = ack(header, AckCode::AA, &[], &ack_id(), &hl7_now());
-    ingest::tx_do(
-        tx,
-        IngestOp::PutMessage(MessageRecord {
-            sender: sender.id.clone(),
-            control_id: header.control_id.clone(),
-            received_at,
-            ack_code: AckCode::AA.as_str().to_owned(),
-            ack: bytes.clone(),
-            patient_id: Some(applied.patient_id.clone()),
-        }),
-    )
-    .await?;
+    let record = MessageRecord {
+        sender: sender.id.clone(),
+        control_id: header.control_id.clone(),
+        received_at,
+        ack_code: AckCode::AA.as_str().to_owned(),
+        ack: bytes.clone(),
+        patient_id: Some(applied.patient_id.clone()),
+    };
+    // A first outcome is inserted (a second insert fails the batch: never applied twice); a
+    // replayed dead letter's replaces the failure logged before (if any).
+    let op = if matches!(origin, Origin::Replay(_)) {
+        IngestOp::ReplaceMessage(record)
+    } else {
+        IngestOp::PutMessage(record)
+    };
+    ingest::tx_do(tx, op).await?;
     if let Origin::Replay(id) = origin {
         ingest::tx_do(
             tx,

@@ -162,6 +162,9 @@ pub enum IngestOp {
     Message { sender: String, control_id: String },
     /// Logs a processed message (`AlreadyExists` if it was logged before).
     PutMessage(MessageRecord),
+    /// Logs a message's outcome, replacing the row logged before if there is one: a dead
+    /// letter replayed after a fix gets its new outcome and ACK.
+    ReplaceMessage(MessageRecord),
     /// Keeps a message that could not be processed; answers its id.
     PutDeadLetter {
         received_at: i64,
@@ -335,6 +338,24 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
             .await?;
             Ok(IngestReply::Done)
         }
+        IngestOp::ReplaceMessage(m) => {
+            exec.execute(&st(
+                "INSERT INTO hl7_messages (sender, control_id, received_at, ack_code, ack, patient_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (sender, control_id) DO UPDATE SET received_at = excluded.received_at, \
+                 ack_code = excluded.ack_code, ack = excluded.ack, patient_id = excluded.patient_id",
+                vec![
+                    text(&m.sender),
+                    text(&m.control_id),
+                    Arg::Int(m.received_at),
+                    text(&m.ack_code),
+                    Arg::Bytes(m.ack),
+                    opt(m.patient_id.as_deref()),
+                ],
+            ))
+            .await?;
+            Ok(IngestReply::Done)
+        }
         IngestOp::PutDeadLetter {
             received_at,
             sender,
@@ -413,7 +434,7 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
         } => {
             let n = exec
                 .execute(&st(
-                    "UPDATE match_reviews SET status = $1, decided_by = $2, decided_at = $3, merge_id = $4 \
+                    "UPDATE match_reviews SET status = $1, decided_by = $2, decided_at = $3, merge_id = CAST($4 AS BIGINT) \
                      WHERE id = $5 AND status = 'open'",
                     vec![
                         text(status.as_str()),
@@ -1069,3 +1090,4 @@ pub async fn tx_merge(tx: &mut dyn StoreTx, id: i64) -> Result<MergeRecord, Stor
         _ => Err(wrong_reply()),
     }
 }
+
