@@ -48,8 +48,8 @@ step "tests on the embedded SQLite store"
 cargo test --workspace --features carerecord-store/testsuite
 
 ensure_postgres
-step "PostgreSQL: the store suite and the API tests"
-CARERECORD_TEST_BACKEND=postgres cargo test -p carerecord-store-postgres -p carerecord-server --features carerecord-store/testsuite
+step "PostgreSQL: the store suite, the API tests and the HL7 v2 ingest tests"
+CARERECORD_TEST_BACKEND=postgres cargo test -p carerecord-store-postgres -p carerecord-server -p carerecord-ingest --features carerecord-store/testsuite
 
 # The test registers a `service` client with `carerecord client add` before starting the server
 # and calls the API with the bearer token the token endpoint gives it.

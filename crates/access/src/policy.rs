@@ -92,6 +92,8 @@ pub enum Denial {
     ReviewNotAllowed,
     /// Nobody reviews their own emergency access.
     OwnGrant,
+    /// Identity matches are decided by the programme's administrators.
+    MatchReviewNotAllowed,
 }
 
 impl Denial {
@@ -106,6 +108,7 @@ impl Denial {
             Denial::AuditNotAllowed => "deny-audit-role",
             Denial::ReviewNotAllowed => "deny-review-role",
             Denial::OwnGrant => "deny-review-own-grant",
+            Denial::MatchReviewNotAllowed => "deny-match-review-role",
         }
     }
 
@@ -137,6 +140,11 @@ impl Denial {
             Denial::OwnGrant => "You cannot review your own emergency access: another privacy \
                 officer must review it."
                 .to_owned(),
+            Denial::MatchReviewNotAllowed => {
+                "Only the shared record's programme administrators decide whether two records \
+                are the same person."
+                    .to_owned()
+            }
         }
     }
 }
@@ -247,6 +255,20 @@ pub fn may_read_audit(principal: &Principal, now: i64) -> Result<(), Denial> {
 pub fn may_review_break_glass(principal: &Principal, now: i64) -> Result<(), Denial> {
     if principal.role != Role::PrivacyOfficer {
         return Err(Denial::ReviewNotAllowed);
+    }
+    if !principal.training_current(now) {
+        return Err(Denial::TrainingExpired);
+    }
+    Ok(())
+}
+
+/// Whether `principal` may list and decide the identity-matching review queue: a programme
+/// administrator with current training. Linking merges records from every organisation, so
+/// it is the programme's data-quality task, not one organisation's (privacy officers oversee
+/// access, not records).
+pub fn may_review_matches(principal: &Principal, now: i64) -> Result<(), Denial> {
+    if principal.role != Role::ProgrammeAdmin {
+        return Err(Denial::MatchReviewNotAllowed);
     }
     if !principal.training_current(now) {
         return Err(Denial::TrainingExpired);

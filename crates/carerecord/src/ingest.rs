@@ -59,6 +59,8 @@ fn cli_reviewer() -> Reviewer {
             ods_code: None,
         },
         channel: Channel::Cli,
+        client_address: None,
+        request_id: None,
     }
 }
 

@@ -140,6 +140,14 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener) -> anyhow::Result<
     Ok(())
 }
 
+/// What the binary merges beside the server's own routes: the care home portal, and the
+/// identity review queue's decisions (`/admin/match-reviews`), which are the ingest's (the
+/// server does not depend on either).
+fn extra_routes(store: &Arc<dyn ResourceStore>) -> axum::Router<carerecord_server::AppState> {
+    let decisions = Arc::new(carerecord_ingest::review::Decisions::new(store.clone()));
+    carerecord_portal::router().merge(carerecord_server::admin::match_reviews::router(decisions))
+}
+
 /// `carerecord serve`.
 pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
@@ -162,9 +170,10 @@ pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "carerecord listening; FHIR base http://{addr}/fhir");
+    let extra = extra_routes(&store);
     carerecord_server::serve_with(
         app_state(&config, store),
-        carerecord_portal::router(),
+        extra,
         listener,
         shutdown_signal(),
     )
@@ -417,13 +426,8 @@ pub async fn demo(
         println!("  Patient/{id}: {what}");
     }
     println!("\nStop with Ctrl-C.");
-    carerecord_server::serve_with(
-        state,
-        carerecord_portal::router(),
-        listener,
-        shutdown_signal(),
-    )
-    .await?;
+    let extra = extra_routes(&state.store);
+    carerecord_server::serve_with(state, extra, listener, shutdown_signal()).await?;
     drop(temp);
     Ok(())
 }

@@ -5,6 +5,9 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+#[path = "cli/crash.rs"]
+mod crash;
+
 use std::path::Path;
 use std::process::Command;
 

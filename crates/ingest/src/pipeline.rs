@@ -63,6 +63,9 @@ enum Work {
         raw: Vec<u8>,
         received_at: i64,
         reply: Reply,
+        /// `sender` is a registered system's id and `control_id` its MSH-10: the outcome is
+        /// logged like any processed message's, so a resend is answered with the same ACK.
+        log: bool,
     },
 }
 
@@ -225,6 +228,7 @@ impl Pipeline {
                             raw: raw.to_vec(),
                             received_at,
                             reply,
+                            log: false,
                         },
                         origin,
                     )
@@ -290,6 +294,7 @@ impl Pipeline {
                         raw: raw.to_vec(),
                         received_at,
                         reply,
+                        log: true,
                     },
                     origin,
                 )
@@ -395,6 +400,29 @@ async fn dead_letter(
     }
 }
 
+/// Logs the failed outcome of a message from a registered sender (a dead letter), replacing
+/// what an earlier attempt logged when this is a replay.
+async fn log_failure(
+    tx: &mut dyn StoreTx,
+    sender: &str,
+    control_id: &str,
+    received_at: i64,
+    reply: &Reply,
+) -> Result<(), StoreError> {
+    ingest::tx_do(
+        tx,
+        IngestOp::ReplaceMessage(MessageRecord {
+            sender: sender.to_owned(),
+            control_id: control_id.to_owned(),
+            received_at,
+            ack_code: reply.code.as_str().to_owned(),
+            ack: reply.ack.clone(),
+            patient_id: None,
+        }),
+    )
+    .await
+}
+
 /// How a batch is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isolation {
@@ -460,6 +488,12 @@ async fn run_batch_with(
             Work::Message { sender, header, .. } => {
                 Some((sender.id.clone(), header.control_id.clone()))
             }
+            Work::DeadLetter {
+                sender: Some(s),
+                control_id: Some(c),
+                log: true,
+                ..
+            } => Some((s.clone(), c.clone())),
             Work::DeadLetter { .. } => None,
         })
         .collect();
@@ -478,7 +512,19 @@ async fn run_batch_with(
                 raw,
                 received_at,
                 reply,
+                log,
             } => {
+                let logged_as = match (log, sender, control_id) {
+                    (true, Some(s), Some(c)) => Some((s.clone(), c.clone())),
+                    _ => None,
+                };
+                // Processed already (a resend, perhaps in this very batch): the same ACK again.
+                if job.origin == Origin::Wire
+                    && let Some(prior) = logged_as.as_ref().and_then(|k| logged.get(k))
+                {
+                    replies.push(prior.clone());
+                    continue;
+                }
                 let id = dead_letter(
                     tx.as_mut(),
                     job.origin,
@@ -489,6 +535,10 @@ async fn run_batch_with(
                     *received_at,
                 )
                 .await?;
+                if let Some((s, c)) = logged_as {
+                    log_failure(tx.as_mut(), &s, &c, *received_at, reply).await?;
+                    logged.insert((s, c), reply.clone());
+                }
                 let mut r = reply.clone();
                 r.dead_letter = id;
                 replies.push(r);
@@ -501,8 +551,12 @@ async fn run_batch_with(
                 received_at,
             } => {
                 let key = (sender.id.clone(), header.control_id.clone());
+                // A dead letter replayed after a fix is applied again even though its failure
+                // was logged; on success its log row is replaced.
+                let retry = matches!(job.origin, Origin::Replay(_))
+                    && logged.get(&key).is_some_and(|l| l.code != AckCode::AA);
                 // Processed already (a resend, perhaps in this very batch): the same ACK again.
-                if let Some(reply) = logged.get(&key) {
+                if let Some(reply) = logged.get(&key).filter(|_| !retry) {
                     if let Origin::Replay(id) = job.origin {
                         ingest::tx_do(
                             tx.as_mut(),
@@ -537,7 +591,12 @@ async fn run_batch_with(
                             tx.release_savepoint().await?;
                         }
                         logged.insert(key, reply.clone());
-                        log.push(record);
+                        if matches!(job.origin, Origin::Replay(_)) {
+                            // Replaces the failure logged before, if any.
+                            ingest::tx_do(tx.as_mut(), IngestOp::ReplaceMessage(record)).await?;
+                        } else {
+                            log.push(record);
+                        }
                         replies.push(reply);
                     }
                     Err(e) if is_store_failure(&e) => return Err(Abandoned::Failed(e)),
@@ -571,11 +630,21 @@ async fn run_batch_with(
                             *received_at,
                         )
                         .await?;
-                        replies.push(Reply {
+                        let reply = Reply {
                             code: AckCode::AE,
                             ack: ack(header, AckCode::AE, &[err], &ack_id(), &hl7_now()),
                             dead_letter: id,
-                        });
+                        };
+                        log_failure(
+                            tx.as_mut(),
+                            &sender.id,
+                            &header.control_id,
+                            *received_at,
+                            &reply,
+                        )
+                        .await?;
+                        logged.insert(key, reply.clone());
+                        replies.push(reply);
                     }
                 }
             }

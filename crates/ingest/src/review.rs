@@ -1,24 +1,25 @@
 //! The identity review queue: uncertain matches waiting for a person to decide.
 //!
-//! Functions over the store that the CLI (`carerecord matches list|link|reject|unlink`) and
-//! the server call; each decision is one transaction with its audit entry.
+//! Functions over the store that the CLI (`carerecord matches list|link|reject|unmerge`)
+//! calls, and [`Decisions`], the same decisions behind the store's [`MatchDecisions`] trait
+//! for the server's `/admin/match-reviews` (the server may not depend on ingest; the binary
+//! wires them). Each decision is one transaction with its audit entry.
+
+use std::sync::Arc;
 
 use carerecord_fhir::LogicalId;
-use carerecord_store::ingest::{self, IngestOp, ReviewItem, ReviewStatus, tx_do};
+use carerecord_store::ingest::{
+    self, Decided, DecisionError, IngestOp, MatchDecisions, ReviewItem, ReviewStatus, tx_do,
+};
 use carerecord_store::{
-    AuditAction, AuditAgent, AuditOutcome, AuditRecord, Channel, ResourceStore, StoreError,
-    now_micros,
+    AuditAction, AuditOutcome, AuditRecord, ResourceStore, StoreError, now_micros,
 };
 
 use crate::IngestError;
 use crate::merge::{self, Cause};
 
 /// Who decides, and through which channel, for the audit trail.
-#[derive(Debug, Clone)]
-pub struct Reviewer {
-    pub agent: AuditAgent,
-    pub channel: Channel,
-}
+pub use carerecord_store::ingest::Decider as Reviewer;
 
 /// Review items, oldest first, after `after_id`; of one status or all.
 pub async fn list(
@@ -57,6 +58,8 @@ fn record(
     );
     r.patient_ids = patients;
     r.resources = resources;
+    r.client_address = who.client_address.clone();
+    r.request_id = who.request_id.clone();
     r
 }
 
@@ -173,4 +176,57 @@ pub async fn unmerge(
     .await?;
     tx.commit().await?;
     Ok(written)
+}
+
+/// The decisions above for the server, over one store.
+pub struct Decisions {
+    store: Arc<dyn ResourceStore>,
+}
+
+impl Decisions {
+    pub fn new(store: Arc<dyn ResourceStore>) -> Decisions {
+        Decisions { store }
+    }
+}
+
+fn decision_error(e: IngestError) -> DecisionError {
+    match e {
+        IngestError::NotFound(m) => DecisionError::NotFound(m),
+        IngestError::Invalid(m) => DecisionError::Invalid(m),
+        IngestError::InvalidNhsNumber(m) => {
+            DecisionError::Invalid(format!("invalid NHS number: {m}"))
+        }
+        IngestError::Store(s) => DecisionError::Store(s),
+        IngestError::Internal(m) => DecisionError::Store(StoreError::Backend(m)),
+    }
+}
+
+#[async_trait::async_trait]
+impl MatchDecisions for Decisions {
+    async fn link(&self, id: i64, who: &Reviewer) -> Result<Decided, DecisionError> {
+        let m = link(self.store.as_ref(), id, who)
+            .await
+            .map_err(decision_error)?;
+        Ok(Decided {
+            merge_id: Some(m.merge_id),
+            written: m.written,
+        })
+    }
+
+    async fn reject(&self, id: i64, who: &Reviewer) -> Result<Decided, DecisionError> {
+        reject(self.store.as_ref(), id, who)
+            .await
+            .map_err(decision_error)?;
+        Ok(Decided::default())
+    }
+
+    async fn unmerge(&self, merge_id: i64, who: &Reviewer) -> Result<Decided, DecisionError> {
+        let written = unmerge(self.store.as_ref(), merge_id, who)
+            .await
+            .map_err(decision_error)?;
+        Ok(Decided {
+            merge_id: Some(merge_id),
+            written,
+        })
+    }
 }

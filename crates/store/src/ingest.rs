@@ -162,6 +162,9 @@ pub enum IngestOp {
     Message { sender: String, control_id: String },
     /// Logs a processed message (`AlreadyExists` if it was logged before).
     PutMessage(MessageRecord),
+    /// Logs a message's outcome, replacing the row logged before if there is one: a dead
+    /// letter replayed after a fix gets its new outcome and ACK.
+    ReplaceMessage(MessageRecord),
     /// Keeps a message that could not be processed; answers its id.
     PutDeadLetter {
         received_at: i64,
@@ -359,6 +362,24 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
             .await?;
             Ok(IngestReply::Done)
         }
+        IngestOp::ReplaceMessage(m) => {
+            exec.execute(&st(
+                "INSERT INTO hl7_messages (sender, control_id, received_at, ack_code, ack, patient_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (sender, control_id) DO UPDATE SET received_at = excluded.received_at, \
+                 ack_code = excluded.ack_code, ack = excluded.ack, patient_id = excluded.patient_id",
+                vec![
+                    text(&m.sender),
+                    text(&m.control_id),
+                    Arg::Int(m.received_at),
+                    text(&m.ack_code),
+                    Arg::Bytes(m.ack),
+                    opt(m.patient_id.as_deref()),
+                ],
+            ))
+            .await?;
+            Ok(IngestReply::Done)
+        }
         IngestOp::PutDeadLetter {
             received_at,
             sender,
@@ -437,7 +458,7 @@ pub async fn run(exec: &mut dyn SqlExec, op: IngestOp) -> Result<IngestReply, St
         } => {
             let n = exec
                 .execute(&st(
-                    "UPDATE match_reviews SET status = $1, decided_by = $2, decided_at = $3, merge_id = $4 \
+                    "UPDATE match_reviews SET status = $1, decided_by = $2, decided_at = $3, merge_id = CAST($4 AS BIGINT) \
                      WHERE id = $5 AND status = 'open'",
                     vec![
                         text(status.as_str()),
@@ -1211,4 +1232,48 @@ pub async fn tx_merge(tx: &mut dyn StoreTx, id: i64) -> Result<MergeRecord, Stor
         IngestReply::Merges(v) => v.into_iter().next().ok_or(StoreError::NotFound),
         _ => Err(wrong_reply()),
     }
+}
+
+/// Who decides on the identity review queue, for the audit entry committed with the decision.
+#[derive(Debug, Clone)]
+pub struct Decider {
+    pub agent: crate::AuditAgent,
+    pub channel: crate::Channel,
+    pub client_address: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What a decision wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// The merge a link made (the id to undo it with).
+    pub merge_id: Option<i64>,
+    /// Versions written, as `Type/id/_history/version`.
+    pub written: Vec<String>,
+}
+
+/// Why a decision was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    /// No such open review item, or no such merge.
+    #[error("{0}")]
+    NotFound(String),
+    /// It cannot be done as asked (e.g. a merge undone already); names why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Decisions on the identity review queue. Merging is `carerecord-ingest`'s, which implements
+/// this; the server, which may not depend on ingest, calls it, and the binary wires the two.
+/// Each decision is one transaction with its audit entry.
+#[async_trait::async_trait]
+pub trait MatchDecisions: Send + Sync {
+    /// The same person: review item `id`'s new record is merged into its candidate.
+    async fn link(&self, id: i64, who: &Decider) -> Result<Decided, DecisionError>;
+    /// Different people: both records stay.
+    async fn reject(&self, id: i64, who: &Decider) -> Result<Decided, DecisionError>;
+    /// Undoes merge `merge_id` (a linked item or an HL7 A40).
+    async fn unmerge(&self, merge_id: i64, who: &Decider) -> Result<Decided, DecisionError>;
 }

@@ -1,5 +1,7 @@
-//! Gathering end to end: HL7 v2 over a real TCP connection into a real SQLite store, and
-//! identity matching against stored Patients. All data is synthetic.
+//! Gathering end to end: HL7 v2 over a real TCP connection into a real store, and identity
+//! matching against stored Patients. All data is synthetic. The store is SQLite, or a fresh
+//! PostgreSQL database per test under `CARERECORD_TEST_BACKEND=postgres` (which fails, not
+//! skips, when PostgreSQL is unreachable).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,6 +20,7 @@ use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_ingest::pipeline::Pipeline;
 use carerecord_search::query::{Handling, parse};
 use carerecord_store::{AuditKey, ResourceStore, StoredResource, write};
+use carerecord_store_postgres::test_support;
 use carerecord_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,6 +35,41 @@ pub struct App {
     pub pipeline: Arc<Pipeline>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
+    database: Option<test_support::TestDatabase>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(db) = self.database.take() {
+            db.drop_blocking();
+        }
+    }
+}
+
+fn audit_key() -> AuditKey {
+    AuditKey::new(b"carerecord-ingest-test-key-0001!").unwrap()
+}
+
+/// The store under test: SQLite in `dir`, or a fresh PostgreSQL database.
+async fn open_store(
+    dir: &tempfile::TempDir,
+) -> (Arc<dyn ResourceStore>, Option<test_support::TestDatabase>) {
+    if std::env::var("CARERECORD_TEST_BACKEND").as_deref() == Ok("postgres") {
+        match test_support::fresh(8).await.unwrap() {
+            test_support::Fresh::Ready(store, db) => {
+                (Arc::new(store.with_audit_key(audit_key())), Some(db))
+            }
+            test_support::Fresh::Unreachable(e) => {
+                panic!("CARERECORD_TEST_BACKEND=postgres but PostgreSQL is unreachable: {e}")
+            }
+        }
+    } else {
+        let store = SqliteStore::open(&dir.path().join("carerecord.db"))
+            .await
+            .unwrap()
+            .with_audit_key(audit_key());
+        (Arc::new(store), None)
+    }
 }
 
 pub fn lid(s: &str) -> LogicalId {
@@ -42,12 +80,7 @@ pub fn lid(s: &str) -> LogicalId {
 /// an ephemeral port.
 pub async fn spawn_app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ResourceStore> = Arc::new(
-        SqliteStore::open(&dir.path().join("carerecord.db"))
-            .await
-            .unwrap()
-            .with_audit_key(AuditKey::new(b"carerecord-ingest-test-key-0001!").unwrap()),
-    );
+    let (store, database) = open_store(&dir).await;
     let mut tx = store.begin().await.unwrap();
     for (id, ods, name) in [
         ("org-zrh01", "ZRH01", "Synthetic Royal Hospital"),
@@ -94,6 +127,7 @@ pub async fn spawn_app() -> App {
         pipeline,
         _dir: dir,
         _stop: stop,
+        database,
     }
 }
 

@@ -362,6 +362,8 @@ async fn an_uncertain_match_creates_a_separate_person_and_a_review_item_that_can
             ods_code: None,
         },
         channel: Channel::Cli,
+        client_address: None,
+        request_id: None,
     };
     let merged = review::link(app.store.as_ref(), item, &who).await.unwrap();
     let new = patient(&app.store, &r.patient_id).await;
@@ -454,6 +456,8 @@ async fn a_rejected_review_item_leaves_both_records_alone() {
             ods_code: None,
         },
         channel: Channel::Cli,
+        client_address: None,
+        request_id: None,
     };
     review::reject(app.store.as_ref(), item, &who)
         .await

@@ -383,11 +383,14 @@ async fn a_refused_message_among_others_leaves_nothing_and_the_rest_of_its_batch
             "{control}"
         );
     }
-    assert!(
+    // The refused one is logged with its AE, so a resend gets the same answer.
+    assert_eq!(
         ingest::logged_message(app.store.as_ref(), &pas.id, "ZRH01-0040")
             .await
             .unwrap()
-            .is_none()
+            .map(|l| l.ack_code)
+            .as_deref(),
+        Some("AE")
     );
     let letters =
         ingest::list_dead_letters(app.store.as_ref(), Some(DeadLetterStatus::Open), 0, 10)
@@ -402,4 +405,200 @@ async fn a_refused_message_among_others_leaves_nothing_and_the_rest_of_its_batch
         search(&app.store, ResourceType::Patient, &[]).await.len(),
         good_numbers.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_mapped_is_logged_and_dead_lettered_with_ae_naming_the_field_and_loses_nothing_stored_before()
+ {
+    let app = spawn_app().await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    assert_eq!(
+        msa(&exchange(&mut conn, &fixture("adt_a01_admit")).await).0,
+        "AA"
+    );
+    let before_patients = search(&app.store, ResourceType::Patient, &[]).await;
+    let before_encounters = search(&app.store, ResourceType::Encounter, &[]).await;
+    assert_eq!((before_patients.len(), before_encounters.len()), (1, 1));
+
+    // An update for the same person and stay whose admission time (PV1-44) is not a date.
+    let bad = edited(
+        &fixture("adt_a08_update"),
+        "20260715091500",
+        "20261345091500",
+    );
+    let ack = exchange(&mut conn, &bad).await;
+    assert_eq!(msa(&ack), ("AE".to_owned(), "ZRH01-0008".to_owned()));
+    let err = segment(&ack, "ERR").expect("an ERR segment");
+    assert!(err.contains("PV1^1^44"), "{err}");
+
+    // In the message log with its outcome and the ACK sent…
+    let logged = ingest::logged_message(app.store.as_ref(), "hl7-zrh01-pas", "ZRH01-0008")
+        .await
+        .unwrap()
+        .expect("the refused message is in the message log");
+    assert_eq!(logged.ack_code, "AE");
+    assert_eq!(logged.ack, ack);
+    assert_eq!(logged.patient_id, None);
+    // … and kept whole as a dead letter with the reason.
+    let letters =
+        ingest::list_dead_letters(app.store.as_ref(), Some(DeadLetterStatus::Open), 0, 10)
+            .await
+            .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].raw, bad);
+    assert_eq!(letters[0].control_id.as_deref(), Some("ZRH01-0008"));
+    assert!(
+        letters[0].reason.contains("PV1-44"),
+        "{}",
+        letters[0].reason
+    );
+
+    // What was stored before is untouched: same versions, same content.
+    assert_eq!(
+        search(&app.store, ResourceType::Patient, &[]).await,
+        before_patients
+    );
+    assert_eq!(
+        search(&app.store, ResourceType::Encounter, &[]).await,
+        before_encounters
+    );
+
+    // Resent: the same ACK from the log, and not kept a second time.
+    let mut again = TcpStream::connect(app.addr).await.unwrap();
+    assert_eq!(exchange(&mut again, &bad).await, ack);
+    assert_eq!(
+        ingest::list_dead_letters(app.store.as_ref(), None, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Replayed unchanged it fails again: still AE in the log, the dead letter still open.
+    let r = app.pipeline.replay(letters[0].id).await.unwrap();
+    assert_eq!(r.code, carerecord_hl7::AckCode::AE);
+    let logged = ingest::logged_message(app.store.as_ref(), "hl7-zrh01-pas", "ZRH01-0008")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logged.ack_code, "AE");
+    let d = ingest::dead_letter(app.store.as_ref(), letters[0].id)
+        .await
+        .unwrap();
+    assert_eq!((d.status, d.attempts), (DeadLetterStatus::Open, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_in_a_batch_with_good_ones_is_refused_alone() {
+    let app = spawn_app().await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    // Written back to back so they share the writer's transactions.
+    let good = fixture("adt_a01_admit");
+    let bad = edited(
+        &fixture("adt_a08_update"),
+        "20260715091500",
+        "20261345091500",
+    );
+    let later = edited(
+        &fixture("adt_a28_add_person"),
+        "|ZRH01-0028|",
+        "|ZRH01-0029|",
+    );
+    let mut all = Vec::new();
+    for m in [&good, &bad, &later] {
+        all.push(0x0B);
+        all.extend_from_slice(m);
+        all.extend_from_slice(&[0x1C, 0x0D]);
+    }
+    tokio::io::AsyncWriteExt::write_all(&mut conn, &all)
+        .await
+        .unwrap();
+    let codes: Vec<String> = [
+        super::read_frame(&mut conn).await,
+        super::read_frame(&mut conn).await,
+        super::read_frame(&mut conn).await,
+    ]
+    .iter()
+    .map(|a| msa(a).0)
+    .collect();
+    assert_eq!(codes, ["AA", "AE", "AA"]);
+    assert_eq!(
+        search(&app.store, ResourceType::Patient, &[]).await.len(),
+        2
+    );
+    for (id, code) in [
+        ("ZRH01-0001", "AA"),
+        ("ZRH01-0008", "AE"),
+        ("ZRH01-0029", "AA"),
+    ] {
+        let logged = ingest::logged_message(app.store.as_ref(), "hl7-zrh01-pas", id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} is logged"));
+        assert_eq!(logged.ack_code, code, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_whose_failure_was_logged_is_applied_when_replayed_and_its_log_row_becomes_aa()
+ {
+    use carerecord_store::ingest::{IngestOp, MessageRecord};
+    let app = spawn_app().await;
+    // As a message refused by an earlier version of the mapping would have left things: its
+    // AE in the log, its bytes in a dead letter. The bytes map now (the fix).
+    let a01 = fixture("adt_a01_admit");
+    let mut tx = app.store.begin().await.unwrap();
+    ingest::tx_do(
+        tx.as_mut(),
+        IngestOp::ReplaceMessage(MessageRecord {
+            sender: "hl7-zrh01-pas".into(),
+            control_id: "ZRH01-0001".into(),
+            received_at: 1,
+            ack_code: "AE".into(),
+            ack: b"MSH|^~\\&|CARERECORD\rMSA|AE|ZRH01-0001\r".to_vec(),
+            patient_id: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let id = ingest::tx_id(
+        tx.as_mut(),
+        IngestOp::PutDeadLetter {
+            received_at: 1,
+            sender: Some("hl7-zrh01-pas".into()),
+            control_id: Some("ZRH01-0001".into()),
+            reason: "PV1-44: an old bug".into(),
+            raw: a01.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // Sent again over the wire it is answered from the log, not applied.
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    assert_eq!(msa(&exchange(&mut conn, &a01).await).0, "AE");
+    assert!(
+        search(&app.store, ResourceType::Encounter, &[])
+            .await
+            .is_empty()
+    );
+
+    let r = app.pipeline.replay(id).await.unwrap();
+    assert_eq!(r.code, carerecord_hl7::AckCode::AA);
+    assert_eq!(
+        search(&app.store, ResourceType::Encounter, &[]).await.len(),
+        1
+    );
+    let logged = ingest::logged_message(app.store.as_ref(), "hl7-zrh01-pas", "ZRH01-0001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logged.ack_code, "AA");
+    assert_eq!(logged.ack, r.ack);
+    assert!(logged.patient_id.is_some());
+    let d = ingest::dead_letter(app.store.as_ref(), id).await.unwrap();
+    assert_eq!(d.status, DeadLetterStatus::Replayed);
+    // A resend now gets the new ACK.
+    assert_eq!(exchange(&mut conn, &a01).await, r.ack);
 }

@@ -107,6 +107,16 @@ pub async fn spawn_app_with_identity(identity: IdentitySettings) -> TestApp {
 }
 
 pub async fn spawn_app_full(settings: ServerSettings, identity: IdentitySettings) -> TestApp {
+    spawn_app_routes(settings, identity, |_| axum::Router::new()).await
+}
+
+/// A server with the routes `extra` makes (over the test's store) merged in, as the binary
+/// merges the portal and the identity review queue.
+pub async fn spawn_app_routes(
+    settings: ServerSettings,
+    identity: IdentitySettings,
+    extra: impl FnOnce(&Arc<dyn ResourceStore>) -> axum::Router<AppState>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, database) = store(&dir).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -120,8 +130,9 @@ pub async fn spawn_app_full(settings: ServerSettings, identity: IdentitySettings
         settings: Arc::new(settings),
         identity: identity.clone(),
     };
+    let extra = extra(&store);
     tokio::spawn(async move {
-        let _ = carerecord_server::serve(state, listener, async {
+        let _ = carerecord_server::serve_with(state, extra, listener, async {
             let _ = rx.await;
         })
         .await;

@@ -18,6 +18,7 @@ mod auth;
 mod bundles;
 mod errors;
 mod history;
+mod match_reviews;
 mod oversight;
 mod rest;
 mod search;

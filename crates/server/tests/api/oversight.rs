@@ -12,7 +12,7 @@ use crate::helpers::{Resp, TestApp, spawn_app, spawn_app_with_identity, test_ide
 const PASSWORD: &str = "a long demo password";
 
 /// Creates a user holding `grants`; returns (user id, TOTP secret).
-async fn person(
+pub(crate) async fn person(
     app: &TestApp,
     username: &str,
     grants: &[(Role, &str)],
@@ -49,7 +49,13 @@ async fn login(app: &TestApp, body: Value) -> Resp {
 }
 
 /// Signs in as `role` at `org` and returns the access token.
-async fn sign_in(app: &TestApp, username: &str, secret: &str, role: Role, org: &str) -> String {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    username: &str,
+    secret: &str,
+    role: Role,
+    org: &str,
+) -> String {
     sign_in_at(app, username, secret, role, org, 0).await
 }
 
