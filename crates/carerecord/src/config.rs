@@ -62,16 +62,34 @@ pub struct PolicyConfig {
     /// replaces `sensitive_snomed`, so a deployment can keep the list its terminology service
     /// exports.
     pub sensitive_snomed_file: Option<PathBuf>,
+    /// `meta.security` labels (`system|code`) that make an item visible to its source
+    /// organisation only (default: `v3-ActCode` STD/HIV/SEX/PSY/ETH, `v3-Confidentiality` R/V).
+    pub sensitive_labels: Vec<String>,
+    /// A file of such labels, one `system|code` per line; when set it replaces
+    /// `sensitive_labels`.
+    pub sensitive_labels_file: Option<PathBuf>,
+    /// Codes (`system|code`) that record a person's objection to sharing their record (default:
+    /// the GP dissent codes Read v2 9Nd1 and 93C1; the type-1 opt-out and the National Data
+    /// Opt-out do not apply to direct care and are left out on purpose).
+    pub objection_codes: Vec<String>,
+    /// A file of such codes, one `system|code` per line; when set it replaces
+    /// `objection_codes`.
+    pub objection_codes_file: Option<PathBuf>,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         let policy = carerecord_access::PolicySettings::default();
+        let lists = carerecord_access::CodeLists::default();
         PolicyConfig {
             encounter_window_days: policy.encounter_window_days,
             break_glass_hours: policy.break_glass_hours,
-            sensitive_snomed: carerecord_access::CodeLists::default().sensitive_snomed,
+            sensitive_snomed: lists.sensitive_snomed,
             sensitive_snomed_file: None,
+            sensitive_labels: lists.sensitive_labels,
+            sensitive_labels_file: None,
+            objection_codes: lists.objection_codes,
+            objection_codes_file: None,
         }
     }
 }
@@ -86,25 +104,112 @@ fn is_sctid(s: &str) -> bool {
     (6..=18).contains(&s.len()) && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `s` is a coding as the lists hold it: `system|code`, the system a URI (a scheme
+/// before a colon), neither part empty nor holding spaces.
+fn is_system_code(s: &str) -> bool {
+    match s.rsplit_once('|') {
+        Some((system, code)) => {
+            system.split_once(':').is_some_and(|(scheme, rest)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && !rest.is_empty()
+            }) && !code.is_empty()
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// One kind of code list: its key, what each entry must be, and how to check one.
+struct ListKind {
+    key: &'static str,
+    what: &'static str,
+    valid: fn(&str) -> bool,
+}
+
+const SNOMED_LIST: ListKind = ListKind {
+    key: "policy.sensitive_snomed",
+    what: "a SNOMED CT concept id",
+    valid: is_sctid,
+};
+const LABEL_LIST: ListKind = ListKind {
+    key: "policy.sensitive_labels",
+    what: "a security label written system|code",
+    valid: is_system_code,
+};
+const OBJECTION_LIST: ListKind = ListKind {
+    key: "policy.objection_codes",
+    what: "a code written system|code",
+    valid: is_system_code,
+};
+
 /// The codes of a code-list file: one per line, `#` comments and blank lines ignored. An
 /// error names the file and line.
-pub fn parse_code_file(origin: &str, text: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_list_file(kind: &ListKind, origin: &str, text: &str) -> Result<Vec<String>, ConfigError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let code = line.split('#').next().unwrap_or("").trim();
         if code.is_empty() {
             continue;
         }
-        if !is_sctid(code) {
+        if !(kind.valid)(code) {
             return Err(ConfigError(format!(
-                "policy.sensitive_snomed_file: {origin}:{}: '{}' is not a SNOMED CT concept id",
+                "{}_file: {origin}:{}: '{}' is not {}",
+                kind.key,
                 n + 1,
-                code.chars().take(40).collect::<String>()
+                code.chars().take(40).collect::<String>(),
+                kind.what
             )));
         }
         out.push(code.to_owned());
     }
     Ok(out)
+}
+
+/// The SNOMED CT codes of a code-list file (see [`PolicyConfig::sensitive_snomed_file`]).
+pub fn parse_code_file(origin: &str, text: &str) -> Result<Vec<String>, ConfigError> {
+    parse_list_file(&SNOMED_LIST, origin, text)
+}
+
+/// The list in force: the file's when one is set, else the inline list; every entry checked,
+/// and never empty (an empty list would quietly share what it exists to protect).
+fn code_list(
+    kind: &ListKind,
+    inline: &[String],
+    file: Option<&PathBuf>,
+) -> Result<Vec<String>, ConfigError> {
+    let codes = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "{}_file: cannot read {}: {e}",
+                    kind.key,
+                    path.display()
+                ))
+            })?;
+            parse_list_file(kind, &path.display().to_string(), &text)?
+        }
+        None => {
+            if let Some(bad) = inline.iter().find(|c| !(kind.valid)(c)) {
+                return Err(ConfigError(format!(
+                    "{}: '{}' is not {}",
+                    kind.key,
+                    bad.chars().take(40).collect::<String>(),
+                    kind.what
+                )));
+            }
+            inline.to_vec()
+        }
+    };
+    if codes.is_empty() {
+        return Err(ConfigError(format!(
+            "{}: the list is empty; keep at least the defaults",
+            kind.key
+        )));
+    }
+    Ok(codes)
 }
 
 impl PolicyConfig {
@@ -118,42 +223,27 @@ impl PolicyConfig {
 
     /// The sensitive SNOMED CT codes in force: the file's when one is set, else the inline list.
     pub fn sensitive_codes(&self) -> Result<Vec<String>, ConfigError> {
-        let codes = match &self.sensitive_snomed_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!(
-                        "policy.sensitive_snomed_file: cannot read {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                parse_code_file(&path.display().to_string(), &text)?
-            }
-            None => {
-                if let Some(bad) = self.sensitive_snomed.iter().find(|c| !is_sctid(c)) {
-                    return Err(ConfigError(format!(
-                        "policy.sensitive_snomed: '{}' is not a SNOMED CT concept id",
-                        bad.chars().take(40).collect::<String>()
-                    )));
-                }
-                self.sensitive_snomed.clone()
-            }
-        };
-        // An empty list would quietly share every sensitive item coded only by SNOMED CT.
-        if codes.is_empty() {
-            return Err(ConfigError(
-                "policy.sensitive_snomed: the list is empty; keep at least the RCGP categories"
-                    .into(),
-            ));
-        }
-        Ok(codes)
+        code_list(
+            &SNOMED_LIST,
+            &self.sensitive_snomed,
+            self.sensitive_snomed_file.as_ref(),
+        )
     }
 
-    /// The classifier's code lists: the sensitive SNOMED CT codes from here, the rest the
-    /// defaults.
+    /// The classifier's code lists, each from its file or inline list.
     pub fn code_lists(&self) -> Result<carerecord_access::CodeLists, ConfigError> {
         Ok(carerecord_access::CodeLists {
             sensitive_snomed: self.sensitive_codes()?,
-            ..carerecord_access::CodeLists::default()
+            sensitive_labels: code_list(
+                &LABEL_LIST,
+                &self.sensitive_labels,
+                self.sensitive_labels_file.as_ref(),
+            )?,
+            objection_codes: code_list(
+                &OBJECTION_LIST,
+                &self.objection_codes,
+                self.objection_codes_file.as_ref(),
+            )?,
         })
     }
 
@@ -168,7 +258,7 @@ impl PolicyConfig {
                 "policy.break_glass_hours: must be between 1 and {MAX_BREAK_GLASS_HOURS}"
             )));
         }
-        self.sensitive_codes().map(|_| ())
+        self.code_lists().map(|_| ())
     }
 }
 
@@ -288,6 +378,10 @@ pub struct PartialPolicy {
     pub break_glass_hours: Option<u32>,
     pub sensitive_snomed: Option<Vec<String>>,
     pub sensitive_snomed_file: Option<PathBuf>,
+    pub sensitive_labels: Option<Vec<String>>,
+    pub sensitive_labels_file: Option<PathBuf>,
+    pub objection_codes: Option<Vec<String>>,
+    pub objection_codes_file: Option<PathBuf>,
 }
 
 /// `[audit]` in a file or overrides.
@@ -362,6 +456,12 @@ impl Partial {
                 sensitive_snomed: None,
                 sensitive_snomed_file: get("CARERECORD_POLICY_SENSITIVE_SNOMED_FILE")
                     .map(PathBuf::from),
+                sensitive_labels: None,
+                sensitive_labels_file: get("CARERECORD_POLICY_SENSITIVE_LABELS_FILE")
+                    .map(PathBuf::from),
+                objection_codes: None,
+                objection_codes_file: get("CARERECORD_POLICY_OBJECTION_CODES_FILE")
+                    .map(PathBuf::from),
             }),
         })
     }
@@ -433,6 +533,18 @@ impl Partial {
             }
             if let Some(v) = p.sensitive_snomed_file {
                 c.policy.sensitive_snomed_file = Some(v);
+            }
+            if let Some(v) = p.sensitive_labels {
+                c.policy.sensitive_labels = v;
+            }
+            if let Some(v) = p.sensitive_labels_file {
+                c.policy.sensitive_labels_file = Some(v);
+            }
+            if let Some(v) = p.objection_codes {
+                c.policy.objection_codes = v;
+            }
+            if let Some(v) = p.objection_codes_file {
+                c.policy.objection_codes_file = Some(v);
             }
         }
         Ok(c)
@@ -652,6 +764,137 @@ mod tests {
         std::fs::write(&list, "# nothing\n").unwrap();
         let e = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap_err();
         assert!(e.0.contains("empty"), "{}", e.0);
+    }
+
+    #[test]
+    fn configured_labels_and_objection_codes_replace_the_defaults_and_take_effect() {
+        use carerecord_access::Classifier;
+        use carerecord_fhir::ResourceType;
+        let dir = tempfile::tempdir().unwrap();
+        let objections = dir.path().join("objections.txt");
+        std::fs::write(
+            &objections,
+            "# local dissent codes\nhttp://snomed.info/sct|827161000000101  # a local code\n\n\
+             http://read.info/readv2|9Nd1\n",
+        )
+        .unwrap();
+        let file = format!(
+            "[policy]\nsensitive_labels = [\"https://fhir.example.org/CodeSystem/local|SECRET\"]\n\
+             objection_codes_file = {:?}\n",
+            objections.display().to_string()
+        );
+        let c = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap();
+        let lists = c.policy.code_lists().unwrap();
+        assert_eq!(
+            lists.sensitive_labels,
+            ["https://fhir.example.org/CodeSystem/local|SECRET"]
+        );
+        assert_eq!(
+            lists.objection_codes,
+            [
+                "http://snomed.info/sct|827161000000101",
+                "http://read.info/readv2|9Nd1"
+            ]
+        );
+        assert_eq!(
+            lists.sensitive_snomed,
+            carerecord_access::CodeLists::default().sensitive_snomed,
+            "the list not configured keeps its default"
+        );
+
+        // The configured codes are what classification uses.
+        let classifier = Classifier::new(&lists);
+        let labelled = |system: &str, code: &str| {
+            serde_json::json!({"resourceType": "Observation", "status": "final",
+                "meta": {"security": [{"system": system, "code": code}]},
+                "code": {"text": "note"}})
+        };
+        let sensitive = |body: &serde_json::Value| {
+            classifier
+                .classify(ResourceType::Observation, body, Some("p-1"))
+                .sensitive
+        };
+        assert!(sensitive(&labelled(
+            "https://fhir.example.org/CodeSystem/local",
+            "SECRET"
+        )));
+        assert!(
+            !sensitive(&labelled(
+                "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                "R"
+            )),
+            "the configured list replaced the default"
+        );
+        let dissent = |system: &str, code: &str| {
+            let body = serde_json::json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": system, "code": code}]}});
+            classifier
+                .classify(ResourceType::Observation, &body, Some("p-1"))
+                .objection
+        };
+        assert!(dissent("http://snomed.info/sct", "827161000000101"));
+        assert!(dissent("http://read.info/readv2", "9Nd1"));
+        assert!(!dissent("http://read.info/readv2", "93C1"));
+
+        // The environment names the files.
+        let labels = dir.path().join("labels.txt");
+        std::fs::write(&labels, "urn:oid:2.16.840.1.113883.5.25|V\n").unwrap();
+        let c = Config::load(
+            None,
+            env(&[(
+                "CARERECORD_POLICY_SENSITIVE_LABELS_FILE",
+                labels.to_str().unwrap(),
+            )]),
+            Partial::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.policy.code_lists().unwrap().sensitive_labels,
+            ["urn:oid:2.16.840.1.113883.5.25|V"]
+        );
+    }
+
+    #[test]
+    fn bad_label_and_objection_lists_are_refused_naming_the_key_file_and_line() {
+        for (toml, key) in [
+            (
+                "[policy]\nsensitive_labels = [\"STD\"]\n",
+                "policy.sensitive_labels",
+            ),
+            (
+                "[policy]\nsensitive_labels = [\"v3-ActCode|STD\"]\n",
+                "policy.sensitive_labels",
+            ),
+            (
+                "[policy]\nsensitive_labels = []\n",
+                "policy.sensitive_labels",
+            ),
+            (
+                "[policy]\nobjection_codes = [\"http://read.info/readv2|\"]\n",
+                "policy.objection_codes",
+            ),
+            (
+                "[policy]\nobjection_codes = [\"http://read.info/readv2|9N d1\"]\n",
+                "policy.objection_codes",
+            ),
+            ("[policy]\nobjection_codes = []\n", "policy.objection_codes"),
+        ] {
+            let e = Config::load(Some(("f.toml", toml)), env(&[]), Partial::default()).unwrap_err();
+            assert!(e.0.contains(key), "{toml}: {}", e.0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("objections.txt");
+        std::fs::write(&list, "http://read.info/readv2|9Nd1\n9Nd1\n").unwrap();
+        let file = format!(
+            "[policy]\nobjection_codes_file = {:?}\n",
+            list.display().to_string()
+        );
+        let e = Config::load(Some(("f.toml", &file)), env(&[]), Partial::default()).unwrap_err();
+        assert!(
+            e.0.contains("policy.objection_codes_file") && e.0.contains(":2:"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

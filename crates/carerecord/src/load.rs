@@ -67,6 +67,8 @@ fn options() -> BundleOptions {
         prefer_return: PreferReturn::Minimal,
         handling: Handling::Strict,
         access: carerecord_server::access::Access::service("carerecord-import"),
+        audited: false,
+        client_address: None,
     }
 }
 

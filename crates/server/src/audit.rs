@@ -240,9 +240,21 @@ pub async fn commit_audited(
     Ok(note)
 }
 
+/// The outcome and rule of a request that failed with `e`, as the middleware records them for
+/// a refused response (also for the entries of a Bundle).
+pub(crate) fn outcome_of_error(e: &ApiError) -> (AuditOutcome, &'static str) {
+    match e {
+        ApiError::Denied(d) => (AuditOutcome::Denied, d.rule()),
+        e if matches!(e.status(), StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) => {
+            (AuditOutcome::Denied, "denied")
+        }
+        _ => (AuditOutcome::Error, "error"),
+    }
+}
+
 /// For a refused request about one resource (`[type]/[id]…`): that resource and its person,
 /// looked up without restriction for the audit entry only.
-async fn target_of(state: &AppState, path: &str, note: &mut AuditNote) {
+pub(crate) async fn target_of(state: &AppState, path: &str, note: &mut AuditNote) {
     let segments: Vec<&str> = path
         .trim_start_matches("/fhir")
         .split('/')

@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-mod break_glass;
 mod directory;
 
 use std::collections::HashMap;
@@ -20,6 +19,7 @@ use async_trait::async_trait;
 use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
+use carerecord_store::break_glass;
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
 use carerecord_store::ingest::{self, Cell, IngestOp, IngestQuery, IngestReply, Kind};
 use carerecord_store::pending::Pending;
@@ -408,15 +408,18 @@ impl ResourceStore for SqliteStore {
         org_id: &str,
         status: ReviewStatus,
         limit: u32,
-    ) -> Result<Vec<BreakGlassRecord>, StoreError> {
-        break_glass::queue(&self.reader, org_id, status, limit).await
+        cursor: Option<&str>,
+    ) -> Result<Page<BreakGlassRecord>, StoreError> {
+        let mut c = self.reader().await?;
+        break_glass::queue(&mut Exec(&mut c), org_id, status, limit, cursor).await
     }
 
     async fn break_glass_grant(
         &self,
         grant_id: &str,
     ) -> Result<Option<BreakGlassRecord>, StoreError> {
-        break_glass::grant(&self.reader, grant_id).await
+        let mut c = self.reader().await?;
+        break_glass::grant(&mut Exec(&mut c), grant_id).await
     }
 
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
@@ -546,7 +549,7 @@ impl StoreTx for SqliteTx {
         grant_id: &str,
         review: &BreakGlassReview,
     ) -> Result<bool, StoreError> {
-        break_glass::review(&mut self.tx, grant_id, review).await
+        break_glass::review(&mut Exec(&mut self.tx), grant_id, review).await
     }
 
     async fn append_audit(&mut self, records: Vec<AuditRecord>) -> Result<(), StoreError> {

@@ -948,7 +948,8 @@ async fn merges(exec: &mut dyn SqlExec, f: MergeFilter) -> Result<IngestReply, S
 }
 
 /// Reads a decoded row's columns in order.
-struct Cols(std::vec::IntoIter<Cell>);
+/// Reads one row's cells in order (also for [`crate::break_glass`]).
+pub(crate) struct Cols(pub(crate) std::vec::IntoIter<Cell>);
 
 fn unexpected(what: &str) -> StoreError {
     StoreError::Backend(format!("unexpected column value: expected {what}"))
@@ -958,20 +959,20 @@ impl Cols {
     fn next(&mut self) -> Cell {
         self.0.next().unwrap_or(Cell::Null)
     }
-    fn text(&mut self) -> Result<String, StoreError> {
+    pub(crate) fn text(&mut self) -> Result<String, StoreError> {
         self.opt_text()?.ok_or_else(|| unexpected("text"))
     }
-    fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
         match self.next() {
             Cell::Text(s) => Ok(Some(s)),
             Cell::Null => Ok(None),
             _ => Err(unexpected("text")),
         }
     }
-    fn int(&mut self) -> Result<i64, StoreError> {
+    pub(crate) fn int(&mut self) -> Result<i64, StoreError> {
         self.opt_int()?.ok_or_else(|| unexpected("an integer"))
     }
-    fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
         match self.next() {
             Cell::Int(i) => Ok(Some(i)),
             Cell::Null => Ok(None),

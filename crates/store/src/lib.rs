@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod break_glass;
 mod directory;
 pub mod engine;
 mod error;

@@ -111,13 +111,15 @@ pub trait ResourceStore: Send + Sync + 'static {
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
 
     /// The privacy officers' review queue: break-glass grants made by organisation `org_id`'s
-    /// staff, in `status`, newest first, at most `limit`.
+    /// staff, in `status`, newest first, `limit` to a page, keyset-paged (`cursor` from the
+    /// previous page's `next_cursor`; `total` is not counted).
     async fn break_glass_queue(
         &self,
         org_id: &str,
         status: ReviewStatus,
         limit: u32,
-    ) -> Result<Vec<BreakGlassRecord>, StoreError>;
+        cursor: Option<&str>,
+    ) -> Result<Page<BreakGlassRecord>, StoreError>;
 
     /// One break-glass grant, reviewed or not.
     async fn break_glass_grant(

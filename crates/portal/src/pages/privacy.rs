@@ -264,13 +264,21 @@ struct QueuePage {
     outcomes: Vec<Choice>,
     rows: Vec<GrantRow>,
     errors: Vec<FieldError>,
+    /// The next page's link, when there are more.
+    next: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 pub struct QueueQuery {
     #[serde(default)]
     status: String,
+    /// Where the previous page stopped.
+    #[serde(default)]
+    cursor: Option<String>,
 }
+
+/// Grants on one page of the review queue.
+pub const QUEUE_PAGE: u32 = 50;
 
 fn reason_words(code: &str) -> String {
     carerecord_server::fhir::break_glass::REASONS
@@ -283,15 +291,22 @@ async fn queue_page(
     state: &AppState,
     staff: &Staff,
     status_code: &str,
+    cursor: Option<&str>,
     errors: Vec<FieldError>,
 ) -> Result<QueuePage, PageError> {
     let status = ReviewStatus::parse(status_code).unwrap_or(ReviewStatus::Open);
-    let records = state
+    let page = state
         .store
-        .break_glass_queue(&staff.access.principal.organisation_id, status, 200)
+        .break_glass_queue(
+            &staff.access.principal.organisation_id,
+            status,
+            QUEUE_PAGE,
+            cursor,
+        )
         .await?;
     let p = &staff.access.principal;
-    let rows = records
+    let rows = page
+        .items
         .into_iter()
         .map(|r| {
             let g = &r.grant;
@@ -329,6 +344,13 @@ async fn queue_page(
         ReviewStatus::Reviewed => "reviewed",
         ReviewStatus::Any => "any",
     };
+    let next = page.next_cursor.map(|c| {
+        format!(
+            "/privacy/emergency-access?{}",
+            serde_urlencoded::to_string([("status", code), ("cursor", c.as_str())])
+                .unwrap_or_default()
+        )
+    });
     Ok(QueuePage {
         chrome: Chrome::signed_in("Emergency access review", p, "/privacy/emergency-access"),
         status: code.to_owned(),
@@ -354,6 +376,7 @@ async fn queue_page(
             .collect(),
         rows,
         errors,
+        next,
     })
 }
 
@@ -374,7 +397,7 @@ pub async fn queue(
     officer(&staff)?;
     render(
         StatusCode::OK,
-        &queue_page(&state, &staff, &q.status, Vec::new()).await?,
+        &queue_page(&state, &staff, &q.status, q.cursor.as_deref(), Vec::new()).await?,
     )
 }
 
@@ -426,7 +449,7 @@ pub async fn review(
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return render(
             StatusCode::BAD_REQUEST,
-            &queue_page(&state, &staff, "open", errors).await?,
+            &queue_page(&state, &staff, "open", None, errors).await?,
         );
     };
     let review = BreakGlassReview {

@@ -625,6 +625,60 @@ async fn emergency_access_opens_a_record_with_a_banner_and_reaches_the_review_qu
 }
 
 #[tokio::test]
+async fn the_emergency_access_queue_is_paged_with_a_link_to_older_grants() {
+    let app = spawn().await;
+    let po_secret = user(&app, "privacy", Role::PrivacyOfficer, "home-a", false).await;
+    // One page (50 grants, the portal's page size) and three more.
+    let n = 53;
+    let mut tx = app.store.begin().await.unwrap();
+    for i in 0..n {
+        let at = now_micros() - 1_000_000 * i64::try_from(i).unwrap();
+        tx.put_break_glass(&carerecord_store::BreakGlassGrant {
+            grant_id: format!("bg-{i:03}"),
+            principal_key: "user:someone@home-a".into(),
+            org_id: "home-a".into(),
+            patient_id: "p-other".into(),
+            reason_code: "emergency".into(),
+            reason_text: format!("reason number {i:03}"),
+            granted_at: at,
+            expires_at: at + 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let po = app.sign_in("privacy", &po_secret).await;
+    let shown = |text: &str| -> Vec<usize> {
+        (0..n)
+            .filter(|i| text.contains(&format!("reason number {i:03}")))
+            .collect()
+    };
+    let first = app.get(&po, "/privacy/emergency-access").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(
+        shown(&first.text),
+        (0..n - 3).collect::<Vec<_>>(),
+        "the newest page"
+    );
+    let next = first
+        .text
+        .split("<a href=\"/privacy/emergency-access?")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a link to older grants")
+        // The link is HTML-escaped in the page, as a browser reads it.
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let second = app
+        .get(&po, &format!("/privacy/emergency-access?{next}"))
+        .await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(shown(&second.text), (n - 3..n).collect::<Vec<_>>());
+    assert!(!second.text.contains("Older emergency access"));
+}
+
+#[tokio::test]
 async fn unknown_pages_and_sections_are_kind_not_found_pages() {
     let app = spawn().await;
     let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;

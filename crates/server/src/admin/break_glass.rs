@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use carerecord_access::{Denial, Principal, policy};
 use carerecord_store::{
-    AuditAction, AuditOutcome, BreakGlassRecord, BreakGlassReview, Channel, ReviewOutcome,
+    AuditAction, AuditOutcome, BreakGlassRecord, BreakGlassReview, Channel, Page, ReviewOutcome,
     ReviewStatus, StoreError, format_instant, now_micros,
 };
 use serde::Deserialize;
@@ -90,34 +90,66 @@ async fn refuse(
     note: AuditNote,
     origin: &Origin,
 ) -> ReviewError {
+    refuse_as(
+        state,
+        officer,
+        action,
+        denial.rule(),
+        note,
+        origin,
+        ReviewError::Denied(denial),
+    )
+    .await
+}
+
+/// A refusal by `rule` that answers `err`, written to the trail first.
+async fn refuse_as(
+    state: &AppState,
+    officer: &Principal,
+    action: AuditAction,
+    rule: &str,
+    note: AuditNote,
+    origin: &Origin,
+    err: ReviewError,
+) -> ReviewError {
     match audit(
         state,
         officer,
         action,
         AuditOutcome::Denied,
-        denial.rule(),
+        rule,
         &note,
         origin,
     )
     .await
     {
-        Ok(()) => ReviewError::Denied(denial),
+        Ok(()) => err,
         Err(e) => e.into(),
     }
 }
+
+/// The rule of a review of a grant that does not exist or is another organisation's. One rule
+/// for both, and no person named: the officer's own organisation reads its staff's entries, and
+/// the trail must not tell them what the 404 did not (that the grant exists, and whose it is).
+/// The grant id is kept, so the programme can still tell the two apart.
+pub const NO_SUCH_GRANT: &str = "deny-no-such-grant";
+/// The rule of a second review of a grant: reviews are not changed.
+pub const ALREADY_REVIEWED: &str = "deny-already-reviewed";
 
 fn grant_ref(grant_id: &str) -> String {
     format!("break-glass/{grant_id}")
 }
 
-/// The grants of `officer`'s organisation in `status`, newest first (at most [`MAX_QUEUE`]).
+/// A page of the grants of `officer`'s organisation in `status`, newest first (at most
+/// [`MAX_QUEUE`] to a page), after `cursor` (the previous page's `next_cursor`).
 pub async fn queue(
     state: &AppState,
     officer: &Principal,
     status: ReviewStatus,
     limit: u32,
+    cursor: Option<&str>,
     origin: &Origin,
-) -> Result<Vec<BreakGlassRecord>, ReviewError> {
+) -> Result<Page<BreakGlassRecord>, ReviewError> {
     if let Err(d) = policy::may_review_break_glass(officer, now_micros()) {
         return Err(refuse(
             state,
@@ -129,10 +161,22 @@ pub async fn queue(
         )
         .await);
     }
-    let grants = state
+    let page = state
         .store
-        .break_glass_queue(&officer.organisation_id, status, limit.clamp(1, MAX_QUEUE))
-        .await?;
+        .break_glass_queue(
+            &officer.organisation_id,
+            status,
+            limit.clamp(1, MAX_QUEUE),
+            cursor,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidCursor => {
+                ReviewError::Invalid("the _cursor is not one this queue gave; start again".into())
+            }
+            e => e.into(),
+        })?;
+    let grants = &page.items;
     let mut note = AuditNote {
         action: Some(AuditAction::Admin),
         resources: grants
@@ -154,7 +198,7 @@ pub async fn queue(
         origin,
     )
     .await?;
-    Ok(grants)
+    Ok(page)
 }
 
 /// Marks grant `grant_id` reviewed by `officer` with `outcome` and `note`; returns it reviewed.
@@ -196,8 +240,19 @@ pub async fn review(
             "say in a note what was inappropriate or what needs following up".into(),
         ));
     }
+    let absent = || {
+        refuse_as(
+            state,
+            officer,
+            AuditAction::BreakGlassReview,
+            NO_SUCH_GRANT,
+            target(None),
+            origin,
+            ReviewError::NotFound,
+        )
+    };
     let Some(found) = state.store.break_glass_grant(grant_id).await? else {
-        return Err(ReviewError::NotFound);
+        return Err(absent().await);
     };
     match policy::may_review_grant(
         officer,
@@ -205,7 +260,7 @@ pub async fn review(
         &found.grant.principal_key,
         now,
     ) {
-        None => return Err(ReviewError::NotFound),
+        None => return Err(absent().await),
         Some(Err(d)) => {
             return Err(refuse(
                 state,
@@ -220,7 +275,16 @@ pub async fn review(
         Some(Ok(())) => {}
     }
     if found.review.is_some() {
-        return Err(ReviewError::AlreadyReviewed);
+        return Err(refuse_as(
+            state,
+            officer,
+            AuditAction::BreakGlassReview,
+            ALREADY_REVIEWED,
+            target(Some(&found.grant.patient_id)),
+            origin,
+            ReviewError::AlreadyReviewed,
+        )
+        .await);
     }
     let review = BreakGlassReview {
         reviewer_key: policy::principal_key(officer),
@@ -305,9 +369,13 @@ pub struct QueueParams {
     pub status: Option<String>,
     #[serde(default, rename = "_count")]
     pub count: Option<u32>,
+    /// Where the previous page stopped (from its `next` link).
+    #[serde(default, rename = "_cursor")]
+    pub cursor: Option<String>,
 }
 
-/// `GET /admin/break-glass?status=open|reviewed|all&_count=N`.
+/// `GET /admin/break-glass?status=open|reviewed|all&_count=N[&_cursor=…]`: a page of grants and,
+/// when there are more, the `next` page's link (keyset-paged, as FHIR searches are).
 pub async fn queue_handler(
     State(state): State<AppState>,
     SignedIn(auth): SignedIn,
@@ -338,12 +406,32 @@ pub async fn queue_handler(
         channel: Channel::Api,
         client_address: client,
     };
-    let limit = params.count.unwrap_or(100);
-    match queue(&state, &auth.principal, status, limit, &origin).await {
-        Ok(grants) => json_ok(
-            StatusCode::OK,
-            json!({"grants": grants.iter().map(grant_json).collect::<Vec<_>>()}),
-        ),
+    let limit = params.count.unwrap_or(100).clamp(1, MAX_QUEUE);
+    match queue(
+        &state,
+        &auth.principal,
+        status,
+        limit,
+        params.cursor.as_deref(),
+        &origin,
+    )
+    .await
+    {
+        Ok(page) => {
+            let mut body = json!({"grants": page.items.iter().map(grant_json).collect::<Vec<_>>()});
+            if let Some(c) = page.next_cursor {
+                let status = params.status.as_deref().unwrap_or("open");
+                let count = limit.to_string();
+                let query = serde_urlencoded::to_string([
+                    ("status", status),
+                    ("_count", count.as_str()),
+                    ("_cursor", c.as_str()),
+                ])
+                .unwrap_or_default();
+                body["next"] = json!(format!("/admin/break-glass?{query}"));
+            }
+            json_ok(StatusCode::OK, body)
+        }
         Err(e) => error_response(&e),
     }
 }

@@ -6,6 +6,14 @@
 //! references (`Patient?identifier=…`) can be rewritten to real references, and answers with
 //! the first failing entry's status and OperationOutcome. A batch runs each entry on its own and
 //! reports each entry's outcome.
+//!
+//! Auditing follows IHE BALP, whose RESTful patterns (Create, Update, Delete, Read, Query) each
+//! describe one interaction on one resource (`entity[data]` 1..1): every entry of a Bundle is
+//! its own audit entry, and the request id they share ties them together. A transaction's write
+//! entries are appended inside its store transaction, so they commit with the writes or not at
+//! all; a failed transaction writes nothing and its failure is recorded by the `/fhir` audit
+//! middleware. A batch records each entry's outcome: a write with its own transaction, a read
+//! or a refusal before the response leaves.
 
 use std::collections::HashMap;
 
@@ -14,8 +22,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType, VersionId};
 use carerecord_store::{
-    PreparedBody, ResourceKey, StoreTx, StoredResource, VersionHead, format_instant, now_micros,
-    prepare_body, write,
+    AuditAction, AuditOutcome, AuditRecord, PreparedBody, ResourceKey, StoreTx, StoredResource,
+    VersionHead, format_instant, now_micros, prepare_body, write,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +33,7 @@ use super::interactions::{self, Written};
 use super::render::{json_response, json_text, location};
 use crate::AppState;
 use crate::access::Access;
+use crate::audit::{AuditNote, ClientAddress};
 use crate::error::ApiError;
 use carerecord_search::query::Handling;
 
@@ -119,12 +128,19 @@ pub struct BundleOptions {
     pub handling: Handling,
     /// Who is asking: writes need a role that may write, reads see what it may see.
     pub access: Access,
+    /// Whether each entry is written to the audit trail: the API's Bundles are; the command
+    /// line's import (carerecord's own service identity, many Bundles to one store
+    /// transaction) is not.
+    pub audited: bool,
+    /// The client's network address, for the audit entries.
+    pub client_address: Option<String>,
 }
 
 pub async fn handler(
     State(state): State<AppState>,
     access: Access,
     ctx: Ctx,
+    ClientAddress(client_address): ClientAddress,
     FhirBody(bundle): FhirBody,
 ) -> Result<Response, ApiError> {
     let opts = BundleOptions {
@@ -132,12 +148,24 @@ pub async fn handler(
         prefer_return: ctx.prefer_return,
         handling: ctx.handling,
         access,
+        audited: true,
+        client_address,
     };
     let response = process(&state, &bundle, &opts).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        json_text(&response, ctx.pretty)?,
-    ))
+    // Every entry has its own audit entry now; an empty Bundle is left to the middleware, so
+    // that the request is still on the trail.
+    let recorded = response["entry"].as_array().is_some_and(|e| !e.is_empty());
+    let resp = json_response(StatusCode::OK, json_text(&response, ctx.pretty)?);
+    Ok(if recorded {
+        AuditNote {
+            action: Some(AuditAction::Transaction),
+            recorded: true,
+            ..AuditNote::default()
+        }
+        .attach(resp)
+    } else {
+        resp
+    })
 }
 
 /// Processes a `batch` or `transaction` Bundle and returns the response Bundle. Also the path
@@ -231,7 +259,7 @@ pub async fn process_prepared(
 ) -> Result<Value, ApiError> {
     match prepared.0? {
         Prepared::Transaction { entries, plan } => transaction(state, opts, &entries, plan).await,
-        Prepared::Batch(raw) => Ok(batch(state, opts, &raw).await),
+        Prepared::Batch(raw) => batch(state, opts, &raw).await,
     }
 }
 
@@ -355,20 +383,28 @@ async fn transaction(
     entries: &[Entry],
     plan: Option<Plan>,
 ) -> Result<Value, ApiError> {
-    // Dropping `txb` on an early return rolls the whole transaction back.
+    // Dropping `txb` on an early return rolls the whole transaction back, audit entries too.
     let mut txb = state.store.begin().await?;
-    let mut results = write_entries(txb.as_mut(), ctx, entries, plan).await?;
+    let (mut results, written) = write_entries(txb.as_mut(), ctx, entries, plan).await?;
+    if ctx.audited && !written.is_empty() {
+        let records = written
+            .iter()
+            .map(|(i, note)| entry_record(ctx, &entries[*i], note, Ok(())))
+            .collect();
+        txb.append_audit(records).await?;
+    }
     txb.commit().await?;
 
     // 4. Reads, after the writes are visible.
+    let mut read_records = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         if e.method == Method::Get {
-            results[i] = Some(match read_entry(state, ctx, e).await {
-                Ok(v) => v,
-                Err(err) => error_entry(&err),
-            });
+            let (v, record) = audited_read(state, ctx, e).await;
+            results[i] = Some(v);
+            read_records.extend(record);
         }
     }
+    record_all(state, read_records).await?;
     Ok(transaction_response(results))
 }
 
@@ -419,7 +455,7 @@ pub async fn process_within(
     }
     tx.savepoint().await?;
     let written = match write_entries(tx, opts, &entries, plan).await {
-        Ok(results) => tx
+        Ok((results, _)) => tx
             .release_savepoint()
             .await
             .map_err(|e| ApiError::from(write::busy_if_taken(e)))
@@ -435,15 +471,19 @@ pub async fn process_within(
     }
 }
 
+/// What each write entry touched, by entry index and in entry order, for its audit entry.
+type WrittenNotes = Vec<(usize, AuditNote)>;
+
 /// Steps 1–3 of a transaction — deletes, targets, writes — inside `tx`; the response entries
-/// of every write (reads are left to the caller).
+/// of every write (reads are left to the caller) and what each wrote.
 async fn write_entries(
     tx: &mut dyn StoreTx,
     ctx: &BundleOptions,
     entries: &[Entry],
     plan: Option<Plan>,
-) -> Result<Vec<Option<Value>>, ApiError> {
+) -> Result<(Vec<Option<Value>>, WrittenNotes), ApiError> {
     let mut results: Vec<Option<Value>> = vec![None; entries.len()];
+    let mut notes: WrittenNotes = Vec::new();
 
     // 1. Deletes.
     for (i, e) in entries.iter().enumerate() {
@@ -452,6 +492,7 @@ async fn write_entries(
                 .await
                 .map_err(|err| err.in_entry(i))?;
             results[i] = Some(written_entry(ctx, &w)?);
+            notes.push((i, write_note(e.method, &w)));
         }
     }
 
@@ -486,7 +527,9 @@ async fn write_entries(
                         .current(e.rt, &id)
                         .await?
                         .ok_or_else(|| ApiError::Internal("matched resource vanished".into()))?;
-                    results[i] = Some(written_entry(ctx, &Written::Existing(found))?);
+                    let w = Written::Existing(found);
+                    results[i] = Some(written_entry(ctx, &w)?);
+                    notes.push((i, write_note(e.method, &w)));
                     continue;
                 }
                 ready_to_write(e, &id, body).map_err(|err| err.in_entry(i))?
@@ -495,7 +538,9 @@ async fn write_entries(
         let w = write::create_prepared(tx, r.body)
             .await
             .map_err(|err| ApiError::from(write::busy_if_taken(err)).in_entry(i))?;
-        results[i] = Some(written_entry(ctx, &Written::Created(w.resource))?);
+        let w = Written::Created(w.resource);
+        results[i] = Some(written_entry(ctx, &w)?);
+        notes.push((i, write_note(e.method, &w)));
     }
 
     // Every PUT's current version, looked up at once.
@@ -544,10 +589,115 @@ async fn write_entries(
             .map_err(|err| ApiError::from(err).in_entry(i))?;
         // A later entry for the same resource writes over this version.
         heads.insert(key, VersionHead::of(&w.resource));
-        results[i] = Some(written_entry(ctx, &interactions::written(w))?);
+        let w = interactions::written(w);
+        results[i] = Some(written_entry(ctx, &w)?);
+        notes.push((i, write_note(e.method, &w)));
     }
     tx.flush().await.map_err(write::busy_if_taken)?;
-    Ok(results)
+    notes.sort_by_key(|(i, _)| *i);
+    Ok((results, notes))
+}
+
+/// What a write entry touched: the resource written (or found, or deleted) and its person.
+/// The action follows the entry's method, as for single requests.
+fn write_note(method: Method, w: &Written) -> AuditNote {
+    let r = match w {
+        Written::Created(r) | Written::Updated(r) | Written::Existing(r) => Some(r),
+        Written::Deleted(r) => r.as_ref(),
+    };
+    AuditNote::of(
+        action_of(method, &[]),
+        r.map(std::slice::from_ref).unwrap_or(&[]),
+    )
+}
+
+/// The audit action of an entry with `method` and path segments `rest` (after the type).
+fn action_of(method: Method, rest: &[String]) -> AuditAction {
+    match (method, rest) {
+        (Method::Get, []) => AuditAction::Search,
+        (Method::Get, [_, h, _]) if h == "_history" => AuditAction::Vread,
+        (Method::Get, _) => AuditAction::Read,
+        (Method::Post, _) => AuditAction::Create,
+        (Method::Put, _) => AuditAction::Update,
+        (Method::Delete, _) => AuditAction::Delete,
+    }
+}
+
+/// The audit entry of Bundle entry `e`: what it touched (`note`) and how it ended.
+fn entry_record(
+    ctx: &BundleOptions,
+    e: &Entry,
+    note: &AuditNote,
+    result: Result<(), &ApiError>,
+) -> AuditRecord {
+    let (outcome, rule) = match result {
+        Ok(()) if e.method == Method::Get => (AuditOutcome::Allowed, "allowed"),
+        Ok(()) => (AuditOutcome::Allowed, "write-allowed"),
+        Err(err) => crate::audit::outcome_of_error(err),
+    };
+    let action = note.action.unwrap_or_else(|| action_of(e.method, &e.rest));
+    let mut r = crate::audit::record(
+        &ctx.access.principal,
+        action,
+        outcome,
+        rule,
+        note,
+        ctx.client_address.clone(),
+    );
+    if e.method == Method::Get {
+        r.query = e.query.clone();
+    }
+    r
+}
+
+/// A refused entry's note: the resource it named and its person, as the middleware records
+/// for a refused plain request.
+async fn refused_note(state: &AppState, e: &Entry, err: &ApiError) -> AuditNote {
+    let mut note = AuditNote {
+        action: Some(action_of(e.method, &e.rest)),
+        ..AuditNote::default()
+    };
+    if let Some(id) = e.rest.first()
+        && crate::audit::outcome_of_error(err).0 == AuditOutcome::Denied
+    {
+        crate::audit::target_of(state, &format!("{}/{id}", e.rt), &mut note).await;
+    }
+    note
+}
+
+/// A GET entry's response entry and, when the Bundle is audited, its audit entry.
+async fn audited_read(
+    state: &AppState,
+    ctx: &BundleOptions,
+    e: &Entry,
+) -> (Value, Option<AuditRecord>) {
+    match read_entry(state, ctx, e).await {
+        Ok((v, note)) => {
+            let r = ctx.audited.then(|| entry_record(ctx, e, &note, Ok(())));
+            (v, r)
+        }
+        Err(err) => {
+            let r = if ctx.audited {
+                let note = refused_note(state, e, &err).await;
+                Some(entry_record(ctx, e, &note, Err(&err)))
+            } else {
+                None
+            };
+            (error_entry(&err), r)
+        }
+    }
+}
+
+/// Writes `records` through the store's group commit and waits until they are durable: the
+/// response is not sent before.
+async fn record_all(state: &AppState, records: Vec<AuditRecord>) -> Result<(), ApiError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    state.store.append_audit(records).await.map_err(|e| {
+        tracing::error!(error = %e, "audit entries not written: the response is withheld");
+        ApiError::Internal(format!("audit: {e}"))
+    })
 }
 
 /// Targets of a transaction's POSTs and PUTs, decided inside its store transaction (for those
@@ -760,12 +910,16 @@ fn replace_references(v: &mut Value, map: &HashMap<String, String>) {
     }
 }
 
-/// A GET entry: read, vread or search.
-async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<Value, ApiError> {
-    let (status, resource) = match e.rest.as_slice() {
+/// A GET entry: read, vread or search; its response entry and what it returned.
+async fn read_entry(
+    state: &AppState,
+    ctx: &BundleOptions,
+    e: &Entry,
+) -> Result<(Value, AuditNote), ApiError> {
+    let (status, resource, note) = match e.rest.as_slice() {
         [] => {
             let pairs = parse_query(e.query.as_deref())?;
-            let (text, _) = super::search::searchset(
+            let (text, note) = super::search::searchset(
                 state,
                 &ctx.access,
                 e.rt,
@@ -777,7 +931,7 @@ async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<
             .await?;
             let v: Value =
                 serde_json::from_str(&text).map_err(|err| ApiError::Internal(err.to_string()))?;
-            (StatusCode::OK, v)
+            (StatusCode::OK, v, note)
         }
         [id] => {
             let a = &ctx.access;
@@ -786,7 +940,8 @@ async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<
                 .read(e.rt, &super::logical_id(id)?, a.vis_for(e.rt)?)
                 .await
                 .map_err(|err| a.not_found_is_denied(err))?;
-            (StatusCode::OK, parse_body(&a.shown(r))?)
+            let note = AuditNote::of(AuditAction::Read, std::slice::from_ref(&r));
+            (StatusCode::OK, parse_body(&a.shown(r))?, note)
         }
         [id, h, vid] if h == "_history" => {
             let v = VersionId::parse(vid).map_err(|err| bad(err.to_string()))?;
@@ -796,69 +951,103 @@ async fn read_entry(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<
                 .vread(e.rt, &super::logical_id(id)?, v, a.vis_for(e.rt)?)
                 .await
                 .map_err(|err| a.not_found_is_denied(err))?;
-            (StatusCode::OK, parse_body(&a.shown(r))?)
+            let note = AuditNote::of(AuditAction::Vread, std::slice::from_ref(&r));
+            (StatusCode::OK, parse_body(&a.shown(r))?, note)
         }
         _ => return Err(bad("this GET is not supported inside a Bundle")),
     };
-    Ok(json!({"resource": resource, "response": {"status": status_line(status)}}))
+    Ok((
+        json!({"resource": resource, "response": {"status": status_line(status)}}),
+        note,
+    ))
 }
 
 fn parse_body(r: &StoredResource) -> Result<Value, ApiError> {
     serde_json::from_str(&r.body).map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
 }
 
-async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Value {
+/// A batch: each entry on its own, each with its own audit entry — a write's in its own
+/// transaction, a read's or a refusal's through the group commit before the response leaves.
+async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Result<Value, ApiError> {
     let mut out = Vec::with_capacity(raw.len());
+    let mut records = Vec::new();
     for e in raw {
-        let result = async {
-            let e = parse_entry(e, &ctx.base, &ctx.access)?;
-            if e.method == Method::Get {
-                return read_entry(state, ctx, &e).await;
+        let e = match parse_entry(e, &ctx.base, &ctx.access) {
+            Ok(e) => e,
+            Err(err) => {
+                if ctx.audited {
+                    let (outcome, rule) = crate::audit::outcome_of_error(&err);
+                    records.push(crate::audit::record(
+                        &ctx.access.principal,
+                        AuditAction::Transaction,
+                        outcome,
+                        rule,
+                        &AuditNote::default(),
+                        ctx.client_address.clone(),
+                    ));
+                }
+                out.push(error_entry(&err));
+                continue;
             }
-            let mut tx = state.store.begin().await?;
-            let w = match e.method {
-                Method::Delete => delete_entry(tx.as_mut(), ctx, &e).await?,
-                Method::Post => {
-                    let body = e.resource.clone().unwrap_or(Value::Null);
-                    interactions::create(
-                        tx.as_mut(),
-                        e.rt,
-                        body,
-                        e.if_none_exist.as_deref(),
-                        &ctx.base,
-                        None,
-                    )
-                    .await?
-                }
-                _ => {
-                    let body = e.resource.clone().unwrap_or(Value::Null);
-                    match &e.query {
-                        Some(cond) => {
-                            interactions::conditional_update(
-                                tx.as_mut(),
-                                e.rt,
-                                cond,
-                                body,
-                                &ctx.base,
-                            )
-                            .await?
-                        }
-                        None => {
-                            let id = put_target(tx.as_mut(), ctx, &e).await?;
-                            let if_match = interactions::if_match(e.if_match.as_deref())?;
-                            interactions::update(tx.as_mut(), e.rt, &id, body, if_match).await?
-                        }
-                    }
-                }
-            };
-            tx.commit().await?;
-            written_entry(ctx, &w)
+        };
+        if e.method == Method::Get {
+            let (v, record) = audited_read(state, ctx, &e).await;
+            out.push(v);
+            records.extend(record);
+            continue;
         }
-        .await;
-        out.push(match result {
-            Ok(v) => v,
-            Err(err) => error_entry(&err),
-        });
+        match batch_write(state, ctx, &e).await {
+            Ok(v) => out.push(v),
+            Err(err) => {
+                if ctx.audited {
+                    let note = refused_note(state, &e, &err).await;
+                    records.push(entry_record(ctx, &e, &note, Err(&err)));
+                }
+                out.push(error_entry(&err));
+            }
+        }
     }
-    response_bundle("batch-response", out)
+    record_all(state, records).await?;
+    Ok(response_bundle("batch-response", out))
+}
+
+/// One write entry of a batch, in its own transaction, committed with its audit entry.
+async fn batch_write(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<Value, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let w = match e.method {
+        Method::Delete => delete_entry(tx.as_mut(), ctx, e).await?,
+        Method::Post => {
+            let body = e.resource.clone().unwrap_or(Value::Null);
+            interactions::create(
+                tx.as_mut(),
+                e.rt,
+                body,
+                e.if_none_exist.as_deref(),
+                &ctx.base,
+                None,
+            )
+            .await?
+        }
+        _ => {
+            let body = e.resource.clone().unwrap_or(Value::Null);
+            match &e.query {
+                Some(cond) => {
+                    interactions::conditional_update(tx.as_mut(), e.rt, cond, body, &ctx.base)
+                        .await?
+                }
+                None => {
+                    let id = put_target(tx.as_mut(), ctx, e).await?;
+                    let if_match = interactions::if_match(e.if_match.as_deref())?;
+                    interactions::update(tx.as_mut(), e.rt, &id, body, if_match).await?
+                }
+            }
+        }
+    };
+    if ctx.audited {
+        let note = write_note(e.method, &w);
+        tx.append_audit(vec![entry_record(ctx, e, &note, Ok(()))])
+            .await?;
+    }
+    tx.commit().await?;
+    written_entry(ctx, &w)
 }

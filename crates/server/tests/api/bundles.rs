@@ -152,3 +152,167 @@ async fn a_batch_reports_each_entry_on_its_own() {
     );
     assert_eq!(app.get("Patient?_summary=count").await.body["total"], 1);
 }
+
+/// The audit entries appended after sequence number `after`, oldest first.
+async fn entries_after(app: &TestApp, after: i64) -> Vec<carerecord_store::AuditEntry> {
+    app.store.audit_entries(after, 1_000).await.unwrap()
+}
+
+async fn last_seq(app: &TestApp) -> i64 {
+    let all = app.store.audit_entries(0, 10_000).await.unwrap();
+    all.last().map_or(0, |e| e.seq)
+}
+
+#[tokio::test]
+async fn each_entry_of_a_transaction_is_audited_with_the_resource_it_wrote() {
+    use carerecord_store::{AuditAction, AuditOutcome};
+    let app = spawn_app().await;
+    let old = app
+        .create(&patient("9990000034", "Adeyemi", "Ruth", "1941-09-12"))
+        .await;
+    let before = last_seq(&app).await;
+    let b = transaction(vec![
+        json!({"fullUrl": "urn:uuid:9a1f3c1e-0000-4000-8000-000000000001",
+               "resource": patient("9990000018", "Okafor", "Grace", "1938-04-02"),
+               "request": {"method": "POST", "url": "Patient"}}),
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+                            "code": {"text": "Sodium"},
+                            "subject": {"reference": "urn:uuid:9a1f3c1e-0000-4000-8000-000000000001"},
+                            "valueQuantity": {"value": 139, "unit": "mmol/L"}},
+               "request": {"method": "POST", "url": "Observation"}}),
+        json!({"request": {"method": "DELETE", "url": format!("Patient/{old}")}}),
+        json!({"request": {"method": "GET", "url": format!("Patient/{old}/_history/1")}}),
+    ]);
+    let r = app.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let pid = r.body["entry"][0]["resource"]["id"].as_str().unwrap();
+    let oid = r.body["entry"][1]["resource"]["id"].as_str().unwrap();
+
+    let got = entries_after(&app, before).await;
+    let summary: Vec<(AuditAction, Vec<String>, Vec<String>)> = got
+        .iter()
+        .map(|e| {
+            assert_eq!(e.record.outcome, AuditOutcome::Allowed);
+            (
+                e.record.action,
+                e.record.resources.clone(),
+                e.record.patient_ids.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                AuditAction::Create,
+                vec![format!("Patient/{pid}/_history/1")],
+                vec![pid.to_owned()]
+            ),
+            (
+                AuditAction::Create,
+                vec![format!("Observation/{oid}/_history/1")],
+                vec![pid.to_owned()]
+            ),
+            (
+                AuditAction::Delete,
+                vec![format!("Patient/{old}/_history/2")],
+                vec![old.clone()]
+            ),
+            (
+                AuditAction::Vread,
+                vec![format!("Patient/{old}/_history/1")],
+                vec![old.clone()]
+            ),
+        ],
+        "one entry per Bundle entry, in entry order, and none for the Bundle itself"
+    );
+    // The request id ties them together (BALP's X-Request-Id entity).
+    let request = got[0].record.request_id.clone();
+    assert!(request.is_some());
+    assert!(got.iter().all(|e| e.record.request_id == request));
+}
+
+#[tokio::test]
+async fn a_failed_transaction_writes_nothing_and_its_failure_is_audited() {
+    use carerecord_store::{AuditAction, AuditOutcome};
+    let app = spawn_app().await;
+    let before = last_seq(&app).await;
+    let b = transaction(vec![
+        json!({"resource": patient("9990000018", "Okafor", "Grace", "1938-04-02"),
+               "request": {"method": "POST", "url": "Patient"}}),
+        json!({"resource": {"resourceType": "Observation", "status": "final"},
+               "request": {"method": "POST", "url": "Observation"}}),
+    ]);
+    let r = app.post("", &b).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let got = entries_after(&app, before).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].record.action, AuditAction::Transaction);
+    assert_eq!(got[0].record.outcome, AuditOutcome::Error);
+    assert!(got[0].record.resources.is_empty(), "nothing was written");
+    assert_eq!(
+        app.get("Patient?_summary=count").await.body["total"],
+        0,
+        "the patient of entry 0 was not kept"
+    );
+}
+
+#[tokio::test]
+async fn each_entry_of_a_batch_is_audited_with_its_own_outcome() {
+    use carerecord_store::{AuditAction, AuditOutcome};
+    let app = spawn_app().await;
+    let pid = app
+        .create(&patient("9990000018", "Okafor", "Grace", "1938-04-02"))
+        .await;
+    let before = last_seq(&app).await;
+    let b = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": observation(&pid, "2951-2", "139", "mmol/L", "2026-11-20"),
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "final"},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"request": {"method": "GET", "url": format!("Patient/{pid}")}},
+        {"request": {"method": "GET", "url": "Patient/no-such-patient"}},
+        {"request": {"method": "PATCH", "url": "Patient"}},
+    ]});
+    let r = app.post("", &b).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let status =
+        |i: usize| r.body["entry"][i]["response"]["status"].as_str().unwrap()[..3].to_owned();
+    assert_eq!(
+        (0..5).map(status).collect::<Vec<_>>(),
+        ["201", "400", "200", "404", "405"]
+    );
+    let oid = r.body["entry"][0]["resource"]["id"].as_str().unwrap();
+
+    let got = entries_after(&app, before).await;
+    let summary: Vec<(AuditAction, AuditOutcome, Vec<String>)> = got
+        .iter()
+        .map(|e| {
+            (
+                e.record.action,
+                e.record.outcome,
+                e.record.resources.clone(),
+            )
+        })
+        .collect();
+    // The write commits with its entry; the others are written before the response leaves.
+    assert_eq!(
+        summary,
+        vec![
+            (
+                AuditAction::Create,
+                AuditOutcome::Allowed,
+                vec![format!("Observation/{oid}/_history/1")]
+            ),
+            (AuditAction::Create, AuditOutcome::Error, vec![]),
+            (
+                AuditAction::Read,
+                AuditOutcome::Allowed,
+                vec![format!("Patient/{pid}/_history/1")]
+            ),
+            (AuditAction::Read, AuditOutcome::Error, vec![]),
+            (AuditAction::Transaction, AuditOutcome::Error, vec![]),
+        ]
+    );
+    assert_eq!(got[0].record.patient_ids, vec![pid.clone()]);
+}

@@ -160,7 +160,7 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     let app = spawn_app().await;
     let (_, nurse_s) = person(&app, "rn.a", &[(Role::RegisteredNurse, "org-home-a")], None).await;
     let (_, po_s) = person(&app, "po.a", &[(Role::PrivacyOfficer, "org-home-a")], None).await;
-    let (_, po_b_s) = person(&app, "po.b", &[(Role::PrivacyOfficer, "org-home-b")], None).await;
+    let (po_b, po_b_s) = person(&app, "po.b", &[(Role::PrivacyOfficer, "org-home-b")], None).await;
     // A nurse who is also a privacy officer at the same home.
     let (_, both_s) = person(
         &app,
@@ -311,6 +311,8 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
         [
             "break-glass-reviewed",
             "break-glass-reviewed",
+            "deny-already-reviewed",
+            "deny-no-such-grant",
             "deny-review-own-grant",
             "deny-review-role"
         ]
@@ -318,6 +320,87 @@ async fn privacy_officers_review_their_own_organisations_break_glass_once_and_it
     let own_refusal = audit_events(&app, Some(&officer), "rule=deny-review-own-grant").await;
     assert_eq!(own_refusal.len(), 1);
     assert!(own_refusal[0].to_string().contains("p-visitor-2"));
+    // A review of a grant that does not exist names the officer and what they tried.
+    let unknown = audit_events(&app, Some(&officer), "rule=deny-no-such-grant").await;
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0]["outcome"], "4");
+    assert!(
+        unknown[0].to_string().contains("break-glass/no-such-grant"),
+        "{}",
+        unknown[0]
+    );
+    // Another home's officer who tried this home's grant: on their own home's share of the
+    // trail, saying no more than their 404 did (not whose grant it is).
+    let tried = audit_events(&app, Some(&officer_b), "subtype=break-glass-review").await;
+    assert_eq!(tried.len(), 1, "{tried:?}");
+    assert_eq!(rule_of(&tried[0]), "deny-no-such-grant");
+    let text = tried[0].to_string();
+    assert!(text.contains(&format!("break-glass/{grant}")), "{text}");
+    assert_eq!(
+        tried[0]["agent"][0]["who"]["identifier"]["value"],
+        po_b.as_str(),
+        "who tried"
+    );
+    assert!(
+        !text.contains("p-visitor"),
+        "the person is not named: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_review_queue_is_paged_with_next_links_newest_first() {
+    let app = spawn_app().await;
+    let (_, po_s) = person(&app, "po.a", &[(Role::PrivacyOfficer, "org-home-a")], None).await;
+    let officer = sign_in(&app, "po.a", &po_s, Role::PrivacyOfficer, "org-home-a").await;
+    let n: i64 = 7;
+    let mut tx = app.store.begin().await.unwrap();
+    for i in 0..n {
+        // Two grants share each second but the last, so ties are broken by id.
+        let at = now_micros() - 1_000_000 * (i / 2);
+        tx.put_break_glass(&carerecord_store::BreakGlassGrant {
+            grant_id: format!("bg-{i}"),
+            principal_key: "user:someone@org-home-a".into(),
+            org_id: "org-home-a".into(),
+            patient_id: "p-visitor".into(),
+            reason_code: "emergency".into(),
+            reason_text: "Collapsed in the lounge".into(),
+            granted_at: at,
+            expires_at: at + 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut pages = 0;
+    let mut path = "break-glass?_count=3".to_owned();
+    loop {
+        let r = admin_get(&app, &officer, &path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let ids = grant_ids(&r);
+        assert!(ids.len() <= 3, "{ids:?}");
+        seen.extend(ids);
+        pages += 1;
+        match r.body["next"].as_str() {
+            Some(next) => {
+                path = next
+                    .strip_prefix("/admin/")
+                    .expect("a link to the queue")
+                    .to_owned()
+            }
+            None => break,
+        }
+        assert!(pages < 10, "the pages never end");
+    }
+    assert_eq!(pages, 3);
+    // Newest first; within a second, the greater id first.
+    assert_eq!(
+        seen,
+        ["bg-1", "bg-0", "bg-3", "bg-2", "bg-5", "bg-4", "bg-6"]
+    );
+    let bad = admin_get(&app, &officer, "break-glass?_cursor=nonsense").await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
 }
 
 #[tokio::test]

@@ -50,9 +50,10 @@ fn review_record(grant_id: &str) -> AuditRecord {
 
 async fn queue(store: &Store, org: &str, status: ReviewStatus) -> Vec<String> {
     store
-        .break_glass_queue(org, status, 50)
+        .break_glass_queue(org, status, 50, None)
         .await
         .unwrap()
+        .items
         .into_iter()
         .map(|g| g.grant.grant_id)
         .collect()
@@ -145,4 +146,56 @@ pub async fn break_glass_grants_are_queued_by_organisation_and_reviewed_once(sto
     assert_eq!(trail.len(), 1, "one review, one entry");
     assert_eq!(trail[0].record.action, AuditAction::BreakGlassReview);
     assert_eq!(trail[0].record.resources, ["break-glass/g-a1"]);
+}
+
+pub async fn the_review_queue_pages_by_keyset_newest_first(store: Store) {
+    // 7 grants, three made in the same microsecond: the id breaks the tie.
+    let at = [1_000, 2_000, 3_000, 3_000, 3_000, 4_000, 5_000];
+    let mut tx = store.begin().await.unwrap();
+    for (i, t) in at.iter().enumerate() {
+        tx.put_break_glass(&grant(&format!("g-{i}"), "org-a", "nurse-1", "pat-1", *t))
+            .await
+            .unwrap();
+    }
+    tx.put_break_glass(&grant("g-b", "org-b", "nurse-9", "pat-1", 3_000))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .break_glass_queue("org-a", ReviewStatus::Open, 3, cursor.as_deref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        pages.push(page.items.into_iter().map(|g| g.grant.grant_id).collect());
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the pages never end");
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["g-6", "g-5", "g-4"],
+            vec!["g-3", "g-2", "g-1"],
+            vec!["g-0"]
+        ]
+    );
+    // A page that ends exactly at the last grant has no next page.
+    let all = store
+        .break_glass_queue("org-a", ReviewStatus::Any, 7, None)
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 7);
+    assert_eq!(all.next_cursor, None);
+    assert!(matches!(
+        store
+            .break_glass_queue("org-a", ReviewStatus::Open, 3, Some("not-a-cursor"))
+            .await,
+        Err(crate::StoreError::InvalidCursor)
+    ));
 }

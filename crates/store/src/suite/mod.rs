@@ -168,6 +168,7 @@ macro_rules! backend_suite {
             ],
             break_glass: [
                 break_glass_grants_are_queued_by_organisation_and_reviewed_once,
+                the_review_queue_pages_by_keyset_newest_first,
             ],
             history: [
                 history_of_an_instance_lists_versions_newest_first,
