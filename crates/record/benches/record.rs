@@ -19,6 +19,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+/// No source with an HL7 v2 feed.
+static NO_FEEDS: std::sync::LazyLock<HashMap<String, OffsetDateTime>> =
+    std::sync::LazyLock::new(HashMap::new);
+
 const NOW: OffsetDateTime = datetime!(2026-11-01 12:00 UTC);
 const TARGET: usize = 2_000;
 
@@ -108,6 +112,7 @@ fn page(p: &Person, view: View) -> usize {
         patient: &p.patient,
         resources: &p.resources,
         organisations: &p.organisations,
+        feeds: &NO_FEEDS,
         now: NOW,
         view,
         withheld: 0,
@@ -152,6 +157,7 @@ fn benches(c: &mut Criterion) {
                     patient: &p.patient,
                     resources: &p.resources,
                     organisations: &p.organisations,
+                    feeds: &NO_FEEDS,
                     now: NOW,
                     view: View::Full,
                     withheld: 0,

@@ -1,5 +1,6 @@
 //! Event badges for the residents list: what changed lately, at a glance.
 
+use carerecord_fhir::ResourceType;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -11,6 +12,69 @@ use crate::{Badge, BadgeKind, dates};
 const DISCHARGE_NEWS: Duration = Duration::days(14);
 /// How long results and care plan changes stay news.
 const NEWS: Duration = Duration::days(7);
+
+/// How long after a sample its result may be reported and still be news when it arrives: a
+/// result is searched for by when it was taken (`Observation.effective`, the `date`
+/// parameter), while the badge counts from when it was issued.
+const REPORTING_DELAY: Duration = Duration::days(14);
+
+/// One search the residents list runs to find what [`badges`] looks at, for many people at
+/// once: the caller adds the `patient` parameter (a list of people) and pages through the
+/// matches. Each search finds a superset of what can make a badge at `now`; [`badges`]
+/// decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadgeSearch {
+    pub resource_type: ResourceType,
+    pub params: Vec<(String, String)>,
+}
+
+/// The searches that find everything [`badges`] needs at `now`, one per resource type, so
+/// that badging a list of people costs the same few queries however many people there are.
+/// They search by the clinical dates the badges are about (an encounter's period, a result's
+/// date), not by when data arrived: a record loaded today is not news for that alone.
+pub fn badge_searches(now: OffsetDateTime) -> Vec<BadgeSearch> {
+    let day = |t: OffsetDateTime| {
+        let d = t.date();
+        format!(
+            "ge{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
+    };
+    let search = |rt: ResourceType, params: &[(&str, String)]| BadgeSearch {
+        resource_type: rt,
+        params: params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    };
+    // A day more than each window: the searches compare dates, the badges instants.
+    let discharge_since = day(now - DISCHARGE_NEWS - Duration::days(2));
+    let results_since = day(now - NEWS - REPORTING_DELAY - Duration::days(1));
+    let lab = "laboratory,LAB".to_owned();
+    vec![
+        // Periods overlapping the window: stays still open (no end) and recent discharges.
+        search(
+            ResourceType::Encounter,
+            &[("date", discharge_since.clone())],
+        ),
+        search(ResourceType::Composition, &[("date", discharge_since)]),
+        search(
+            ResourceType::Observation,
+            &[("category", lab.clone()), ("date", results_since.clone())],
+        ),
+        search(
+            ResourceType::DiagnosticReport,
+            &[("category", lab), ("date", results_since)],
+        ),
+        // A plan written or changed within the window arrived within it.
+        search(
+            ResourceType::CarePlan,
+            &[("_lastUpdated", day(now - NEWS - Duration::days(1)))],
+        ),
+    ]
+}
 
 fn is_inpatient(enc: &Value) -> bool {
     let class = enc.get("class");
@@ -28,6 +92,16 @@ fn is_lab(v: &Value) -> bool {
 /// The badges for a person's resources at `now`, in a fixed order: in hospital, discharged,
 /// new results, care plan updated. A person in hospital gets no "discharged" badge.
 pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
+    badges_since(resources, now, None)
+}
+
+/// Like [`badges`], for a viewer who last opened this person's record at `last_look`: a care
+/// plan change that arrived before then is one they have seen, and is not news to them.
+pub fn badges_since(
+    resources: &[Value],
+    now: OffsetDateTime,
+    last_look: Option<OffsetDateTime>,
+) -> Vec<Badge> {
     let mut in_hospital: Option<OffsetDateTime> = None;
     let mut discharged: Option<OffsetDateTime> = None;
     let mut newest_summary: Option<OffsetDateTime> = None;
@@ -89,7 +163,14 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
                     .and_then(|n| n.parse::<u64>().ok())
                     .filter(|n| *n > 1)
                     .and_then(|_| read::last_updated(v));
-                plan_updated = plan_updated.max(recent(written.max(changed), NEWS));
+                // Seen already if it arrived before the viewer last opened the record.
+                let unseen = match (last_look, read::last_updated(v)) {
+                    (Some(look), Some(arrived)) => arrived > look,
+                    _ => true,
+                };
+                if unseen {
+                    plan_updated = plan_updated.max(recent(written.max(changed), NEWS));
+                }
             }
             _ => {}
         }

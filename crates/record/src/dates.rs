@@ -77,6 +77,11 @@ pub(crate) fn short(t: OffsetDateTime) -> String {
 }
 
 /// "2 Dec" (for badges, where the year is this year's).
+/// "2 Dec 2026, 08:55": when something arrived, to the minute.
+pub(crate) fn short_time(t: OffsetDateTime) -> String {
+    format!("{}, {:02}:{:02}", short(t), t.hour(), t.minute())
+}
+
 pub(crate) fn day_month(t: OffsetDateTime) -> String {
     let m = month_name(t.month());
     format!("{} {}", t.day(), m.get(..3).unwrap_or(m))

@@ -61,7 +61,7 @@ impl<'a> Index<'a> {
             }
             let item = Item {
                 v,
-                src: idx.sources.add(v, input.organisations),
+                src: idx.sources.add(v, input.organisations, input.feeds),
                 date: read::item_date(v),
             };
             let id = read::id(v);

@@ -35,7 +35,7 @@ use carerecord_access::View;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use badges::badges;
+pub use badges::{BadgeSearch, badge_searches, badges, badges_since};
 pub use trend::{TrendPoint, TrendSeries, trend_svg};
 
 /// A part of the record, shown as a tab of the resident's page.
@@ -147,6 +147,10 @@ pub struct RecordInput<'a> {
     pub resources: &'a [Value],
     /// ODS code → organisation name, to name sources known only by code.
     pub organisations: &'a HashMap<String, String>,
+    /// ODS code → when that organisation's HL7 v2 feed last delivered a message (about
+    /// anyone): how fresh its items are is judged by its feed, not by this person's items.
+    /// Empty when no source has a feed.
+    pub feeds: &'a HashMap<String, OffsetDateTime>,
     pub now: OffsetDateTime,
     pub view: View,
     pub withheld: u64,

@@ -5,11 +5,16 @@
 //! loaded without it falls back to the resource's own author fields.
 //!
 //! Freshness: feeds arrive in batches (a GP extract daily, a lab every few hours), so an item
-//! can be correct but not the latest. For each source we keep the newest time anything of this
-//! person's arrived from it (`meta.lastUpdated`, which the store stamps on every write); when
-//! that is older than the feed's usual lag, the source's items are marked "may be out of
-//! date". Without `meta.lastUpdated` we cannot tell when data arrived, so nothing is marked
-//! (an item's clinical date says nothing about the feed).
+//! can be correct but not the latest. A source is judged by its feed where it has one: when
+//! its HL7 v2 feed last delivered a message, for anyone ([`crate::RecordInput::feeds`]) — a
+//! hospital that sent nothing about this person for a year is not stale if its feed sent
+//! something an hour ago, and one whose feed went quiet yesterday is, however recent this
+//! person's last item. A source without a feed (data written through the API or imported)
+//! falls back to the newest time anything of this person's arrived from it
+//! (`meta.lastUpdated`, which the store stamps on every write). When that time is older than
+//! the feed's usual lag, the source's items are marked "may be out of date". Without either
+//! we cannot tell when data arrived, so nothing is marked (an item's clinical date says
+//! nothing about the feed).
 
 use std::collections::HashMap;
 
@@ -22,8 +27,11 @@ use crate::read::{self, SOURCE_ORGANISATION_TAG, SOURCE_SYSTEM_TAG, str_of};
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
     pub(crate) name: String,
-    /// The newest time anything arrived from it.
+    /// The newest time anything arrived from it: from its feed when it has one, else of
+    /// this person's.
     pub(crate) last_received: Option<OffsetDateTime>,
+    /// Whether `last_received` is its feed's (for everyone), not this person's items'.
+    pub(crate) feed: bool,
     /// Its feed's usual lag.
     pub(crate) lag: Duration,
 }
@@ -69,7 +77,12 @@ const AUTHOR_FIELDS: [&str; 11] = [
 
 impl Sources {
     /// The index of `v`'s source in `list`, adding it the first time it is seen.
-    pub(crate) fn add(&mut self, v: &Value, organisations: &HashMap<String, String>) -> usize {
+    pub(crate) fn add(
+        &mut self,
+        v: &Value,
+        organisations: &HashMap<String, String>,
+        feeds: &HashMap<String, OffsetDateTime>,
+    ) -> usize {
         let received = read::last_updated(v);
         // The usual case (carerecord's own tag) is looked up without allocating.
         let tagged = read::tag(v, SOURCE_ORGANISATION_TAG).and_then(|t| str_of(t, "code"));
@@ -82,9 +95,11 @@ impl Sources {
                     Some(i) => *i,
                     None => {
                         let kind = read::tag(v, SOURCE_SYSTEM_TAG).and_then(|t| str_of(t, "code"));
+                        let feed = feeds.get(&key).copied();
                         self.list.push(Source {
                             name,
-                            last_received: None,
+                            last_received: feed,
+                            feed: feed.is_some(),
                             lag: lag_of(kind),
                         });
                         let i = self.list.len() - 1;
@@ -94,7 +109,9 @@ impl Sources {
                 }
             }
         };
-        if let Some(s) = self.list.get_mut(i) {
+        if let Some(s) = self.list.get_mut(i)
+            && !s.feed
+        {
             s.last_received = s.last_received.max(received);
         }
         i

@@ -10,6 +10,9 @@ use time::macros::datetime;
 use crate::{BadgeKind, RecordInput, RecordView, Section, badges};
 
 const NOW: OffsetDateTime = datetime!(2026-12-02 09:00 UTC);
+/// No source with an HL7 v2 feed: freshness is judged from each person's items.
+static NO_FEEDS: std::sync::LazyLock<HashMap<String, OffsetDateTime>> =
+    std::sync::LazyLock::new(HashMap::new);
 const GP: &str = "ZGP001";
 const TRUST: &str = "ZTR001";
 const LAB: &str = "ZLB001";
@@ -347,6 +350,7 @@ fn view(resources: &[Value], view: View, withheld: u64) -> RecordView {
         patient: &p,
         resources,
         organisations: &o,
+        feeds: &NO_FEEDS,
         now: NOW,
         view,
         withheld,
@@ -676,6 +680,50 @@ fn a_source_silent_for_longer_than_its_lag_is_marked() {
 }
 
 #[test]
+fn a_source_with_a_feed_is_judged_by_its_feed_not_by_this_persons_items() {
+    let mut r = record();
+    // Nothing about this person from the GP for three days, but the GP's feed delivered a
+    // message an hour ago: its items are as fresh as the feed.
+    for v in r.iter_mut() {
+        if v["meta"]["tag"][0]["code"] == GP {
+            v["meta"]["lastUpdated"] = json!("2026-11-29T06:00:00Z");
+        }
+    }
+    // The lab sent this person's results this morning, yet its feed has been silent since:
+    // impossible for one feed, so the feed's time is what counts — here a quiet one.
+    let feeds: HashMap<String, OffsetDateTime> = [
+        (GP.to_owned(), datetime!(2026-12-02 08:00 UTC)),
+        (LAB.to_owned(), datetime!(2026-11-30 06:00 UTC)),
+    ]
+    .into_iter()
+    .collect();
+    let p = patient();
+    let o = orgs();
+    let v = RecordView::build(RecordInput {
+        patient: &p,
+        resources: &r,
+        organisations: &o,
+        feeds: &feeds,
+        now: NOW,
+        view: View::Full,
+        withheld: 0,
+    });
+    let s = v.render(Section::Summary);
+    let allergy = s.find("Penicillin allergy").unwrap();
+    let row_end = allergy + s[allergy..].find("</tr>").unwrap();
+    assert!(!s[allergy..row_end].contains("May be out of date"));
+    let results = v.render(Section::Results);
+    assert!(results.contains("May be out of date: its feed has sent nothing since 30 Nov 2026"));
+    // The summary says when each source last sent anything, and how that is known.
+    let sources = &s[s.find("Where this record comes from").unwrap()..];
+    assert!(sources.contains(
+        "Zephyr Road Surgery</td><td class=\"nhsuk-table__cell\">2 Dec 2026, 08:00 (last message on its feed)"
+    ));
+    assert!(sources.contains("Zenith General Hospital</td>"));
+    assert!(sources.contains("(newest item for this person)"));
+}
+
+#[test]
 fn build_for_renders_only_the_sections_asked_for() {
     let p = patient();
     let o = orgs();
@@ -684,6 +732,7 @@ fn build_for_renders_only_the_sections_asked_for() {
         patient: &p,
         resources: &r,
         organisations: &o,
+        feeds: &NO_FEEDS,
         now: NOW,
         view: View::Full,
         withheld: 0,
@@ -731,6 +780,7 @@ fn odd_and_empty_input_renders_without_panicking() {
                 patient: &p,
                 resources,
                 organisations: &o,
+                feeds: &NO_FEEDS,
                 now: NOW,
                 view,
                 withheld: 0,
@@ -792,6 +842,60 @@ fn badges_say_what_changed_lately() {
     assert!(badges(&record(), datetime!(2027-01-10 09:00 UTC)).is_empty());
 }
 
+/// The demo's synthetic London, loaded "today" (every resource's first version arrived at
+/// `now`, as `carerecord demo` writes it), where every tenth resident's home then changed a
+/// care plan (a second version today): only they have "care plan updated" — not everyone
+/// whose plans were just loaded.
+#[test]
+fn on_demo_data_only_residents_whose_plan_changed_have_care_plan_updated() {
+    use carerecord_synth::{London, Options};
+    let london = London::new(&Options::default());
+    // The generator's own "today", half a day on.
+    let now = datetime!(2026-11-01 12:00 UTC);
+    let loaded = "2026-11-01T11:00:00Z";
+    let (mut residents, mut changed, mut updated) = (0, 0, 0);
+    for i in 0..london.people() {
+        let mut resources: Vec<Value> = london.person_bundle(i)["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .collect();
+        if !resources
+            .iter()
+            .any(|r| r["resourceType"] == "EpisodeOfCare")
+        {
+            continue;
+        }
+        residents += 1;
+        for r in &mut resources {
+            r["meta"]["versionId"] = json!("1");
+            r["meta"]["lastUpdated"] = json!(loaded);
+        }
+        let change = residents % 10 == 0;
+        if change
+            && let Some(plan) = resources
+                .iter_mut()
+                .find(|r| r["resourceType"] == "CarePlan")
+        {
+            plan["meta"]["versionId"] = json!("2");
+            changed += 1;
+        }
+        let has = badges(&resources, now)
+            .iter()
+            .any(|b| b.kind == BadgeKind::CarePlanUpdated);
+        assert_eq!(
+            has,
+            change && resources.iter().any(|r| r["meta"]["versionId"] == "2"),
+            "resident {i}"
+        );
+        updated += usize::from(has);
+    }
+    assert!(residents > 50, "{residents}");
+    assert!(changed > 0);
+    assert_eq!(updated, changed, "{updated} of {residents} residents");
+}
+
 /// Every person of a small synthetic London renders in every view, and the facts a nurse
 /// looks for are there.
 #[test]
@@ -835,6 +939,7 @@ fn synthetic_london_renders_everyone() {
             patient: &patient,
             resources: &resources,
             organisations: &orgs,
+            feeds: &NO_FEEDS,
             now,
             view: View::Full,
             withheld: 0,
@@ -922,6 +1027,7 @@ fn synthetic_london_renders_everyone() {
             patient: &patient,
             resources: &resources,
             organisations: &orgs,
+            feeds: &NO_FEEDS,
             now,
             view: View::Restricted,
             withheld: 2,
@@ -1033,6 +1139,7 @@ mod arbitrary_input {
                     patient: &patient,
                     resources: &resources,
                     organisations: &o,
+                    feeds: &NO_FEEDS,
                     now: NOW,
                     view,
                     withheld: 0,

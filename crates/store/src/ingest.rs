@@ -44,6 +44,15 @@ pub struct MessageRecord {
     pub patient_id: Option<String>,
 }
 
+/// How fresh one organisation's HL7 v2 feed is: when a message from any of its registered
+/// sending systems was last logged (`None` when none has been yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedStatus {
+    /// The organisation's ODS code: the source tag of what its feeds send.
+    pub ods: String,
+    pub last_received: Option<i64>,
+}
+
 /// Where a dead letter stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadLetterStatus {
@@ -269,6 +278,9 @@ pub enum IngestQuery {
     Merges {
         patient_id: String,
     },
+    /// Every organisation with a registered sending system and when its feed last delivered
+    /// a message, by ODS code: one statement.
+    Feeds,
 }
 
 /// What an [`IngestOp`] or [`IngestQuery`] answers.
@@ -281,6 +293,7 @@ pub enum IngestReply {
     DeadLetters(Vec<DeadLetter>),
     Reviews(Vec<ReviewItem>),
     Merges(Vec<MergeRecord>),
+    Feeds(Vec<FeedStatus>),
     Keys(Vec<ResourceKey>),
     /// Resources found by identifier, each with the `(system, value)` that found it.
     Identified(Vec<(ResourceKey, String, String)>),
@@ -579,6 +592,7 @@ pub async fn query(exec: &mut dyn SqlExec, q: IngestQuery) -> Result<IngestReply
             Ok(IngestReply::Systems(systems))
         }
         IngestQuery::Message { sender, control_id } => message(exec, &sender, &control_id).await,
+        IngestQuery::Feeds => feed_status(exec).await,
         IngestQuery::DeadLetters {
             status,
             after_id,
@@ -947,6 +961,32 @@ async fn merges(exec: &mut dyn SqlExec, f: MergeFilter) -> Result<IngestReply, S
     Ok(IngestReply::Merges(out))
 }
 
+async fn feed_status(exec: &mut dyn SqlExec) -> Result<IngestReply, StoreError> {
+    // Per sending system, the newest message of its own (the log's key starts with the
+    // sender), then per organisation the newest of its systems.
+    let rows = exec
+        .cells(
+            &st(
+                "SELECT s.ods, MAX((SELECT MAX(m.received_at) FROM hl7_messages m WHERE m.sender = s.id)) \
+                 FROM hl7_systems s GROUP BY s.ods ORDER BY s.ods",
+                vec![],
+            ),
+            &[Kind::Text, Kind::Int],
+        )
+        .await?;
+    let out = rows
+        .into_iter()
+        .map(|r| {
+            let mut c = Cols(r.into_iter());
+            Ok(FeedStatus {
+                ods: c.text()?,
+                last_received: c.opt_int()?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(IngestReply::Feeds(out))
+}
+
 /// Reads a decoded row's columns in order.
 /// Reads one row's cells in order (also for [`crate::break_glass`]).
 pub(crate) struct Cols(pub(crate) std::vec::IntoIter<Cell>);
@@ -998,6 +1038,14 @@ use crate::traits::{ResourceStore, StoreTx};
 pub async fn systems(store: &dyn ResourceStore) -> Result<Vec<Hl7System>, StoreError> {
     match store.ingest_read(IngestQuery::Systems).await? {
         IngestReply::Systems(v) => Ok(v),
+        _ => Err(wrong_reply()),
+    }
+}
+
+/// When each organisation's HL7 v2 feed last delivered a message (see [`FeedStatus`]).
+pub async fn feeds(store: &dyn ResourceStore) -> Result<Vec<FeedStatus>, StoreError> {
+    match store.ingest_read(IngestQuery::Feeds).await? {
+        IngestReply::Feeds(v) => Ok(v),
         _ => Err(wrong_reply()),
     }
 }

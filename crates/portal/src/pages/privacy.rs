@@ -130,6 +130,27 @@ async fn person_id(state: &AppState, input: &str) -> Result<Option<String>, Page
     Ok(out.matches.first().map(|r| r.id.as_str().to_owned()))
 }
 
+/// The agent id of the user a privacy officer means: a username is looked up (it is what
+/// they know from a rota or a complaint; entries are kept by user id). A user id, a
+/// registered client's id or an HL7 v2 sending system's id is taken as it is. `None` when it is none of these: an
+/// unknown name must not look like a user who never did anything.
+async fn agent_id(state: &AppState, input: &str) -> Result<Option<String>, PageError> {
+    let directory = state.store.directory();
+    if let Some(u) = directory.user_by_username(input).await? {
+        return Ok(Some(u.id));
+    }
+    if directory.user_by_id(input).await?.is_some()
+        || directory.client(input).await?.is_some()
+        || carerecord_store::ingest::systems(state.store.as_ref())
+            .await?
+            .iter()
+            .any(|s| s.id == input)
+    {
+        return Ok(Some(input.to_owned()));
+    }
+    Ok(None)
+}
+
 pub async fn audit_search(
     State(state): State<AppState>,
     staff: Staff,
@@ -156,7 +177,13 @@ pub async fn audit_search(
         );
     }
     if !q.user.trim().is_empty() {
-        filter.agent_id = Some(q.user.trim().to_owned());
+        match agent_id(&state, q.user.trim()).await? {
+            Some(id) => filter.agent_id = Some(id),
+            None => errors.push(FieldError {
+                field: "user",
+                message: "No such user: there is no one with that username".into(),
+            }),
+        }
     }
     if !q.organisation.trim().is_empty() {
         filter.organisation = Some(q.organisation.trim().to_owned());

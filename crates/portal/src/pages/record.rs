@@ -17,7 +17,9 @@ use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_search::query::{Handling, parse};
 use carerecord_server::AppState;
 use carerecord_server::access::Access;
-use carerecord_store::{AuditAction, AuditFilter, AuditOutcome, StoreError, StoredResource};
+use carerecord_store::{
+    AuditAction, AuditFilter, AuditOutcome, StoreError, StoredResource, ingest,
+};
 use serde_json::Value;
 
 use super::residents::rec_now;
@@ -204,6 +206,17 @@ async fn organisations(
     Ok(out)
 }
 
+/// When each organisation's HL7 v2 feed last delivered a message (one query over the message
+/// log), so that "may be out of date" says whether the feed is alive, not how long ago this
+/// person last had news. Nothing personal: the times are of whole feeds.
+async fn feeds(state: &AppState) -> Result<HashMap<String, time::OffsetDateTime>, PageError> {
+    Ok(ingest::feeds(state.store.as_ref())
+        .await?
+        .into_iter()
+        .filter_map(|f| Some((f.ods, rec_now(f.last_received?))))
+        .collect())
+}
+
 fn add_org(out: &mut HashMap<String, String>, body: &str) {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return;
@@ -269,10 +282,12 @@ async fn show(
         .filter_map(|r| serde_json::from_str(&r.body).ok())
         .collect();
     let orgs = organisations(state, access, &loaded.resources, &bodies).await?;
+    let feeds = feeds(state).await?;
     let record = RecordView::build(RecordInput {
         patient: &patient,
         resources: &bodies,
         organisations: &orgs,
+        feeds: &feeds,
         now: rec_now(access.now),
         view,
         withheld: loaded.withheld,

@@ -2,15 +2,19 @@
 //! EpisodeOfCare managed by it), read through the store with the person's visibility, with
 //! their latest events as badges, most recently changed first, and a search within the list.
 
+use std::collections::{HashMap, HashSet};
+
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use carerecord_access::Role;
+use carerecord_access::{Role, Visibility};
 use carerecord_fhir::ResourceType;
-use carerecord_search::query::{Handling, parse};
+use carerecord_search::query::{Handling, Total, parse};
 use carerecord_server::AppState;
-use carerecord_store::{AuditAction, AuditOutcome, StoredResource};
+use carerecord_server::access::Access;
+use carerecord_server::audit::agent;
+use carerecord_store::{AuditAction, AuditFilter, AuditOutcome, StoredResource};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,9 +23,15 @@ use crate::record::{self as rec, BadgeKind};
 use crate::session::Staff;
 use crate::{audit, person};
 
-/// How far back the list looks for events to badge.
-const RECENT_DAYS: i64 = 30;
+/// People named in one badge search (`patient=` a list): a bound on the statement's size.
+const PEOPLE_PER_QUERY: usize = 200;
+/// How far back a viewer's looks at records matter: as long as a care plan change is news.
+const LOOK_WINDOW_DAYS: i64 = 8;
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
+/// Audit entries read per page of looks, and at most this many pages: a busier week than
+/// that only means an older look is not known, and a change shows as news once more.
+const LOOK_PAGE: u32 = 500;
+const MAX_LOOK_PAGES: usize = 4;
 
 pub struct BadgeRow {
     pub text: String,
@@ -35,8 +45,9 @@ pub struct Row {
     pub nhs_number: String,
     pub gp: String,
     pub badges: Vec<BadgeRow>,
-    pub changed: i64,
-    pub changed_text: String,
+    /// When the newest event a badge is about happened (µs), if any.
+    pub changed: Option<i64>,
+    pub changed_text: Option<String>,
 }
 
 #[derive(Template)]
@@ -87,72 +98,39 @@ pub async fn handler(
         return Ok(Redirect::to("/privacy").into_response());
     }
     let vis = access.vis()?;
-    let pairs = [
-        (
-            "organization".to_owned(),
-            format!("Organization/{}", access.principal.organisation_id),
-        ),
-        ("status".to_owned(), "active".to_owned()),
-        ("_include".to_owned(), "EpisodeOfCare:patient".to_owned()),
-    ];
-    let query = parse(ResourceType::EpisodeOfCare, &pairs, Handling::Strict, "")
-        .map_err(|e| PageError::Internal(format!("residents query: {e:?}")))?;
-    let out = state
-        .store
-        .search(&query, state.settings.max_page_size, vis)
-        .await?;
-    let patients: Vec<StoredResource> = out
-        .included
-        .into_iter()
-        .filter(|r| r.resource_type == ResourceType::Patient && !r.deleted)
-        .collect();
+    let patients = residents(&state, access.principal.organisation_id.as_str(), vis).await?;
     let now_dt = rec_now(access.now);
-    let since = access.now - RECENT_DAYS * MICROS_PER_DAY;
-    // Concurrently: the store's connection pool bounds how many run at once.
-    let recents = futures::future::join_all(patients.iter().map(|p| {
-        let store = state.store.clone();
-        let vis = vis.clone();
-        let id = p.id.clone();
-        async move {
-            store
-                .everything(&id, Some(since), &[], 500, None, &vis)
-                .await
-        }
-    }))
-    .await;
+    let mut recent = events(&state, &patients, now_dt, vis).await?;
+    let looks = last_looks(&state, access).await?;
     let mut rows = Vec::with_capacity(patients.len());
     let mut shown = Vec::new();
-    for (p, recent) in patients.iter().zip(recents) {
+    for p in &patients {
         let body: Value = serde_json::from_str(&p.body).unwrap_or_default();
-        let recent = recent?;
-        let changed = recent
-            .items
+        let values = recent.remove(p.id.as_str()).unwrap_or_default();
+        let look = looks.get(p.id.as_str()).copied().map(rec_now);
+        let badges = rec::badges_since(&values, now_dt, look);
+        // What changed lately is the newest event a badge is about (a record loaded or sent
+        // again today has not changed for that alone).
+        let changed = badges
             .iter()
-            .map(|r| r.last_updated)
-            .chain(std::iter::once(p.last_updated))
+            .filter_map(|b| b.when)
             .max()
-            .unwrap_or(p.last_updated);
-        let values: Vec<Value> = recent
-            .items
-            .iter()
-            .filter(|r| r.resource_type != ResourceType::Patient)
-            .filter_map(|r| serde_json::from_str(&r.body).ok())
-            .collect();
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX));
         let row = Row {
             id: p.id.as_str().to_owned(),
             name: person::name(&body),
             born: person::born(&body).unwrap_or_else(|| "Not recorded".into()),
             nhs_number: person::nhs_number(&body).unwrap_or_else(|| "Not recorded".into()),
             gp: person::gp(&body).unwrap_or_else(|| "Not recorded".into()),
-            badges: rec::badges(&values, now_dt)
+            badges: badges
                 .into_iter()
                 .map(|b| BadgeRow {
                     colour: colour(b.kind),
                     text: b.text,
                 })
                 .collect(),
+            changed_text: changed.map(super::when),
             changed,
-            changed_text: super::when(changed),
         };
         if matches(&row, &lq.q) {
             shown.push(p.clone());
@@ -183,6 +161,123 @@ pub async fn handler(
             rows,
         },
     )
+}
+
+/// The people living at care home `org_id` now (an active EpisodeOfCare it manages), as the
+/// principal may see them: one search, paged through by its cursor when the home is larger
+/// than a page.
+async fn residents(
+    state: &AppState,
+    org_id: &str,
+    vis: &Visibility,
+) -> Result<Vec<StoredResource>, PageError> {
+    let pairs = [
+        ("organization".to_owned(), format!("Organization/{org_id}")),
+        ("status".to_owned(), "active".to_owned()),
+        ("_include".to_owned(), "EpisodeOfCare:patient".to_owned()),
+    ];
+    let mut query = parse(ResourceType::EpisodeOfCare, &pairs, Handling::Strict, "")
+        .map_err(|e| PageError::Internal(format!("residents query: {e:?}")))?;
+    query.total = Total::None;
+    let mut patients: Vec<StoredResource> = Vec::new();
+    let mut seen = HashSet::new();
+    loop {
+        let out = state
+            .store
+            .search(&query, state.settings.max_page_size, vis)
+            .await?;
+        patients.extend(out.included.into_iter().filter(|r| {
+            r.resource_type == ResourceType::Patient
+                && !r.deleted
+                && seen.insert(r.id.as_str().to_owned())
+        }));
+        match out.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(patients)
+}
+
+/// What the badges of `patients` are made from, by person: the record crate's searches
+/// ([`rec::badge_searches`]), each run for many people at once (`patient=` a list), so the
+/// page costs a fixed number of queries — one per search and chunk of people, more only
+/// when the matches fill more than a page — not one per resident.
+async fn events(
+    state: &AppState,
+    patients: &[StoredResource],
+    now: time::OffsetDateTime,
+    vis: &Visibility,
+) -> Result<HashMap<String, Vec<Value>>, PageError> {
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    if patients.is_empty() {
+        return Ok(out);
+    }
+    let searches = rec::badge_searches(now);
+    for chunk in patients.chunks(PEOPLE_PER_QUERY) {
+        let people = chunk
+            .iter()
+            .map(|p| format!("Patient/{}", p.id.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for s in &searches {
+            let mut pairs = s.params.clone();
+            pairs.push(("patient".to_owned(), people.clone()));
+            let mut query = parse(s.resource_type, &pairs, Handling::Strict, "")
+                .map_err(|e| PageError::Internal(format!("badge query: {e:?}")))?;
+            query.total = Total::None;
+            loop {
+                let page = state
+                    .store
+                    .search(&query, state.settings.max_page_size, vis)
+                    .await?;
+                for r in page.matches {
+                    if let (Some(pid), Ok(v)) =
+                        (r.patient_id, serde_json::from_str::<Value>(&r.body))
+                    {
+                        out.entry(pid).or_default().push(v);
+                    }
+                }
+                match page.next_cursor {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When the signed-in person last opened each person's record (µs), within the window a
+/// change stays news: read from their own entries in the audit trail (every record page
+/// view writes one), newest first — one query for the usual week of looks.
+async fn last_looks(state: &AppState, access: &Access) -> Result<HashMap<String, i64>, PageError> {
+    let filter = AuditFilter {
+        agent_id: Some(agent(&access.principal).id),
+        action: Some(AuditAction::Everything),
+        outcome: Some(AuditOutcome::Allowed),
+        since: Some(access.now - LOOK_WINDOW_DAYS * MICROS_PER_DAY),
+        ..AuditFilter::default()
+    };
+    let mut out: HashMap<String, i64> = HashMap::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_LOOK_PAGES {
+        let page = state
+            .store
+            .audit_search(&filter, LOOK_PAGE, cursor.as_deref())
+            .await?;
+        for e in &page.items {
+            for p in &e.record.patient_ids {
+                // Newest first: the first entry seen for a person is their last look.
+                out.entry(p.clone()).or_insert(e.record.time);
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// µs since the epoch as the record crate's clock.

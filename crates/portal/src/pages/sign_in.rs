@@ -9,12 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use carerecord_access::Role;
 use carerecord_identity::{LoginError, LoginRequest, RoleChoice};
 use carerecord_server::AppState;
-use carerecord_server::access::Access;
-use carerecord_store::{AuditAction, AuditOutcome, now_micros};
+use carerecord_server::audit::{ClientAddress, sign_in_record};
+use carerecord_store::{Channel, now_micros};
 use serde::Deserialize;
 
 use super::{Choice, FieldError};
-use crate::audit;
 use crate::page::{Chrome, PageError, render};
 use crate::session::{self, SignedIn};
 
@@ -58,6 +57,7 @@ fn choice_value(organisation: &str, role: Role) -> String {
 
 pub async fn submit(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Form(f): Form<SignInForm>,
 ) -> Result<Response, PageError> {
     let (organisation, role) = match f.role.as_deref().and_then(|c| c.split_once('|')) {
@@ -100,23 +100,21 @@ pub async fn submit(
             message: message.to_owned(),
         }]
     };
-    match state.identity.login(&req, now).await {
+    let (result, attempt) = state.identity.sign_in(&req, now).await;
+    // Every outcome — signed in, refused, locked out — is in the audit trail before the page
+    // is answered, written as `POST /auth/login` writes it (never the password, the code or
+    // an unknown username), with the portal as the channel.
+    let principal = result.as_ref().ok().map(|s| &s.principal);
+    if let Some(mut r) = sign_in_record(&attempt, principal, client) {
+        r.channel = Channel::Portal;
+        state
+            .store
+            .append_audit(vec![r])
+            .await
+            .map_err(|e| PageError::Internal(format!("audit: {e}")))?;
+    }
+    match result {
         Ok(s) => {
-            let access = Access::new(s.principal.clone(), &state.settings.policy);
-            audit::write(
-                &state,
-                &access,
-                None,
-                audit::View {
-                    action: AuditAction::Login,
-                    outcome: AuditOutcome::Allowed,
-                    rule: "sign-in",
-                    resources: &[],
-                    patients: Vec::new(),
-                    emergency: false,
-                },
-            )
-            .await?;
             let next = if s.principal.training_current(now) {
                 "/"
             } else {

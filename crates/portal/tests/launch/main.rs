@@ -9,101 +9,37 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::sync::Arc;
+#[path = "../common/mod.rs"]
+mod common;
 
 use carerecord_access::Role;
+use carerecord_identity::LaunchClaims;
+use carerecord_identity::NewClient;
 use carerecord_identity::launch::{generate_es256_key_pair, launch_username, sign_launch_token};
-use carerecord_identity::{Identity, IdentitySettings, LaunchClaims, NewClient, PasswordCost};
-use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::{AuditAction, AuditKey, AuditOutcome, Channel, ResourceStore, now_micros};
+use carerecord_store::{AuditAction, AuditOutcome, Channel, now_micros};
+use common::{Page, Resident, resident};
 use serde_json::{Value, json};
 
-const SOURCE_TAG: &str = "https://fhir.carerecord.example/CodeSystem/source-organisation";
-const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
 const SYSTEM: &str = "sunrise-care-system";
 
+/// The shared harness, and the registered care home system's private key (PKCS#8 PEM).
 struct App {
-    origin: String,
-    token: String,
-    store: Arc<dyn ResourceStore>,
-    identity: Arc<Identity>,
-    http: reqwest::Client,
-    /// The registered system's private key (PKCS#8 PEM).
+    base: common::App,
     key: String,
-    _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-}
-
-impl Page {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-
-    fn cookie(&self) -> String {
-        self.header("set-cookie")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+impl std::ops::Deref for App {
+    type Target = common::App;
+    fn deref(&self) -> &common::App {
+        &self.base
     }
 }
 
 async fn spawn() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ResourceStore> = Arc::new(
-        carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .unwrap()
-            .with_audit_key(AuditKey::new(b"carerecord-launch-tests-audit-key").unwrap()),
-    );
-    let identity = Arc::new(Identity::new(
-        store.clone(),
-        IdentitySettings {
-            password_cost: PasswordCost::Light,
-            ..IdentitySettings::default()
-        },
-    ));
-    let state = AppState {
-        store: store.clone(),
-        settings: Arc::new(ServerSettings::default()),
-        identity: identity.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ =
-            carerecord_server::serve_with(state, carerecord_portal::router(), listener, async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let base = common::spawn("launch").await;
+    population(&base).await;
     let (private, public) = generate_es256_key_pair().unwrap();
-    let mut app = App {
-        token: String::new(),
-        origin,
-        store,
-        identity,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        key: private,
-        _dir: dir,
-        _shutdown: tx,
-    };
-    app.token = service_token(&app).await;
-    population(&app).await;
-    app.identity
+    base.identity
         .create_client(NewClient {
             client_id: SYSTEM.into(),
             role: Role::System,
@@ -113,69 +49,18 @@ async fn spawn() -> App {
         })
         .await
         .unwrap();
-    app.identity
+    base.identity
         .register_launch(SYSTEM, "home-a", &[Role::CareWorker, Role::RegisteredNurse])
         .await
         .unwrap();
-    app
-}
-
-async fn service_token(app: &App) -> String {
-    let client = app
-        .identity
-        .create_client(NewClient {
-            client_id: "launch-test-service".into(),
-            role: Role::Service,
-            organisation_id: "programme".into(),
-            secret: true,
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    let resp = app
-        .http
-        .post(format!("{}/auth/token", app.origin))
-        .basic_auth("launch-test-service", client.secret.as_deref())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn put(app: &App, mut body: Value, source: &str) {
-    body["meta"] = json!({"tag": [{"system": SOURCE_TAG, "code": source}]});
-    let path = format!(
-        "/fhir/{}/{}",
-        body["resourceType"].as_str().unwrap(),
-        body["id"].as_str().unwrap()
-    );
-    let r = app
-        .http
-        .put(format!("{}{path}", app.origin))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}");
+    App { base, key: private }
 }
 
 /// Two homes with a resident each (different birth dates); the launching system is
 /// registered for home A only.
-async fn population(app: &App) {
-    for (id, ods, name) in [("home-a", "ZHA1", "Home A"), ("home-b", "ZHB1", "Home B")] {
-        put(
-            app,
-            json!({"resourceType": "Organization", "id": id, "name": name,
-                   "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}]}),
-            "ZDIR",
-        )
-        .await;
-    }
-    for (p, home, ods, nhs, born, family) in [
+async fn population(app: &common::App) {
+    common::homes(app).await;
+    for (id, home, ods, nhs, born, family) in [
         (
             "p-here",
             "home-a",
@@ -193,21 +78,16 @@ async fn population(app: &App) {
             "Elsewhere",
         ),
     ] {
-        put(
+        resident(
             app,
-            json!({"resourceType": "Patient", "id": p, "birthDate": born,
-                   "identifier": [{"system": NHS, "value": nhs}],
-                   "name": [{"use": "official", "family": family, "given": ["Ada"]}]}),
-            "ZGP1",
-        )
-        .await;
-        put(
-            app,
-            json!({"resourceType": "EpisodeOfCare", "id": format!("{p}-eoc"), "status": "active",
-                   "patient": {"reference": format!("Patient/{p}")},
-                   "managingOrganization": {"reference": format!("Organization/{home}")},
-                   "period": {"start": "2025-01-01"}}),
-            ods,
+            &Resident {
+                id,
+                home,
+                ods,
+                nhs,
+                born,
+                family,
+            },
         )
         .await;
     }
@@ -245,44 +125,20 @@ impl App {
 
     /// The care home system's page posts the form from its own site.
     async fn launch(&self, token: &str) -> Page {
-        let resp = self
-            .http
-            .post(format!("{}/launch", self.origin))
-            .header("sec-fetch-site", "cross-site")
-            .header("origin", "https://sunrise-care.example")
-            .form(&[("launch_token", token)])
-            .send()
-            .await
-            .unwrap();
-        Page {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&self, cookie: &str, path: &str) -> Page {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.origin))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        Page {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.unwrap(),
-        }
+        self.page(
+            self.http
+                .post(self.url("/launch"))
+                .header("sec-fetch-site", "cross-site")
+                .header("origin", "https://sunrise-care.example")
+                .form(&[("launch_token", token)]),
+        )
+        .await
     }
 
     async fn launch_entries(&self) -> Vec<carerecord_store::AuditRecord> {
-        self.store
-            .audit_entries(0, 1_000)
+        self.audit()
             .await
-            .unwrap()
             .into_iter()
-            .map(|e| e.record)
             .filter(|r| r.channel == Channel::Launch)
             .collect()
     }

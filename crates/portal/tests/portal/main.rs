@@ -8,177 +8,38 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::sync::Arc;
+#[path = "../common/mod.rs"]
+mod common;
 
 use carerecord_access::Role;
-use carerecord_identity::{Identity, IdentitySettings, NewUser, PasswordCost, totp};
-use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::{AuditKey, Channel, ResourceStore, now_micros};
-use serde_json::{Value, json};
-
-const PASSWORD: &str = "a long portal test password";
-const SOURCE_TAG: &str = "https://fhir.carerecord.example/CodeSystem/source-organisation";
-const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
-
-struct App {
-    origin: String,
-    /// A service client's bearer token, to write the test population through the API.
-    token: String,
-    store: Arc<dyn ResourceStore>,
-    identity: Arc<Identity>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-}
-
-impl Page {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-}
+use carerecord_store::{AuditAction, AuditOutcome, Channel};
+use common::{App, Resident, put, resident, user};
+use serde_json::json;
 
 async fn spawn() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ResourceStore> = Arc::new(
-        carerecord_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .unwrap()
-            .with_audit_key(AuditKey::new(b"carerecord-portal-tests-audit-key").unwrap()),
-    );
-    let identity = Arc::new(Identity::new(
-        store.clone(),
-        IdentitySettings {
-            password_cost: PasswordCost::Light,
-            ..IdentitySettings::default()
-        },
-    ));
-    let state = AppState {
-        store: store.clone(),
-        settings: Arc::new(ServerSettings::default()),
-        identity: identity.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ =
-            carerecord_server::serve_with(state, carerecord_portal::router(), listener, async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    let mut app = App {
-        token: String::new(),
-        origin,
-        store,
-        identity,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        _dir: dir,
-        _shutdown: tx,
-    };
-    app.token = service_token(&app).await;
+    let app = common::spawn("portal").await;
     population(&app).await;
     app
-}
-
-/// Writes `body` through the FHIR API as carerecord's service identity (which keeps the
-/// source it is given).
-async fn put(app: &App, body: Value, source: &str) {
-    let mut body = body;
-    let security = body["meta"]["security"].clone();
-    body["meta"] = json!({"tag": [{"system": SOURCE_TAG, "code": source}]});
-    if !security.is_null() {
-        body["meta"]["security"] = security;
-    }
-    let path = format!(
-        "/fhir/{}/{}",
-        body["resourceType"].as_str().unwrap(),
-        body["id"].as_str().unwrap()
-    );
-    let r = app
-        .http
-        .put(app.url(&path))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "{path}: {}",
-        r.text().await.unwrap()
-    );
-}
-
-async fn service_token(app: &App) -> String {
-    let client = app
-        .identity
-        .create_client(carerecord_identity::NewClient {
-            client_id: "portal-test-service".into(),
-            role: Role::Service,
-            organisation_id: "programme".into(),
-            secret: true,
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    let resp = app
-        .http
-        .post(app.url("/auth/token"))
-        .basic_auth("portal-test-service", client.secret.as_deref())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Two homes, a resident of each; the resident of home A has a discharge summary, a lab
 /// result and a sensitive item from a clinic.
 async fn population(app: &App) {
-    for (id, ods, name) in [("home-a", "ZHA1", "Home A"), ("home-b", "ZHB1", "Home B")] {
-        put(
-            app,
-            json!({"resourceType": "Organization", "id": id, "name": name,
-                   "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}]}),
-            "ZDIR",
-        )
-        .await;
-    }
+    common::homes(app).await;
     for (p, home, ods, nhs, family) in [
         ("p-here", "home-a", "ZHA1", "9990000018", "Here"),
         ("p-other", "home-b", "ZHB1", "9990000026", "Elsewhere"),
     ] {
-        put(
+        resident(
             app,
-            json!({"resourceType": "Patient", "id": p, "birthDate": "1941-03-27",
-                   "identifier": [{"system": NHS, "value": nhs}],
-                   "name": [{"use": "official", "family": family, "given": ["Ada"]}],
-                   "generalPractitioner": [{"display": "Zed Practice"}]}),
-            "ZGP1",
-        )
-        .await;
-        put(
-            app,
-            json!({"resourceType": "EpisodeOfCare", "id": format!("{p}-eoc"), "status": "active",
-                   "patient": {"reference": format!("Patient/{p}")},
-                   "managingOrganization": {"reference": format!("Organization/{home}")},
-                   "period": {"start": "2025-01-01"}}),
-            ods,
+            &Resident {
+                id: p,
+                home,
+                ods,
+                nhs,
+                born: "1941-03-27",
+                family,
+            },
         )
         .await;
         put(
@@ -203,76 +64,6 @@ async fn population(app: &App) {
         "ZGUM1",
     )
     .await;
-}
-
-/// Creates a person with one role at `org`.
-async fn user(app: &App, username: &str, role: Role, org: &str, lapsed: bool) -> String {
-    let created = app
-        .identity
-        .create_user(NewUser {
-            username: username.into(),
-            display_name: format!("Test {username}"),
-            password: Some(PASSWORD.into()),
-            grants: vec![(role, org.to_owned())],
-            training_valid_until: lapsed.then(|| now_micros() - 1_000_000),
-        })
-        .await
-        .unwrap();
-    created.totp_secret
-}
-
-impl App {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
-    }
-
-    async fn page(&self, req: reqwest::RequestBuilder) -> Page {
-        let resp = req.send().await.unwrap();
-        Page {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&self, cookie: &str, path: &str) -> Page {
-        self.page(self.http.get(self.url(path)).header("cookie", cookie))
-            .await
-    }
-
-    /// A form POST as a browser on the portal's own page sends it.
-    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> Page {
-        self.page(
-            self.http
-                .post(self.url(path))
-                .header("cookie", cookie)
-                .header("origin", &self.origin)
-                .form(form),
-        )
-        .await
-    }
-
-    /// Signs in through the form; returns the cookie to send.
-    async fn sign_in(&self, username: &str, secret: &str) -> String {
-        let now = u64::try_from(now_micros() / 1_000_000).unwrap();
-        let code = totp::code_at(secret, now).unwrap();
-        let p = self
-            .post(
-                "",
-                "/sign-in",
-                &[
-                    ("username", username),
-                    ("password", PASSWORD),
-                    ("totp", &code),
-                ],
-            )
-            .await;
-        assert_eq!(p.status, 303, "sign-in: {}", p.text);
-        let cookie = p.header("set-cookie").to_owned();
-        assert!(cookie.contains("HttpOnly"), "{cookie}");
-        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-        cookie.split(';').next().unwrap().to_owned()
-    }
 }
 
 #[tokio::test]
@@ -692,4 +483,305 @@ async fn unknown_pages_and_sections_are_kind_not_found_pages() {
     let fhir = app.get("", "/fhir/metadata").await;
     assert_eq!(fhir.status, 200);
     assert!(fhir.header("content-type").contains("fhir+json"));
+}
+
+/// `now` moved by `days` (negative: in the past), as a FHIR dateTime.
+fn days_from_now(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A resident of home A with something that makes each badge, and things that must not.
+async fn eventful_resident(app: &App, i: u32) {
+    let id = format!("p-a{i:02}");
+    let nhs = format!("99900{:05}", 100 + i);
+    // Any valid check digit will do for a test population: pick the variant that has one.
+    let nhs = (0..10)
+        .map(|d| format!("{}{d}", &nhs[..9]))
+        .find(|n| carerecord_fhir::NhsNumber::parse(n).is_ok())
+        .unwrap();
+    resident(
+        app,
+        &Resident {
+            id: &id,
+            home: "home-a",
+            ods: "ZHA1",
+            nhs: &nhs,
+            born: "1940-01-01",
+            family: &format!("Resident{i:02}"),
+        },
+    )
+    .await;
+    let subject = json!({"reference": format!("Patient/{id}")});
+    // A plan written years ago and loaded today is not news.
+    put(
+        app,
+        json!({"resourceType": "CarePlan", "id": format!("{id}-old-plan"), "status": "active",
+               "intent": "plan", "subject": subject, "created": "2023-05-01",
+               "period": {"start": "2023-05-01"}}),
+        "ZHA1",
+    )
+    .await;
+    // Old results are not news either.
+    put(
+        app,
+        json!({"resourceType": "Observation", "id": format!("{id}-old-lab"), "status": "final",
+               "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+               "code": {"text": "Sodium"}, "subject": subject,
+               "effectiveDateTime": "2024-02-01T09:00:00Z", "valueQuantity": {"value": 139, "unit": "mmol/L"}}),
+        "ZLAB1",
+    )
+    .await;
+    match i % 3 {
+        0 => {
+            put(
+                app,
+                json!({"resourceType": "Encounter", "id": format!("{id}-adm"), "status": "in-progress",
+                       "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                       "subject": subject, "period": {"start": days_from_now(-2)}}),
+                "ZTR1",
+            )
+            .await;
+        }
+        1 => {
+            put(
+                app,
+                json!({"resourceType": "Observation", "id": format!("{id}-new-lab"), "status": "final",
+                       "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+                       "code": {"text": "Potassium"}, "subject": subject,
+                       "effectiveDateTime": days_from_now(-1), "valueQuantity": {"value": 4.1, "unit": "mmol/L"}}),
+                "ZLAB1",
+            )
+            .await;
+        }
+        _ => {
+            put(
+                app,
+                json!({"resourceType": "CarePlan", "id": format!("{id}-new-plan"), "status": "active",
+                       "intent": "plan", "subject": subject, "created": days_from_now(-1)}),
+                "ZHA1",
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_residents_list_costs_the_same_reads_for_three_residents_as_for_fifteen() {
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let cookie = app.sign_in("nurse", &secret).await;
+    for i in 0..2 {
+        eventful_resident(&app, i).await;
+    }
+    let before = app.counting.reads();
+    let few = app.get(&cookie, "/").await;
+    let few_reads = app.counting.reads() - before;
+    assert_eq!(few.status, 200, "{}", few.text);
+    assert_eq!(few.text.matches("href=\"/residents/").count(), 3);
+
+    for i in 2..14 {
+        eventful_resident(&app, i).await;
+    }
+    let before = app.counting.reads();
+    let many = app.get(&cookie, "/").await;
+    let many_reads = app.counting.reads() - before;
+    assert_eq!(many.text.matches("href=\"/residents/").count(), 15);
+    assert_eq!(
+        few_reads, many_reads,
+        "the list's reads must not grow with its residents"
+    );
+
+    // Each badge is where its event is, and nowhere else: 5 in hospital, 5 with new results,
+    // 4 with a plan written yesterday (of 14), none for what is old but loaded today.
+    assert_eq!(many.text.matches("In hospital since").count(), 5);
+    assert_eq!(many.text.matches(">New results<").count(), 5);
+    assert_eq!(many.text.matches(">Care plan updated<").count(), 4);
+    // Who has news comes first; the resident with nothing new (p-here's only result is
+    // not from the last week) comes last.
+    let first_quiet = many.text.find("Nothing new").unwrap();
+    assert!(many.text[..first_quiet].contains("In hospital since"));
+    assert!(!many.text[first_quiet..].contains("nhsuk-tag"));
+    assert!(
+        many.text.find("Ada Here").unwrap() > many.text.rfind("nhsuk-tag").unwrap(),
+        "{}",
+        many.text
+    );
+
+    // Once she has opened a record, its care plan change is no longer news to her.
+    assert_eq!(app.get(&cookie, "/residents/p-a02").await.status, 200);
+    let after = app.get(&cookie, "/").await;
+    assert_eq!(after.text.matches(">Care plan updated<").count(), 3);
+    assert_eq!(after.text.matches(">New results<").count(), 5);
+}
+
+#[tokio::test]
+async fn a_source_with_a_quiet_feed_is_marked_and_a_live_one_is_not() {
+    use carerecord_store::ingest::{Hl7System, IngestOp, MessageRecord, tx_do};
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let cookie = app.sign_in("nurse", &secret).await;
+    let message = |control_id: &str, received_at: i64| MessageRecord {
+        sender: "sys-zlab1".into(),
+        control_id: control_id.into(),
+        received_at,
+        ack_code: "AA".into(),
+        ack: b"ack".to_vec(),
+        patient_id: None,
+    };
+    let now = carerecord_store::now_micros();
+    let day = 86_400 * 1_000_000;
+    let mut tx = app.store.begin().await.unwrap();
+    tx_do(
+        tx.as_mut(),
+        IngestOp::PutSystem(Hl7System {
+            id: "sys-zlab1".into(),
+            name: "Zed lab LIMS".into(),
+            org_id: "lab".into(),
+            ods: "ZLAB1".into(),
+            msh_application: "LIMS".into(),
+            msh_facility: "ZLAB1".into(),
+            created: now - 10 * day,
+        }),
+    )
+    .await
+    .unwrap();
+    tx_do(
+        tx.as_mut(),
+        IngestOp::PutMessage(message("M1", now - 3 * day)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // The lab's result for this person arrived just now (through the API), but the lab's
+    // feed has been quiet for three days: its items may be out of date.
+    let results = app.get(&cookie, "/residents/p-here/results").await;
+    assert_eq!(results.status, 200, "{}", results.text);
+    assert!(
+        results
+            .text
+            .contains("May be out of date: its feed has sent nothing since"),
+        "{}",
+        results.text
+    );
+
+    // A message from the feed, for anyone, an hour ago: the feed is alive.
+    let mut tx = app.store.begin().await.unwrap();
+    tx_do(
+        tx.as_mut(),
+        IngestOp::PutMessage(message("M2", now - day / 24)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let results = app.get(&cookie, "/residents/p-here/results").await;
+    assert!(
+        !results.text.contains("May be out of date"),
+        "{}",
+        results.text
+    );
+    let summary = app.get(&cookie, "/residents/p-here").await;
+    assert!(summary.text.contains("Where this record comes from"));
+    assert!(summary.text.contains("(last message on its feed)"));
+}
+
+#[tokio::test]
+async fn failed_portal_sign_ins_are_audited_without_what_was_typed() {
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let wrong = app
+        .post(
+            "",
+            "/sign-in",
+            &[
+                ("username", "nurse"),
+                ("password", "not the password"),
+                ("totp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let unknown = app
+        .post(
+            "",
+            "/sign-in",
+            &[
+                ("username", "typed-into-the-wrong-box"),
+                ("password", "not the password"),
+                ("totp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    app.sign_in("nurse", &secret).await;
+
+    let nurse_id = app
+        .identity
+        .directory()
+        .user_by_username("nurse")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let sign_ins: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.channel == Channel::Portal)
+        .collect();
+    let outcomes: Vec<(AuditAction, AuditOutcome, &str, &str)> = sign_ins
+        .iter()
+        .map(|r| (r.action, r.outcome, r.rule.as_str(), r.agent.id.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (
+                AuditAction::LoginFailed,
+                AuditOutcome::Denied,
+                "deny-wrong-password",
+                nurse_id.as_str()
+            ),
+            (
+                AuditAction::LoginFailed,
+                AuditOutcome::Denied,
+                "deny-unknown-user",
+                carerecord_server::audit::UNKNOWN_USER
+            ),
+            (
+                AuditAction::Login,
+                AuditOutcome::Allowed,
+                "sign-in",
+                nurse_id.as_str()
+            ),
+        ]
+    );
+    let trail = format!("{sign_ins:?}");
+    assert!(!trail.contains("typed-into-the-wrong-box"));
+    assert!(!trail.contains("not the password"));
+}
+
+#[tokio::test]
+async fn the_privacy_officer_searches_the_audit_by_username() {
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let po_secret = user(&app, "privacy", Role::PrivacyOfficer, "home-a", false).await;
+    let cookie = app.sign_in("nurse", &secret).await;
+    assert_eq!(app.get(&cookie, "/residents/p-here").await.status, 200);
+    let po = app.sign_in("privacy", &po_secret).await;
+
+    let by_name = app.get(&po, "/privacy?user=nurse").await;
+    assert_eq!(by_name.status, 200, "{}", by_name.text);
+    assert!(by_name.text.contains("Test nurse"), "{}", by_name.text);
+    assert!(!by_name.text.contains("There is a problem"));
+    // Another user's search finds none of the nurse's entries.
+    let officer = app.get(&po, "/privacy?user=privacy").await;
+    assert!(!officer.text.contains("Test nurse"), "{}", officer.text);
+
+    let unknown = app.get(&po, "/privacy?user=nobody-by-that-name").await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.text.contains("No such user"), "{}", unknown.text);
+    assert!(!unknown.text.contains("No entries match"));
 }

@@ -1,7 +1,6 @@
 //! The reconciled medicines list.
 
 use super::{empty, paragraphs, source_line};
-use crate::dates;
 use crate::html::Html;
 use crate::index::Index;
 use crate::medicines::{Change, Medicine, reconcile};
@@ -109,10 +108,8 @@ fn table(h: &mut Html, idx: &Index<'_>, meds: &[Medicine<'_>], current: bool, ti
             }
             h.raw(", ")
                 .text(&super::date_or(e.item.date, "date not recorded"));
-            if let Some(since) = source.and_then(|s| s.stale_since(idx.now)) {
-                h.raw(" <strong class=\"nhsuk-tag nhsuk-tag--grey cr-stale\">May be out of date: nothing new from this source since ")
-                    .text(&dates::short(since))
-                    .raw("</strong>");
+            if let Some(s) = source {
+                super::stale_tag(h, s, idx.now);
             }
             h.raw("</li>");
         }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::html::Html;
 use crate::index::{Index, Item};
 use crate::read::{self, str_of};
+use crate::sources::Source;
 use crate::{PersonHeader, Section, dates};
 
 pub(crate) fn render(idx: &Index<'_>, section: Section) -> String {
@@ -66,8 +67,20 @@ fn source_words(h: &mut Html, idx: &Index<'_>, item: &Item<'_>) {
         .text(source.map_or("source not recorded", |s| s.name.as_str()))
         .raw(", ")
         .text(&date_or(item.date, "date not recorded"));
-    if let Some(since) = source.and_then(|s| s.stale_since(idx.now)) {
-        h.raw(" <strong class=\"nhsuk-tag nhsuk-tag--grey cr-stale\">May be out of date: nothing new from this source since ")
+    if let Some(s) = source {
+        stale_tag(h, s, idx.now);
+    }
+}
+
+/// The "may be out of date" tag of a source silent for longer than its usual lag.
+fn stale_tag(h: &mut Html, s: &Source, now: time::OffsetDateTime) {
+    if let Some(since) = s.stale_since(now) {
+        h.raw(" <strong class=\"nhsuk-tag nhsuk-tag--grey cr-stale\">May be out of date: ")
+            .raw(if s.feed {
+                "its feed has sent nothing since "
+            } else {
+                "nothing new from this source since "
+            })
             .text(&dates::short(since))
             .raw("</strong>");
     }

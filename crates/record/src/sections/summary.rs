@@ -7,6 +7,7 @@ use super::{
     active_status, date_or, discharge, empty, entered_in_error, medicines, paragraphs, results,
     source_line, source_words, words,
 };
+use crate::dates;
 use crate::html::Html;
 use crate::index::{Index, Item};
 use crate::read::{self, SNOMED, str_of};
@@ -44,6 +45,39 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
         results::recent_abnormal(h, idx);
     }
     recent_encounters(h, idx);
+    sources(h, idx);
+}
+
+/// Where the record comes from and when each source last sent anything: for a source with an
+/// HL7 v2 feed, the feed's last message (whether the hospital's feed is alive), else the
+/// newest of this person's items from it.
+fn sources(h: &mut Html, idx: &Index<'_>) {
+    let mut list: Vec<&crate::sources::Source> = idx.sources.list.iter().collect();
+    if list.is_empty() {
+        return;
+    }
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    h.raw("<h2 class=\"nhsuk-heading-m\">Where this record comes from</h2><table class=\"nhsuk-table cr-sources\"><caption class=\"nhsuk-table__caption nhsuk-u-visually-hidden\">Sources and when each last sent anything</caption><thead class=\"nhsuk-table__head\"><tr class=\"nhsuk-table__row\"><th scope=\"col\" class=\"nhsuk-table__header\">Source</th><th scope=\"col\" class=\"nhsuk-table__header\">Last update</th></tr></thead><tbody class=\"nhsuk-table__body\">");
+    for s in list {
+        h.raw("<tr class=\"nhsuk-table__row\"><td class=\"nhsuk-table__cell\">")
+            .text(&s.name)
+            .raw("</td><td class=\"nhsuk-table__cell\">");
+        match s.last_received {
+            Some(t) => {
+                h.text(&dates::short_time(t)).raw(if s.feed {
+                    " (last message on its feed)"
+                } else {
+                    " (newest item for this person)"
+                });
+            }
+            None => {
+                h.raw("Not known");
+            }
+        }
+        super::stale_tag(h, s, idx.now);
+        h.raw("</td></tr>");
+    }
+    h.raw("</tbody></table>");
 }
 
 fn alerts_and_legal(h: &mut Html, idx: &Index<'_>) {

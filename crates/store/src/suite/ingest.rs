@@ -320,6 +320,50 @@ pub async fn sending_systems_are_unique_by_application_and_facility(store: Store
     );
 }
 
+pub async fn each_feed_is_as_fresh_as_its_newest_message(store: Store) {
+    assert!(ingest::feeds(store.as_ref()).await.unwrap().is_empty());
+    let mut tx = store.begin().await.unwrap();
+    // Two systems of one hospital (PAS and LIMS), and a GP system that has sent nothing yet.
+    for s in [
+        system("sys-pas", "PAS", "ZRH01"),
+        system("sys-lims", "LIMS", "ZRH01"),
+        Hl7System {
+            ods: "ZGP01".into(),
+            org_id: "org-zgp01".into(),
+            ..system("sys-gp", "GPSYS", "ZGP01")
+        },
+    ] {
+        tx_do(tx.as_mut(), IngestOp::PutSystem(s)).await.unwrap();
+    }
+    for (sender, id, at) in [
+        ("sys-pas", "P1", 1_000),
+        ("sys-pas", "P2", 3_000),
+        ("sys-lims", "L1", 5_000),
+        ("sys-lims", "L2", 4_000),
+        // Another sender's message says nothing about these feeds.
+        ("sys-unregistered", "X1", 9_000),
+    ] {
+        let mut m = message(id, b"ack");
+        m.sender = sender.into();
+        m.received_at = at;
+        tx_do(tx.as_mut(), IngestOp::PutMessage(m)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        ingest::feeds(store.as_ref()).await.unwrap(),
+        vec![
+            ingest::FeedStatus {
+                ods: "ZGP01".into(),
+                last_received: None
+            },
+            ingest::FeedStatus {
+                ods: "ZRH01".into(),
+                last_received: Some(5_000)
+            },
+        ]
+    );
+}
+
 pub async fn merges_are_recorded_and_undone_once(store: Store) {
     let moved = vec![
         "Observation/o1/_history/2".to_owned(),

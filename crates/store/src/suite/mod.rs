@@ -162,6 +162,7 @@ macro_rules! backend_suite {
                 dead_letters_keep_the_raw_bytes_whole_until_replayed,
                 review_items_are_listed_and_decided_once,
                 sending_systems_are_unique_by_application_and_facility,
+                each_feed_is_as_fresh_as_its_newest_message,
                 merges_are_recorded_and_undone_once,
                 reads_in_a_transaction_see_the_writes_it_holds_back,
                 message_log_rows_are_looked_up_and_written_together,
