@@ -11,6 +11,7 @@
 mod audit;
 mod break_glass;
 mod directory;
+mod smart;
 
 pub mod test_support;
 

@@ -9,6 +9,7 @@
 mod audit;
 mod break_glass;
 mod directory;
+mod smart;
 
 use std::collections::HashMap;
 use std::path::Path;
