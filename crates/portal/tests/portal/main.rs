@@ -16,6 +16,8 @@ use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::{AuditKey, Channel, ResourceStore, now_micros};
 use serde_json::{Value, json};
 
+mod smart;
+
 const PASSWORD: &str = "a long portal test password";
 const SOURCE_TAG: &str = "https://fhir.carerecord.example/CodeSystem/source-organisation";
 const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
