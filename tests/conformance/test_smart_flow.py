@@ -202,7 +202,7 @@ class SmartFlowTest(unittest.TestCase):
         smart.handle_callback(callback)
         self.assertEqual(smart.patient_id, "p-here")
         self.assertEqual(smart.patient.name[0].family, "Here")
-        found = Observation.where(struct={"patient": "p-here"}).perform_resources(smart.server)
+        found = list(Observation.where(struct={"patient": "p-here"}).perform_resources_iter(smart.server))
         self.assertEqual([o.id for o in found], ["p-here-lab"])
         token = smart.server.auth.access_token
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
