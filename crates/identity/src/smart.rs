@@ -42,8 +42,9 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// `online_access` a family lives as long as a portal session would.
 pub const OFFLINE_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
-/// The scopes that are not about resources, all of which carerecord understands.
-const CONTEXT_SCOPES: [&str; 8] = [
+/// The scopes that are not about resources, all of which carerecord understands (the same
+/// vocabulary as the access crate's scope grammar, which decides what a granted set permits).
+const CONTEXT_SCOPES: [&str; 7] = [
     "launch",
     "launch/patient",
     "openid",
@@ -51,7 +52,6 @@ const CONTEXT_SCOPES: [&str; 8] = [
     "profile",
     "offline_access",
     "online_access",
-    "launch/encounter",
 ];
 
 /// An app to register.
@@ -270,10 +270,15 @@ fn resource_scope(s: &str) -> Option<(&str, &str, String, Option<&str>)> {
         return None;
     }
     let (ty, perms) = rest.split_once('.')?;
-    let type_ok = ty == "*"
-        || (ty.starts_with(|c: char| c.is_ascii_uppercase())
-            && ty.chars().all(|c| c.is_ascii_alphanumeric()));
-    if !type_ok {
+    if ty != "*" && ty.parse::<carerecord_fhir::ResourceType>().is_err() {
+        return None;
+    }
+    // The one restriction the access crate enforces: `?category=` on Observation and Condition.
+    if let Some(q) = query
+        && (!matches!(ty, "Observation" | "Condition")
+            || !q.starts_with("category=")
+            || q.contains('&'))
+    {
         return None;
     }
     Some((context, ty, permissions(perms)?, query))
@@ -1203,6 +1208,15 @@ mod tests {
         );
         assert!(grant_scopes("patient/Observation.sr", registered).is_err());
         assert!(grant_scopes("patient/observation.rs", registered).is_err());
+        assert!(grant_scopes("patient/Unicorn.rs", registered).is_err());
+        assert!(grant_scopes("patient/Patient.rs?name=x", registered).is_err());
+        assert!(grant_scopes("launch/encounter", registered).is_err());
+        assert_eq!(
+            grant_scopes("patient/Observation.rs?category=laboratory", registered),
+            Ok(vec![
+                "patient/Observation.rs?category=laboratory".to_owned()
+            ])
+        );
         assert!(grant_scopes("system/*.rs", "system/*.rs").is_err());
         assert!(grant_scopes("admin", registered).is_err());
     }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use carerecord_store::now_micros;
 
-use super::token::{error, read_request};
+use super::token::{error, invalid_request, read_request};
 use super::{json_ok, origin};
 use crate::AppState;
 
@@ -16,7 +16,7 @@ use crate::AppState;
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let req = match read_request(&headers, &body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(d) => return invalid_request(d),
     };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
     match state.identity.revoke(&req, &endpoint, now_micros()).await {
@@ -36,7 +36,7 @@ pub async fn introspect(
 ) -> Response {
     let req = match read_request(&headers, &body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(d) => return invalid_request(d),
     };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
     match state

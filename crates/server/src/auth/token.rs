@@ -27,14 +27,15 @@ pub(super) fn error(e: &OAuthError) -> Response {
     resp
 }
 
-fn invalid_request(description: &str) -> Response {
+pub(super) fn invalid_request(description: &str) -> Response {
     let body = serde_json::json!({"error": "invalid_request", "error_description": description});
     json_ok(StatusCode::BAD_REQUEST, body)
 }
 
 /// The form of a request to the token, revocation or introspection endpoint (RFC 6749 §3.2:
 /// form-encoded), with any `Authorization: Basic` credentials.
-pub(super) fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, Response> {
+/// A refusal is the `invalid_request` description.
+pub(super) fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, &'static str> {
     let form_encoded = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -44,21 +45,17 @@ pub(super) fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequ
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form_encoded {
-        return Err(invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err("the body must be application/x-www-form-urlencoded");
     }
     let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) else {
-        return Err(invalid_request("the body is not valid form encoding"));
+        return Err("the body is not valid form encoding");
     };
     let basic = match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) => match parse_basic(v) {
             Some(c) => Some(c),
             None => {
-                return Err(invalid_request(
-                    "the Authorization header is not valid Basic",
-                ));
+                return Err("the Authorization header is not valid Basic");
             }
         },
     };
@@ -73,7 +70,7 @@ pub async fn handler(
 ) -> Response {
     let req = match read_request(&headers, &body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(d) => return invalid_request(d),
     };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
     let claimed = req.basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
