@@ -62,6 +62,12 @@ fi
 cargo build -p carerecord
 CARERECORD_BIN=target/debug/carerecord "$venv/bin/python" -m unittest -v tests/conformance/test_fhirclient.py
 
+# A public SMART app registered with `carerecord client add-smart` and a nurse with `user add`;
+# fhirclient builds the authorisation URL (PKCE S256), exchanges the code and refreshes; the
+# nurse's sign-in (TOTP computed in Python), resident choice and consent are driven with requests.
+step "SMART App Launch with fhirclient: authorise, exchange, read in context, refresh, revoke"
+CARERECORD_BIN=target/debug/carerecord "$venv/bin/python" -m unittest -v tests/conformance/test_smart_flow.py
+
 step "an independent validator (fhir.resources 6.4.0, FHIR 4.0.1) on a generated sample"
 fr_venv=target/fhir-resources-venv
 if [ ! -x "$fr_venv/bin/python" ]; then

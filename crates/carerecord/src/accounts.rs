@@ -11,7 +11,8 @@ use carerecord_identity::{
 use carerecord_store::ResourceStore;
 
 use crate::cli::{
-    AdminCreateArgs, ClientAddArgs, ClientAddLaunchArgs, LaunchTokenArgs, UserAddArgs,
+    AdminCreateArgs, ClientAddArgs, ClientAddLaunchArgs, ClientAddSmartArgs, LaunchTokenArgs,
+    UserAddArgs,
 };
 
 fn identity(store: Arc<dyn ResourceStore>) -> Identity {
@@ -122,6 +123,40 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
         })
         .await?;
     println!("registered client ({role} at {})", args.org);
+    println!("client_id: {}", c.client_id);
+    if let Some(s) = &c.secret {
+        println!("client_secret: {s}");
+    }
+    Ok(())
+}
+
+/// `carerecord client add-smart`.
+pub async fn client_add_smart(
+    store: Arc<dyn ResourceStore>,
+    args: &ClientAddSmartArgs,
+) -> anyhow::Result<()> {
+    let id = identity(store);
+    let key_file = args.jwk_file.as_ref().or(args.public_key_pem.as_ref());
+    let public_key = key_file
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let c = id
+        .register_smart_app(carerecord_identity::NewSmartApp {
+            client_id: args.client_id.clone(),
+            name: args.name.clone(),
+            redirect_uris: args.redirect_uris.clone(),
+            scopes: args.scope.clone(),
+            secret: args.secret,
+            public_key,
+            launch_url: args.launch_url.clone(),
+        })
+        .await?;
+    let kind = if args.secret || key_file.is_some() {
+        "confidential"
+    } else {
+        "public"
+    };
+    println!("registered SMART app ({kind})");
     println!("client_id: {}", c.client_id);
     if let Some(s) = &c.secret {
         println!("client_secret: {s}");

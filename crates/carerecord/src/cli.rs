@@ -235,6 +235,39 @@ pub enum ClientAction {
     /// Let a registered system (with a public key) launch its staff into a care home
     /// (signed context launch: docs/integrating.md). Again for the same home replaces its roles.
     AddLaunch(ClientAddLaunchArgs),
+    /// Register a SMART app that people authorise (authorisation code flow with PKCE):
+    /// public unless given a secret or a key (docs/integrating.md).
+    AddSmart(ClientAddSmartArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientAddSmartArgs {
+    #[arg(long)]
+    pub client_id: String,
+    /// The app's name, shown to people when they are asked to authorise it.
+    #[arg(long)]
+    pub name: String,
+    /// A redirect URI (https, or http on 127.0.0.1/localhost), matched exactly; repeatable.
+    #[arg(long = "redirect-uri", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// The most the app may be granted, space-separated (e.g. "launch/patient patient/*.rs
+    /// openid fhirUser offline_access").
+    #[arg(long)]
+    pub scope: String,
+    /// Where the portal sends people to open a resident in the app (EHR launch).
+    #[arg(long)]
+    pub launch_url: Option<String>,
+    /// A confidential app with a client secret (client_secret_basic / client_secret_post).
+    #[arg(long)]
+    pub secret: bool,
+    /// A confidential app with a JWK or JWK Set file (private_key_jwt).
+    #[arg(long, conflicts_with = "public_key_pem")]
+    pub jwk_file: Option<PathBuf>,
+    /// A confidential app with a PEM public key (private_key_jwt).
+    #[arg(long)]
+    pub public_key_pem: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
 }
 
 #[derive(Debug, Clone, clap::Args)]

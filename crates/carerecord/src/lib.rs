@@ -101,6 +101,37 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     }
 }
 
+/// Gives the identity service the key SMART access and id tokens are signed with:
+/// `<data_dir>/smart-signing-key.pem` (EC P-256, PKCS#8), made on first start, readable by
+/// its owner only. Servers that share a database must share this file too, or tokens one
+/// issues will not verify at another's `/auth/jwks`.
+pub fn install_signing_key(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    let path = config.data_dir.join("smart-signing-key.pem");
+    if !path.exists() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let (_, pem) = carerecord_identity::SigningKey::generate()?;
+        let mut opts = std::fs::OpenOptions::new();
+        // `create_new`: two processes starting together must not each write a different key.
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        match opts.open(&path) {
+            Ok(mut f) => std::io::Write::write_all(&mut f, pem.as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+    }
+    let pem = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the SMART signing key {}", path.display()))?;
+    let key = carerecord_identity::SigningKey::from_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    state.identity.set_signing_key(key);
+    Ok(())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -171,13 +202,9 @@ pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "carerecord listening; FHIR base http://{addr}/fhir");
     let extra = extra_routes(&store);
-    carerecord_server::serve_with(
-        app_state(&config, store),
-        extra,
-        listener,
-        shutdown_signal(),
-    )
-    .await?;
+    let state = app_state(&config, store);
+    install_signing_key(&config, &state)?;
+    carerecord_server::serve_with(state, extra, listener, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -290,6 +317,7 @@ pub async fn demo(
     let existing = config.data_dir.join("carerecord.db").exists();
     let store = open_store(&config).await?;
     let state = app_state(&config, store.clone());
+    install_signing_key(&config, &state)?;
     let opts = carerecord_synth::Options::default();
     let london = carerecord_synth::London::new(&opts);
     if existing {

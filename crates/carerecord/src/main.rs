@@ -205,6 +205,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 carerecord::accounts::client_add_launch(store, &args).await
             })
         }
+        Command::Client {
+            action: ClientAction::AddSmart(args),
+        } => {
+            let config = load(cli.config.as_deref(), args.store.clone())?;
+            runtime.block_on(async {
+                let store = carerecord::open_store(&config).await?;
+                carerecord::accounts::client_add_smart(store, &args).await
+            })
+        }
         Command::LaunchToken(args) => carerecord::accounts::launch_token(&args),
         Command::Demo(args) => {
             let given = args.store.data_dir.is_some();

@@ -13,6 +13,8 @@ pub mod launch;
 mod login;
 pub mod oauth;
 pub mod password;
+pub mod signing;
+pub mod smart;
 pub mod totp;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub use launch::{LaunchClaims, LaunchRefusal, VerifiedLaunch};
 pub use login::{LoginError, LoginRequest, RoleChoice, SignInAttempt, SignInEvent};
 pub use oauth::{OAuthError, TokenRequest, TokenResponse};
 pub use password::PasswordCost;
+pub use signing::SigningKey;
+pub use smart::{AuthorizeError, AuthorizeRequest, NewSmartApp, PatientContext};
 
 /// The ODS code identifier system of an `Organization`.
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
@@ -162,6 +166,8 @@ pub struct Identity {
     store: Arc<dyn ResourceStore>,
     dir: Arc<dyn Directory>,
     settings: IdentitySettings,
+    /// The key SMART access and id tokens are signed with (see [`signing`]).
+    signing: std::sync::OnceLock<SigningKey>,
 }
 
 /// Midnight UTC twelve months after `now` (29 February becomes 28 February): training done
@@ -185,7 +191,23 @@ impl Identity {
             store,
             dir,
             settings,
+            signing: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the key SMART tokens are signed with. Once only: `false` if one was set (or
+    /// made) already.
+    pub fn set_signing_key(&self, key: SigningKey) -> bool {
+        self.signing.set(key).is_ok()
+    }
+
+    /// The signing key; without one set, a key of this process's own is made at first use.
+    pub fn signing_key(&self) -> Result<&SigningKey, IdentityError> {
+        if let Some(k) = self.signing.get() {
+            return Ok(k);
+        }
+        let (key, _) = SigningKey::generate()?;
+        Ok(self.signing.get_or_init(|| key))
     }
 
     pub fn settings(&self) -> &IdentitySettings {

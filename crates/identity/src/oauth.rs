@@ -45,7 +45,7 @@ impl std::fmt::Debug for TokenRequest {
 }
 
 impl TokenRequest {
-    fn field(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+    pub(crate) fn field(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         let mut values = self.form.iter().filter(|(k, _)| k == name);
         let first = values.next().map(|(_, v)| v.as_str());
         if values.next().is_some() {
@@ -69,6 +69,9 @@ pub struct TokenResponse {
     /// Who the token acts as, for the audit entry of its issue; not part of the response.
     #[serde(skip)]
     pub principal: Principal,
+    /// `patient`, `id_token` and `refresh_token` of a SMART App Launch grant.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub smart: Option<crate::smart::SmartTokenFields>,
 }
 
 /// An error response (RFC 6749 §5.2).
@@ -85,7 +88,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(error: &'static str, description: impl Into<String>) -> Self {
         OAuthError {
             error,
             description: description.into(),
@@ -93,11 +96,11 @@ impl OAuthError {
         }
     }
 
-    fn request(description: impl Into<String>) -> Self {
+    pub(crate) fn request(description: impl Into<String>) -> Self {
         Self::new("invalid_request", description)
     }
 
-    fn client() -> Self {
+    pub(crate) fn client() -> Self {
         // One message for an unknown client, a wrong secret and a bad assertion alike.
         Self::new("invalid_client", "client authentication failed")
     }
@@ -247,10 +250,16 @@ impl Identity {
         match req.field("grant_type")? {
             None => return Err(OAuthError::request("grant_type is required")),
             Some("client_credentials") => {}
+            Some(g @ ("authorization_code" | "refresh_token")) => {
+                return self.smart_token(g, req, token_endpoint, now).await;
+            }
             Some(other) => {
                 return Err(OAuthError::new(
                     "unsupported_grant_type",
-                    format!("grant type {other} is not supported; use client_credentials"),
+                    format!(
+                        "grant type {other} is not supported; use client_credentials, \
+                         authorization_code or refresh_token"
+                    ),
                 ));
             }
         }
@@ -331,10 +340,15 @@ impl Identity {
             expires_in: (session.expires_at - now) / MICROS_PER_SECOND,
             scope: req.field("scope")?.map(str::to_owned),
             principal,
+            smart: None,
         })
     }
 
-    async fn check_secret(&self, client_id: &str, secret: &str) -> Result<(), OAuthError> {
+    pub(crate) async fn check_secret(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(), OAuthError> {
         let client = self.dir.client(client_id).await?;
         match client.filter(|c| !c.disabled).and_then(|c| c.secret_hash) {
             Some(hash) if password::verify(&hash, secret) => Ok(()),
@@ -347,7 +361,7 @@ impl Identity {
     }
 
     /// Verifies a `private_key_jwt` assertion; the client id it authenticates.
-    async fn check_assertion(
+    pub(crate) async fn check_assertion(
         &self,
         assertion: &str,
         form_id: Option<&str>,

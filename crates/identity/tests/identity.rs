@@ -120,3 +120,6 @@ async fn training_recorded_today_makes_a_lapsed_principal_current_for_a_year() {
     let again = id.authenticate(&s.access_token, late + MIN).await.unwrap();
     assert_eq!(again.principal, p);
 }
+
+#[path = "identity/smart.rs"]
+mod smart;

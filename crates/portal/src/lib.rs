@@ -43,7 +43,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/residents/{id}", get(pages::record::summary))
         .route("/residents/{id}/{section}", get(pages::record::section))
+        .route(
+            "/residents/{id}/apps/{client_id}",
+            post(pages::authorize::launch_app),
+        )
         .route("/launch", post(pages::launch::handler))
+        .route(
+            "/auth/authorize",
+            get(pages::authorize::start).post(pages::authorize::decide),
+        )
         .route("/find", get(pages::find::form).post(pages::find::submit))
         .route("/find/emergency-access", post(pages::find::break_glass))
         .route("/privacy", get(pages::privacy::audit_search))

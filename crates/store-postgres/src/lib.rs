@@ -10,6 +10,7 @@
 
 mod audit;
 mod directory;
+mod smart;
 
 pub mod test_support;
 

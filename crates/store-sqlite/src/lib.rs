@@ -8,6 +8,7 @@
 
 mod audit;
 mod directory;
+mod smart;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -81,7 +81,7 @@ pub struct TokenRecord {
 
 /// Storage for identities and tokens. Implemented by both backends.
 #[async_trait]
-pub trait Directory: Send + Sync + 'static {
+pub trait Directory: crate::SmartDirectory + Send + Sync + 'static {
     /// Adds a user; `AlreadyExists` when the id or username is taken.
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
 

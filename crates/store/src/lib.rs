@@ -16,6 +16,7 @@ pub mod ingest;
 mod model;
 pub mod pending;
 mod prepare;
+mod smart;
 pub mod sql;
 mod traits;
 pub mod write;
@@ -38,4 +39,7 @@ pub use model::{
     WriteResult, format_instant, now_micros, parse_instant,
 };
 pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
+pub use smart::{
+    AuthCodeRecord, LaunchContextRecord, RefreshTokenRecord, SmartAppRecord, SmartDirectory,
+};
 pub use traits::{ResourceStore, StoreTx};

@@ -1,5 +1,6 @@
 //! One file per page (or small family of pages), each with its view struct and template.
 
+pub mod authorize;
 pub mod find;
 pub mod launch;
 pub mod privacy;

@@ -51,6 +51,10 @@ struct RecordPage {
     reason: &'static str,
     emergency_until: Option<String>,
     unavailable: Vec<(&'static str, &'static str)>,
+    /// Registered SMART apps with a launch URL: (client id, name), for "Open in …".
+    apps: Vec<(String, String)>,
+    /// The person's logical id, for the launch forms.
+    header_id: String,
 }
 
 pub async fn summary(
@@ -337,9 +341,21 @@ async fn show(
         .filter(|s| !s.available_to(view))
         .map(|s| (s.title(), s.unavailable_reason()))
         .collect();
-    render(
+    let apps = state
+        .identity
+        .launchable_apps()
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?
+        .into_iter()
+        .filter_map(|a| Some((a.client_id, a.name, a.launch_url?)))
+        .collect::<Vec<_>>();
+    let launch_urls: Vec<String> = apps.iter().map(|(_, _, u)| u.clone()).collect();
+    let apps = apps.into_iter().map(|(id, name, _)| (id, name)).collect();
+    let mut resp = render(
         StatusCode::OK,
         &RecordPage {
+            apps,
+            header_id: id.to_owned(),
             chrome: Chrome::signed_in(
                 format!("{} – {}", section.title(), header.name),
                 &access.principal,
@@ -358,5 +374,7 @@ async fn show(
             sections,
             header,
         },
-    )
+    )?;
+    super::authorize::allow_form_to(&mut resp, launch_urls.iter().map(String::as_str));
+    Ok(resp)
 }

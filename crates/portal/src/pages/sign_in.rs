@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use carerecord_access::Role;
@@ -24,9 +24,28 @@ struct SignInPage {
     username: String,
     errors: Vec<FieldError>,
     roles: Vec<Choice>,
+    /// Where to go once signed in (an app's authorisation request), if not the start page.
+    next: String,
 }
 
-pub async fn form() -> Result<Response, PageError> {
+/// `?next=`: a path on this site to return to after signing in.
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// `next` when it is a path on this site (never another site: `//host` or `/\host` are
+/// read by browsers as one), else nothing.
+fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then_some(next)
+}
+
+pub async fn form(Query(q): Query<NextQuery>) -> Result<Response, PageError> {
     render(
         StatusCode::OK,
         &SignInPage {
@@ -34,6 +53,7 @@ pub async fn form() -> Result<Response, PageError> {
             username: String::new(),
             errors: Vec::new(),
             roles: Vec::new(),
+            next: local_path(&q.next).unwrap_or_default().to_owned(),
         },
     )
 }
@@ -49,6 +69,8 @@ pub struct SignInForm {
     /// `organisation|role`, when the person was asked to choose.
     #[serde(default)]
     role: Option<String>,
+    #[serde(default)]
+    next: String,
 }
 
 fn choice_value(organisation: &str, role: Role) -> String {
@@ -65,6 +87,7 @@ pub async fn submit(
         None => (None, None),
     };
     let chosen = f.role.clone();
+    let next = local_path(&f.next).unwrap_or_default().to_owned();
     let req = LoginRequest {
         username: f.username.trim().to_owned(),
         password: f.password,
@@ -79,6 +102,7 @@ pub async fn submit(
             &SignInPage {
                 chrome: Chrome::anonymous("Sign in"),
                 username: req.username.clone(),
+                next: next.clone(),
                 errors,
                 roles: choices
                     .iter()
@@ -115,12 +139,12 @@ pub async fn submit(
     }
     match result {
         Ok(s) => {
-            let next = if s.principal.training_current(now) {
-                "/"
-            } else {
-                "/training"
+            let to = match (s.principal.training_current(now), next.as_str()) {
+                (false, _) => "/training",
+                (true, "") => "/",
+                (true, n) => n,
             };
-            let mut resp = Redirect::to(next).into_response();
+            let mut resp = Redirect::to(to).into_response();
             if let Some(c) = session::cookie_for(&state, &s.access_token) {
                 resp.headers_mut().insert(header::SET_COOKIE, c);
             }
@@ -191,4 +215,26 @@ pub async fn signed_out() -> Result<Response, PageError> {
             chrome: Chrome::anonymous("You have signed out"),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_on_this_site_are_returned_to_after_sign_in() {
+        assert_eq!(
+            local_path("/auth/authorize?client_id=a"),
+            Some("/auth/authorize?client_id=a")
+        );
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/a b",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad}");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod smart;
 
 use carerecord_access::Role;
 use carerecord_store::{AuditAction, AuditOutcome, Channel};

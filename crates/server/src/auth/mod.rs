@@ -1,9 +1,12 @@
-//! `/auth`: the OAuth2 token endpoint for systems, sign-in for people, sign-out, recording
+//! `/auth`: the OAuth2 token endpoint (client credentials for systems; authorisation code and
+//! refresh token for SMART apps), revocation, introspection and the JWK Set of the key tokens
+//! are signed with, sign-in for people, sign-out, recording
 //! data-security training and "who am I"; and the middleware that turns a bearer token into
 //! the [`Principal`] every `/fhir` handler can read from the request's extensions.
 
 mod login;
 mod logout;
+mod revoke;
 pub mod smart;
 mod token;
 mod training;
@@ -28,6 +31,9 @@ use crate::{AppState, ServerSettings};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/token", post(token::handler))
+        .route("/auth/revoke", post(revoke::revoke))
+        .route("/auth/introspect", post(revoke::introspect))
+        .route("/auth/jwks", get(revoke::jwks))
         .route("/auth/login", post(login::handler))
         .route("/auth/logout", post(logout::handler))
         .route("/auth/training", post(training::handler))
@@ -52,6 +58,14 @@ pub fn origin(settings: &ServerSettings, headers: &HeaderMap) -> String {
 pub fn token_endpoint_for_base(base: &str) -> String {
     format!(
         "{}/auth/token",
+        base.trim_end_matches('/').trim_end_matches("/fhir")
+    )
+}
+
+/// The URL of another `/auth` endpoint beside the FHIR base (`authorize`, `revoke`, …).
+pub fn auth_endpoint_for_base(base: &str, name: &str) -> String {
+    format!(
+        "{}/auth/{name}",
         base.trim_end_matches('/').trim_end_matches("/fhir")
     )
 }

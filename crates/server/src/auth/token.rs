@@ -1,4 +1,5 @@
-//! `POST /auth/token`: OAuth2 client credentials (RFC 6749 §4.4), form-encoded.
+//! `POST /auth/token`: OAuth2 client credentials (RFC 6749 §4.4) and, for SMART apps, the
+//! authorisation code and refresh token grants (`carerecord_identity::smart`), form-encoded.
 
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -13,7 +14,7 @@ use super::{json_ok, origin};
 use crate::AppState;
 use crate::audit::{ClientAddress, token_record};
 
-fn error(e: &OAuthError) -> Response {
+pub(super) fn error(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = json_ok(status, e.body());
     if status == StatusCode::UNAUTHORIZED && e.basic_used {
@@ -26,17 +27,15 @@ fn error(e: &OAuthError) -> Response {
     resp
 }
 
-fn invalid_request(description: &str) -> Response {
+pub(super) fn invalid_request(description: &str) -> Response {
     let body = serde_json::json!({"error": "invalid_request", "error_description": description});
     json_ok(StatusCode::BAD_REQUEST, body)
 }
 
-pub async fn handler(
-    State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// The form of a request to the token, revocation or introspection endpoint (RFC 6749 §3.2:
+/// form-encoded), with any `Authorization: Basic` credentials.
+/// A refusal is the `invalid_request` description.
+pub(super) fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, &'static str> {
     let form_encoded = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -46,25 +45,40 @@ pub async fn handler(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form_encoded {
-        return invalid_request("the body must be application/x-www-form-urlencoded");
+        return Err("the body must be application/x-www-form-urlencoded");
     }
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return invalid_request("the body is not valid form encoding");
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) else {
+        return Err("the body is not valid form encoding");
     };
     let basic = match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) => match parse_basic(v) {
             Some(c) => Some(c),
-            None => return invalid_request("the Authorization header is not valid Basic"),
+            None => {
+                return Err("the Authorization header is not valid Basic");
+            }
         },
     };
+    Ok(TokenRequest { form, basic })
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match read_request(&headers, &body) {
+        Ok(r) => r,
+        Err(d) => return invalid_request(d),
+    };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
-    let claimed = basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
-        form.iter()
+    let claimed = req.basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
+        req.form
+            .iter()
             .find(|(k, _)| k == "client_id")
             .map(|(_, v)| v.clone())
     });
-    let req = TokenRequest { form, basic };
     let result = state.identity.token(&req, &endpoint, now_micros()).await;
     // Issued or refused, the request is in the audit trail before it is answered.
     let entry = match &result {

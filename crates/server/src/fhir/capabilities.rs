@@ -84,7 +84,10 @@ pub fn capability_statement(base: &str) -> Value {
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                     "extension": [
-                        {"url": "token", "valueUri": crate::auth::token_endpoint_for_base(base)}
+                        {"url": "token", "valueUri": crate::auth::token_endpoint_for_base(base)},
+                        {"url": "authorize", "valueUri": crate::auth::auth_endpoint_for_base(base, "authorize")},
+                        {"url": "revoke", "valueUri": crate::auth::auth_endpoint_for_base(base, "revoke")},
+                        {"url": "introspect", "valueUri": crate::auth::auth_endpoint_for_base(base, "introspect")}
                     ]
                 }],
                 "service": [{
@@ -93,7 +96,7 @@ pub fn capability_statement(base: &str) -> Value {
                         "code": "SMART-on-FHIR"
                     }]
                 }],
-                "description": "Bearer tokens: systems use OAuth2 client credentials at the token endpoint (private_key_jwt or a client secret); people sign in at /auth/login with a password and a TOTP code."
+                "description": "Bearer tokens: systems use OAuth2 client credentials at the token endpoint (private_key_jwt or a client secret); SMART apps use the authorisation code flow with PKCE (S256), the person signing in to carerecord; people sign in at /auth/login with a password and a TOTP code."
             },
             "resource": resources,
             "interaction": [

@@ -51,6 +51,7 @@ pub mod ingest;
 pub mod paging;
 pub mod search;
 pub mod search_refs;
+pub mod smart;
 
 /// A fresh store for one test and how to clean it up afterwards.
 pub struct Fixture {
@@ -192,6 +193,12 @@ macro_rules! backend_suite {
                 tokens_are_found_by_hash_touched_revoked_and_purged,
                 a_client_assertion_id_is_accepted_once_per_client,
                 launch_registrations_are_listed_per_client_and_replaced,
+            ],
+            smart: [
+                smart_apps_are_registered_once_and_listed,
+                an_authorisation_code_is_redeemed_once,
+                refresh_tokens_are_spent_once_and_a_family_is_revoked_whole,
+                a_launch_context_is_spent_once,
             ],
         );
     };
