@@ -16,7 +16,11 @@ pub fn configuration(base: &str) -> Value {
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "grant_types_supported": ["client_credentials"],
-        "scopes_supported": ["system/*.cruds", "system/*.rs"],
+        // Client credentials grants system/ scopes only (any type, any of cruds, v1 or v2).
+        "scopes_supported": carerecord_access::scope::SCOPES_SUPPORTED
+            .iter()
+            .filter(|s| s.starts_with("system/"))
+            .collect::<Vec<_>>(),
         "capabilities": ["client-confidential-asymmetric", "client-confidential-symmetric"],
     })
 }

@@ -20,4 +20,5 @@ mod errors;
 mod history;
 mod oversight;
 mod rest;
+mod scopes;
 mod search;
