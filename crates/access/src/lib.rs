@@ -5,9 +5,11 @@
 pub mod classify;
 pub mod policy;
 mod role;
+pub mod scope;
 mod visibility;
 
 pub use classify::{Classification, Classifier, CodeLists, Relationship, RelationshipKind};
 pub use policy::{Denial, PolicySettings};
 pub use role::{OrgKind, Principal, PrincipalId, Role, SmartGrant, View};
+pub use scope::{ContextKind, Interaction, Permit, ScopeError, ScopeSet};
 pub use visibility::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, Scope, Visibility};

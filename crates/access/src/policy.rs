@@ -187,6 +187,7 @@ pub fn visibility(
         latest_discharge_only: restricted,
         now,
         encounter_cutoff: settings.encounter_cutoff(now),
+        patient: None,
     }))
 }
 

@@ -19,7 +19,8 @@ pub enum Visibility {
 /// source organisation is the principal's, or it is not sensitive, its patient has not
 /// objected, and its patient is in the organisation's care (or under a live break-glass grant
 /// of this principal). Rows outside every patient compartment (organisations, practitioners,
-/// locations) are visible unless sensitive.
+/// locations) are visible unless sensitive. With `patient`, rows of any other patient's
+/// compartment are not visible either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// The organisation's logical id, which care relationships name.
@@ -37,6 +38,9 @@ pub struct Scope {
     pub now: i64,
     /// Encounters that ended at or after this still count as a relationship.
     pub encounter_cutoff: i64,
+    /// Only this patient's compartment (and rows in no compartment): a token whose SMART
+    /// `patient/` scopes name a patient in context. `None` for no such narrowing.
+    pub patient: Option<String>,
 }
 
 /// SNOMED CT "Discharge summary" — the Composition type the restricted view shows.

@@ -112,6 +112,14 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
     if !args.secret && public_key.is_none() {
         bail!("give --secret, --jwk-file or --public-key-pem");
     }
+    // Checked before anything is registered, so a mistyped scope leaves no client behind.
+    if let Some(scope) = &args.scope {
+        let set = carerecord_access::ScopeSet::parse(scope)
+            .map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+        if !set.has_context(carerecord_access::ContextKind::System) {
+            bail!("--scope: give at least one system/ scope, such as system/Patient.rs");
+        }
+    }
     warn_unknown_org(&id, &args.org).await?;
     let c = id
         .create_client(NewClient {
@@ -124,6 +132,10 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
         .await?;
     println!("registered client ({role} at {})", args.org);
     println!("client_id: {}", c.client_id);
+    if let Some(scope) = &args.scope {
+        let scope = id.set_client_scope(&c.client_id, scope).await?;
+        println!("scope: {scope}");
+    }
     if let Some(s) = &c.secret {
         println!("client_secret: {s}");
     }

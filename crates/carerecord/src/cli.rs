@@ -348,6 +348,11 @@ pub struct ClientAddArgs {
     /// A PEM file with the client's RSA, EC P-384 or (for launches) EC P-256 public key.
     #[arg(long)]
     pub public_key_pem: Option<PathBuf>,
+    /// The SMART scopes it may be granted by client credentials, space-separated (e.g.
+    /// "system/Patient.rs system/Observation.rs"). Without it, any system/ scope it asks for,
+    /// within the access policy.
+    #[arg(long)]
+    pub scope: Option<String>,
     #[command(flatten)]
     pub store: StoreFlags,
 }

@@ -499,6 +499,7 @@ fn conditions_seen_by_the_home(t: &Path, db: &str, config: Option<&Path>) -> (Ve
             latest_discharge_only: false,
             now,
             encounter_cutoff: now,
+            patient: None,
         });
         let found = store
             .everything(

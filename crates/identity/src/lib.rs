@@ -465,6 +465,32 @@ impl Identity {
         Ok(())
     }
 
+    /// Registers (or replaces) the SMART scopes a client may be granted by client credentials
+    /// (`system/Patient.rs system/Observation.rs`): a token request's scopes are cut down to
+    /// these, and a request without `scope` gets them all. Refused when the string does not
+    /// parse, or names no `system/` scope.
+    pub async fn set_client_scope(
+        &self,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<String, IdentityError> {
+        let set = carerecord_access::ScopeSet::parse(scope)
+            .map_err(|e| IdentityError::Invalid(e.to_string()))?;
+        if !set.has_context(carerecord_access::ContextKind::System) {
+            return Err(IdentityError::Invalid(
+                "a client's scopes must include at least one system/ scope".into(),
+            ));
+        }
+        if self.dir.client(client_id).await?.is_none() {
+            return Err(IdentityError::Invalid(format!(
+                "there is no registered client {client_id}"
+            )));
+        }
+        let canonical = set.to_string();
+        self.dir.set_client_scope(client_id, &canonical).await?;
+        Ok(canonical)
+    }
+
     /// Registers a system that acts for an organisation.
     pub async fn create_client(&self, new: NewClient) -> Result<CreatedClient, IdentityError> {
         if !new.role.is_system() {

@@ -5,7 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use carerecord_access::{Principal, PrincipalId, Role};
+use carerecord_access::scope::{ContextKind, ScopeSet};
+use carerecord_access::{Principal, PrincipalId, Role, SmartGrant};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -223,6 +224,46 @@ pub(crate) fn decoding_key(stored: &str, alg: Algorithm, kid: Option<&str>) -> O
     }
 }
 
+/// The scopes a client credentials grant (SMART Backend Services) carries: what was asked
+/// (`requested`) within what the client is registered for (`registered`; any `system/` scope
+/// when it has none registered), keeping only `system/` scopes — there is no user or patient
+/// in this grant. Without a `scope` parameter the client gets its registered scopes; a client
+/// with neither gets a token without a grant (`None`), narrowed by the access policy alone, as
+/// before scopes existed. `invalid_scope` when the request does not parse or nothing of it is
+/// permitted.
+pub fn backend_scopes(
+    requested: Option<&str>,
+    registered: Option<&str>,
+) -> Result<Option<ScopeSet>, OAuthError> {
+    let invalid = |d: String| OAuthError::new("invalid_scope", d);
+    let every_system = ScopeSet::parse("system/*.cruds").map_err(|e| invalid(e.to_string()))?;
+    let registered = registered
+        .map(|r| {
+            ScopeSet::parse(r).map_err(|e| {
+                tracing::error!(error = %e, "a client's registered scopes do not parse");
+                OAuthError::new("server_error", "the client's registration is not usable")
+            })
+        })
+        .transpose()?;
+    let requested = match (
+        requested.map(str::trim).filter(|s| !s.is_empty()),
+        &registered,
+    ) {
+        (Some(r), _) => ScopeSet::parse(r).map_err(|e| invalid(e.to_string()))?,
+        (None, Some(r)) => r.clone(),
+        (None, None) => return Ok(None),
+    };
+    let registered = registered.unwrap_or_else(|| every_system.clone());
+    let granted = requested.narrow(&registered).narrow(&every_system);
+    if granted.is_empty() || !granted.has_context(ContextKind::System) {
+        return Err(invalid(format!(
+            "none of the requested scopes is available to this client: it may be granted {}",
+            registered.narrow(&every_system)
+        )));
+    }
+    Ok(Some(granted))
+}
+
 impl Identity {
     /// Handles a token request at `now` for the endpoint at `token_endpoint` (the `aud` a
     /// client assertion must name).
@@ -316,6 +357,8 @@ impl Identity {
                 "the client has no usable role",
             ));
         };
+        let registered = self.dir.client_scope(&client.client_id).await?;
+        let granted = backend_scopes(req.field("scope")?, registered.as_deref())?;
         let principal = Principal {
             id: PrincipalId::System(client.client_id.clone()),
             name: client.client_id.clone(),
@@ -323,7 +366,11 @@ impl Identity {
             organisation_ods: self.ods_code(&client.organisation_id).await?,
             organisation_id: client.organisation_id.clone(),
             training_valid_until: None,
-            smart: None,
+            smart: granted.as_ref().map(|s| SmartGrant {
+                client_id: client.client_id.clone(),
+                scope: s.to_string(),
+                patient: None,
+            }),
         };
         let session = self
             .issue(
@@ -338,7 +385,7 @@ impl Identity {
             access_token: session.access_token,
             token_type: "bearer",
             expires_in: (session.expires_at - now) / MICROS_PER_SECOND,
-            scope: req.field("scope")?.map(str::to_owned),
+            scope: granted.map(|s| s.to_string()),
             principal,
             smart: None,
         })
@@ -452,6 +499,49 @@ mod tests {
         );
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn backend_scopes_are_the_request_within_the_registration() {
+        let granted = |q: Option<&str>, r: Option<&str>| {
+            backend_scopes(q, r).map(|s| s.map(|s| s.to_string()))
+        };
+        let reg = Some("system/Patient.rs system/Observation.rs");
+        assert_eq!(
+            granted(Some("system/*.rs"), reg).unwrap().as_deref(),
+            Some("system/Patient.rs system/Observation.rs")
+        );
+        assert_eq!(
+            granted(Some("system/Observation.read"), reg)
+                .unwrap()
+                .as_deref(),
+            Some("system/Observation.read")
+        );
+        // No scope asked: the registered ones; nothing registered either: no grant at all.
+        assert_eq!(granted(None, reg).unwrap().as_deref(), reg);
+        assert_eq!(granted(None, None).unwrap(), None);
+        // Nothing registered: any system/ scope, as asked.
+        assert_eq!(
+            granted(Some("system/*.cruds"), None).unwrap().as_deref(),
+            Some("system/*.cruds")
+        );
+        // Other contexts and launch scopes mean nothing here and are dropped.
+        assert_eq!(
+            granted(Some("openid launch system/Patient.r user/*.rs"), reg)
+                .unwrap()
+                .as_deref(),
+            Some("system/Patient.r")
+        );
+        for (q, r) in [
+            (Some("system/Condition.rs"), reg),
+            (Some("user/*.rs"), None),
+            (Some("system/Observation.c"), reg),
+            (Some("system/Observation.sr"), None),
+            (Some("admin"), None),
+        ] {
+            let e = backend_scopes(q, r).unwrap_err();
+            assert_eq!((e.error, e.status()), ("invalid_scope", 400), "{q:?}");
+        }
     }
 
     #[test]

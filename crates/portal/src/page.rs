@@ -110,7 +110,7 @@ impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::Denied(d) => PageError::Forbidden(d.message()),
-            ApiError::Forbidden(m) => PageError::Forbidden(m),
+            ApiError::Forbidden(m) | ApiError::ScopeDenied(m) => PageError::Forbidden(m),
             ApiError::Unauthorized(_) => PageError::SessionExpired,
             ApiError::NotFound(_) | ApiError::Gone(_) => PageError::NotFound,
             ApiError::BadRequest(issues) | ApiError::Unprocessable(issues) => {

@@ -13,6 +13,9 @@ use crate::request_id;
 pub const REQUEST_ID_EXTENSION: &str =
     "https://fhir.carerecord.example/StructureDefinition/request-id";
 
+/// The audit rule of a refusal by the token's scopes.
+pub const SCOPE_RULE: &str = "deny-scope-not-granted";
+
 /// An error answered to a FHIR client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -50,6 +53,10 @@ pub enum ApiError {
     /// The access policy refused; the denial names its rule and says why in plain words.
     #[error("denied: {}", .0.rule())]
     Denied(Denial),
+    /// The policy allowed it but the token's SMART scopes do not; the message names the
+    /// scope that is missing.
+    #[error("denied: {SCOPE_RULE}")]
+    ScopeDenied(String),
     /// Internal detail is logged with the request id and never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -75,7 +82,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Denied(_) => StatusCode::FORBIDDEN,
+            ApiError::Denied(_) | ApiError::ScopeDenied(_) => StatusCode::FORBIDDEN,
             ApiError::Entry(status, _) => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,7 +97,7 @@ impl ApiError {
             | ApiError::Entry(_, issues) => issues.clone(),
             ApiError::NotFound(m) => one(IssueCode::NotFound, m),
             ApiError::Unauthorized(m) => one(IssueCode::Login, m),
-            ApiError::Forbidden(m) => one(IssueCode::Forbidden, m),
+            ApiError::Forbidden(m) | ApiError::ScopeDenied(m) => one(IssueCode::Forbidden, m),
             ApiError::Gone(m) => one(IssueCode::Deleted, m),
             ApiError::MethodNotAllowed(m) | ApiError::NotAcceptable(m) => {
                 one(IssueCode::NotSupported, m)
@@ -199,6 +206,10 @@ impl IntoResponse for ApiError {
         if let ApiError::Denied(d) = &self {
             resp.extensions_mut()
                 .insert(crate::audit::DeniedBy(d.rule()));
+        }
+        if let ApiError::ScopeDenied(_) = &self {
+            resp.extensions_mut()
+                .insert(crate::audit::DeniedBy(SCOPE_RULE));
         }
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

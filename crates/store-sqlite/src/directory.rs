@@ -429,4 +429,26 @@ impl Directory for SqliteStore {
             .map_err(db_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn set_client_scope(&self, client_id: &str, scope: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO client_scopes (client_id, scope) VALUES ($1, $2) \
+             ON CONFLICT (client_id) DO UPDATE SET scope = excluded.scope",
+        )
+        .bind(client_id)
+        .bind(scope)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_scope(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT scope FROM client_scopes WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| r.try_get("scope").map_err(db_err)).transpose()
+    }
 }

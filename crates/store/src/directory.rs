@@ -171,4 +171,11 @@ pub trait Directory: crate::SmartDirectory + Send + Sync + 'static {
 
     /// Deletes tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Registers (or replaces) the SMART scopes a client may be granted (a space-separated
+    /// scope string, already checked by the caller).
+    async fn set_client_scope(&self, client_id: &str, scope: &str) -> Result<(), StoreError>;
+
+    /// The scopes a client is registered for; `None` when it has none registered.
+    async fn client_scope(&self, client_id: &str) -> Result<Option<String>, StoreError>;
 }

@@ -44,13 +44,8 @@ pub fn configuration(base: &str) -> Value {
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "scopes_supported": [
-            "openid", "fhirUser", "profile", "launch", "launch/patient",
-            "offline_access", "online_access",
-            "patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read",
-            "patient/*.cruds", "user/*.cruds",
-            "system/*.cruds", "system/*.rs"
-        ],
+        // Client credentials grants system/ scopes only; apps patient/ and user/ ones.
+        "scopes_supported": carerecord_access::scope::SCOPES_SUPPORTED,
         "capabilities": CAPABILITIES,
     })
 }

@@ -373,6 +373,7 @@ async fn search_handler(
 ) -> Result<Response, ApiError> {
     carerecord_access::policy::may_read_audit(&access.principal, access.now)
         .map_err(ApiError::Denied)?;
+    access.refuse_under_grant("The audit trail")?;
     let settings = &state.settings;
     let (mut filter, count, cursor) = parse_search(
         &ctx.query,
@@ -438,6 +439,7 @@ async fn read_handler(
 ) -> Result<Response, ApiError> {
     carerecord_access::policy::may_read_audit(&access.principal, access.now)
         .map_err(ApiError::Denied)?;
+    access.refuse_under_grant("The audit trail")?;
     let seq = id
         .parse::<i64>()
         .ok()

@@ -106,6 +106,8 @@ pub async fn grant(
     client: Option<String>,
 ) -> Result<(BreakGlassGrant, AuditNote), ApiError> {
     policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Denied)?;
+    // Emergency access is a person's decision, with a reason, not an app's.
+    access.refuse_under_grant("Emergency access")?;
     let expires_at = access.now + state.settings.policy.break_glass_micros();
     let grant = BreakGlassGrant {
         grant_id: uuid::Uuid::now_v7().to_string(),
@@ -154,6 +156,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let id = super::logical_id(&id)?;
     policy::may_break_glass(&access.principal, access.now).map_err(ApiError::Denied)?;
+    access.refuse_under_grant("Emergency access")?;
     let (reason_code, reason_text) = reason(&body)?;
     let (grant, note) = grant(
         &state,

@@ -35,6 +35,7 @@ use crate::AppState;
 use crate::access::Access;
 use crate::audit::{AuditNote, ClientAddress};
 use crate::error::ApiError;
+use carerecord_access::scope::Interaction;
 use carerecord_search::query::Handling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +108,7 @@ fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError
         return Err(bad("POST and PUT entries need a resource"));
     }
     let text = |k: &str| request.get(k).and_then(Value::as_str).map(str::to_owned);
-    Ok(Entry {
+    let entry = Entry {
         full_url: e.get("fullUrl").and_then(Value::as_str).map(str::to_owned),
         resource,
         method,
@@ -116,7 +117,45 @@ fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError
         query,
         if_none_exist: text("ifNoneExist"),
         if_match: text("ifMatch"),
-    })
+    };
+    // The token's scopes decide each entry as they would the same request on its own; reads
+    // are narrowed when they run, writes are refused here, before anything is written.
+    if let Some(i) = write_interaction(entry.method)
+        && let Some(n) = access.narrow_write(rt, i)?
+        && (entry.query.is_some() || entry.if_none_exist.is_some())
+    {
+        n.refuse_conditional()?;
+    }
+    Ok(entry)
+}
+
+fn write_interaction(m: Method) -> Option<Interaction> {
+    match m {
+        Method::Get => None,
+        Method::Post => Some(Interaction::Create),
+        Method::Put => Some(Interaction::Update),
+        Method::Delete => Some(Interaction::Delete),
+    }
+}
+
+/// Under a grant that checks resources one by one (a patient in context, a category): `r`,
+/// written or about to be replaced by entry `e`, must be within the scopes.
+fn check_scoped(ctx: &BundleOptions, e: &Entry, r: &StoredResource) -> Result<(), ApiError> {
+    match write_interaction(e.method) {
+        Some(i) => match ctx.access.narrow_write(e.rt, i)? {
+            Some(n) => n.check(r),
+            None => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
+
+/// Whether entry `e`'s writes need [`check_scoped`] (so the version it replaces is read
+/// first).
+fn needs_checks(ctx: &BundleOptions, e: &Entry) -> bool {
+    write_interaction(e.method).is_some_and(
+        |i| matches!(ctx.access.narrow_write(e.rt, i), Ok(Some(n)) if n.checks_resources()),
+    )
 }
 
 /// What processing a Bundle needs to know of the request it came in.
@@ -538,6 +577,7 @@ async fn write_entries(
         let w = write::create_prepared(tx, r.body)
             .await
             .map_err(|err| ApiError::from(write::busy_if_taken(err)).in_entry(i))?;
+        check_scoped(ctx, e, &w.resource).map_err(|err| err.in_entry(i))?;
         let w = Written::Created(w.resource);
         results[i] = Some(written_entry(ctx, &w)?);
         notes.push((i, write_note(e.method, &w)));
@@ -580,6 +620,12 @@ async fn write_entries(
                 ready_to_write(e, &id, body).map_err(|err| err.in_entry(i))?
             }
         };
+        if needs_checks(ctx, e)
+            && let Some(old) = tx.current(e.rt, &id).await?
+            && !old.deleted
+        {
+            check_scoped(ctx, e, &old).map_err(|err| err.in_entry(i))?;
+        }
         let key = ResourceKey {
             resource_type: e.rt,
             id,
@@ -587,6 +633,7 @@ async fn write_entries(
         let w = write::update_prepared(tx, r.body, heads.get(&key), r.if_match)
             .await
             .map_err(|err| ApiError::from(err).in_entry(i))?;
+        check_scoped(ctx, e, &w.resource).map_err(|err| err.in_entry(i))?;
         // A later entry for the same resource writes over this version.
         heads.insert(key, VersionHead::of(&w.resource));
         let w = interactions::written(w);
@@ -791,7 +838,16 @@ async fn delete_entry(
         return interactions::conditional_delete(tx, e.rt, cond, &ctx.base).await;
     }
     match e.rest.as_slice() {
-        [id] => interactions::delete(tx, e.rt, &super::logical_id(id)?).await,
+        [id] => {
+            let id = super::logical_id(id)?;
+            if needs_checks(ctx, e)
+                && let Some(old) = tx.current(e.rt, &id).await?
+                && !old.deleted
+            {
+                check_scoped(ctx, e, &old)?;
+            }
+            interactions::delete(tx, e.rt, &id).await
+        }
         _ => Err(bad(
             "a DELETE entry's url must be [type]/[id] or [type]?[search]",
         )),
@@ -935,22 +991,26 @@ async fn read_entry(
         }
         [id] => {
             let a = &ctx.access;
+            let n = a.narrow(e.rt, Interaction::Read)?;
             let r = state
                 .store
-                .read(e.rt, &super::logical_id(id)?, a.vis_for(e.rt)?)
+                .read(e.rt, &super::logical_id(id)?, n.vis())
                 .await
-                .map_err(|err| a.not_found_is_denied(err))?;
+                .map_err(|err| n.not_found_is_denied(err))?;
+            n.check(&r)?;
             let note = AuditNote::of(AuditAction::Read, std::slice::from_ref(&r));
             (StatusCode::OK, parse_body(&a.shown(r))?, note)
         }
         [id, h, vid] if h == "_history" => {
             let v = VersionId::parse(vid).map_err(|err| bad(err.to_string()))?;
             let a = &ctx.access;
+            let n = a.narrow(e.rt, Interaction::Vread)?;
             let r = state
                 .store
-                .vread(e.rt, &super::logical_id(id)?, v, a.vis_for(e.rt)?)
+                .vread(e.rt, &super::logical_id(id)?, v, n.vis())
                 .await
-                .map_err(|err| a.not_found_is_denied(err))?;
+                .map_err(|err| n.not_found_is_denied(err))?;
+            n.check(&r)?;
             let note = AuditNote::of(AuditAction::Vread, std::slice::from_ref(&r));
             (StatusCode::OK, parse_body(&a.shown(r))?, note)
         }
@@ -1038,11 +1098,20 @@ async fn batch_write(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result
                 None => {
                     let id = put_target(tx.as_mut(), ctx, e).await?;
                     let if_match = interactions::if_match(e.if_match.as_deref())?;
+                    if needs_checks(ctx, e)
+                        && let Some(old) = tx.current(e.rt, &id).await?
+                        && !old.deleted
+                    {
+                        check_scoped(ctx, e, &old)?;
+                    }
                     interactions::update(tx.as_mut(), e.rt, &id, body, if_match).await?
                 }
             }
         }
     };
+    if let Written::Created(r) | Written::Updated(r) | Written::Existing(r) = &w {
+        check_scoped(ctx, e, r)?;
+    }
     if ctx.audited {
         let note = write_note(e.method, &w);
         tx.append_audit(vec![entry_record(ctx, e, &note, Ok(()))])

@@ -96,7 +96,7 @@ pub fn capability_statement(base: &str) -> Value {
                         "code": "SMART-on-FHIR"
                     }]
                 }],
-                "description": "Bearer tokens: systems use OAuth2 client credentials at the token endpoint (private_key_jwt or a client secret); SMART apps use the authorisation code flow with PKCE (S256), the person signing in to carerecord; people sign in at /auth/login with a password and a TOTP code."
+                "description": "Bearer tokens: systems use OAuth2 client credentials at the token endpoint (private_key_jwt or a client secret), with SMART system/ scopes; SMART apps use the authorisation code flow with PKCE (S256), the person signing in to carerecord; people sign in at /auth/login with a password and a TOTP code. SMART scopes (v1 or v2) only narrow what the access policy allows: a request the policy allows but the scopes do not is refused with 403 naming the missing scope."
             },
             "resource": resources,
             "interaction": [

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use carerecord_access::scope::Interaction;
 
 use super::body::FhirBody;
 use super::context::Ctx;
@@ -24,6 +25,7 @@ pub async fn handler(
     access.check_write()?;
     access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
+    let scopes = access.narrow_write(rt, Interaction::Create)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::create(
         tx.as_mut(),
@@ -34,6 +36,11 @@ pub async fn handler(
         None,
     )
     .await?;
+    // What was written (or found) must be within the scopes: the patient in context, the
+    // category. Refusing drops the transaction.
+    if let (Some(n), Written::Created(r) | Written::Existing(r)) = (&scopes, &written) {
+        n.check(r)?;
+    }
     let note = commit_audited(tx, &access, AuditAction::Create, &written).await?;
     let resp = match written {
         Written::Created(r) => write_response(&ctx, StatusCode::CREATED, &r, true),

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::IssueCode;
 
 use super::context::Ctx;
@@ -30,7 +31,15 @@ pub async fn handler(
     access.check_write()?;
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
+    let scopes = access.narrow_write(rt, Interaction::Delete)?;
     let mut tx = state.store.begin().await?;
+    if let Some(n) = &scopes
+        && n.checks_resources()
+        && let Some(old) = tx.current(rt, &id).await?
+        && !old.deleted
+    {
+        n.check(&old)?;
+    }
     let written = interactions::delete(tx.as_mut(), rt, &id).await?;
     let note = commit_audited(tx, &access, AuditAction::Delete, &written).await?;
     Ok(note.attach(respond(written)))
@@ -49,6 +58,9 @@ pub async fn conditional_handler(
             IssueCode::Invalid,
             "DELETE needs an id in the URL or search parameters for a conditional delete",
         ));
+    }
+    if let Some(n) = access.narrow_write(rt, Interaction::Delete)? {
+        n.refuse_conditional()?;
     }
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     let mut tx = state.store.begin().await?;

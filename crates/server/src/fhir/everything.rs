@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::{IssueCode, ResourceType};
 use carerecord_search::datetime::DateRange;
 use carerecord_store::{format_instant, now_micros};
@@ -24,14 +25,18 @@ pub async fn handler(
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let id = super::logical_id(&id)?;
-    let vis = access.vis()?;
+    let n = access.narrow(ResourceType::Patient, Interaction::Read)?;
     // The patient must exist and be visible (a deleted one answers 410); one that is not
     // visible is refused the same way whether or not it exists.
     state
         .store
-        .read(ResourceType::Patient, &id, vis)
+        .read(ResourceType::Patient, &id, n.vis())
         .await
-        .map_err(|e| access.not_found_is_denied(e))?;
+        .map_err(|e| n.not_found_is_denied(e))?;
+    // The compartment, as a search in the context that let the Patient be read: only the
+    // types the scopes permit searching without a category restriction.
+    let all = access.narrow_all(Interaction::Search, access.context_of(&n))?;
+    let vis = all.vis();
     let mut since = None;
     let mut types = Vec::new();
     let mut count = state.settings.default_page_size;

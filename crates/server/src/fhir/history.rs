@@ -4,6 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use carerecord_access::Visibility;
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType};
 use carerecord_search::datetime::DateRange;
 use carerecord_store::{HistoryQuery, StoredResource, format_instant, now_micros};
@@ -22,7 +24,8 @@ pub async fn system(
     access: Access,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    run(&state, None, None, &access, &ctx).await
+    let n = access.narrow_all(Interaction::HistoryType, None)?;
+    run(&state, None, None, &access, n.vis(), &ctx).await
 }
 
 pub async fn type_level(
@@ -32,8 +35,9 @@ pub async fn type_level(
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
-    access.vis_for(rt)?;
-    run(&state, Some(rt), None, &access, &ctx).await
+    let n = access.narrow(rt, Interaction::HistoryType)?;
+    n.refuse_restricted()?;
+    run(&state, Some(rt), None, &access, n.vis(), &ctx).await
 }
 
 pub async fn instance(
@@ -44,14 +48,15 @@ pub async fn instance(
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
-    let vis = access.vis_for(rt)?;
+    let n = access.narrow(rt, Interaction::HistoryInstance)?;
+    n.refuse_restricted()?;
     // A resource that never existed has no history: 404 rather than an empty Bundle (and
     // one the principal may not see is refused, as if it did not exist).
-    match state.store.read(rt, &id, vis).await {
+    match state.store.read(rt, &id, n.vis()).await {
         Ok(_) | Err(carerecord_store::StoreError::Gone(_)) => {}
-        Err(e) => return Err(access.not_found_is_denied(e)),
+        Err(e) => return Err(n.not_found_is_denied(e)),
     }
-    run(&state, Some(rt), Some(&id), &access, &ctx).await
+    run(&state, Some(rt), Some(&id), &access, n.vis(), &ctx).await
 }
 
 fn history_query(ctx: &Ctx, max: u32, default: u32) -> Result<HistoryQuery, ApiError> {
@@ -91,6 +96,7 @@ async fn run(
     rt: Option<ResourceType>,
     id: Option<&LogicalId>,
     access: &Access,
+    vis: &Visibility,
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
     let q = history_query(
@@ -98,7 +104,7 @@ async fn run(
         state.settings.max_page_size,
         state.settings.default_page_size,
     )?;
-    let page = state.store.history(rt, id, &q, access.vis()?).await?;
+    let page = state.store.history(rt, id, &q, vis).await?;
     let note = AuditNote::of(AuditAction::History, &page.items);
     let base = &ctx.base;
     let path = match (rt, id) {

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::{IssueCode, VersionId};
 
 use super::context::Ctx;
@@ -21,12 +22,13 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
-    let vis = access.vis_for(rt)?;
+    let n = access.narrow(rt, Interaction::Read)?;
     let r = state
         .store
-        .read(rt, &id, vis)
+        .read(rt, &id, n.vis())
         .await
-        .map_err(|e| access.not_found_is_denied(e))?;
+        .map_err(|e| n.not_found_is_denied(e))?;
+    n.check(&r)?;
     let note = AuditNote::of(AuditAction::Read, std::slice::from_ref(&r));
     Ok(note.attach(read_response(&ctx, &access.shown(r))?))
 }
@@ -41,12 +43,13 @@ pub async fn vread_handler(
     let id = super::logical_id(&id)?;
     let v = VersionId::parse(&vid)
         .map_err(|e| ApiError::bad_request(IssueCode::Invalid, e.to_string()))?;
-    let vis = access.vis_for(rt)?;
+    let n = access.narrow(rt, Interaction::Vread)?;
     let r = state
         .store
-        .vread(rt, &id, v, vis)
+        .vread(rt, &id, v, n.vis())
         .await
-        .map_err(|e| access.not_found_is_denied(e))?;
+        .map_err(|e| n.not_found_is_denied(e))?;
+    n.check(&r)?;
     let note = AuditNote::of(AuditAction::Vread, std::slice::from_ref(&r));
     Ok(note.attach(read_response(&ctx, &access.shown(r))?))
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::view::View;
 use carerecord_fhir::{IssueCode, ResourceType, operation_outcome};
 use carerecord_search::query::{Handling, Summary, Total, parse};
@@ -89,8 +90,13 @@ pub async fn searchset(
     handling: Handling,
     pretty: bool,
 ) -> Result<(String, AuditNote), ApiError> {
-    let vis = access.vis_for(rt)?;
-    let mut q = parse(rt, pairs, handling, base).map_err(ApiError::BadRequest)?;
+    let n = access.narrow(rt, Interaction::Search)?;
+    let vis = n.vis();
+    // The scopes' category restriction is one more criterion of the query, so counts and
+    // pages are right; the links keep the client's own parameters.
+    let mut narrowed_pairs = pairs.to_vec();
+    n.restrict(&mut narrowed_pairs);
+    let mut q = parse(rt, &narrowed_pairs, handling, base).map_err(ApiError::BadRequest)?;
     let settings = &state.settings;
     let mut page_size = q
         .count
@@ -104,7 +110,10 @@ pub async fn searchset(
     if q.cursor.is_some() && q.total != Total::Accurate {
         q.total = Total::None;
     }
-    let outcome = state.store.search(&q, page_size, vis).await?;
+    let mut outcome = state.store.search(&q, page_size, vis).await?;
+    // Included resources of a category-restricted type are checked one by one (includes are
+    // not paged, so nothing is lost from a page).
+    outcome.included.retain(|r| n.keeps(r));
     let returned: Vec<StoredResource> = outcome
         .matches
         .iter()

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use carerecord_access::scope::Interaction;
 use carerecord_fhir::IssueCode;
 
 use super::body::FhirBody;
@@ -37,8 +38,21 @@ pub async fn handler(
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let if_match = interactions::if_match(ctx.header("if-match"))?;
+    let scopes = access.narrow_write(rt, Interaction::Update)?;
     let mut tx = state.store.begin().await?;
+    if let Some(n) = &scopes {
+        // The version replaced must be within the scopes too, not only the new one.
+        if n.checks_resources()
+            && let Some(old) = tx.current(rt, &id).await?
+            && !old.deleted
+        {
+            n.check(&old)?;
+        }
+    }
     let written = interactions::update(tx.as_mut(), rt, &id, body, if_match).await?;
+    if let (Some(n), Written::Created(r) | Written::Updated(r)) = (&scopes, &written) {
+        n.check(r)?;
+    }
     let note = commit_audited(tx, &access, AuditAction::Update, &written).await?;
     Ok(note.attach(respond(&ctx, written)?))
 }
@@ -59,6 +73,9 @@ pub async fn conditional_handler(
             IssueCode::Invalid,
             "PUT needs an id in the URL or search parameters for a conditional update",
         ));
+    }
+    if let Some(n) = access.narrow_write(rt, Interaction::Update)? {
+        n.refuse_conditional()?;
     }
     let mut tx = state.store.begin().await?;
     let written =

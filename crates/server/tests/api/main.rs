@@ -21,4 +21,5 @@ mod history;
 mod match_reviews;
 mod oversight;
 mod rest;
+mod scopes;
 mod search;

@@ -884,6 +884,7 @@ mod tests {
             latest_discharge_only: true,
             now: 10,
             encounter_cutoff: 5,
+            patient: Some("p1".into()),
         })
     }
 

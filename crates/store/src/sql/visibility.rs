@@ -61,6 +61,10 @@ fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
             ));
         }
     }
+    if let Some(p) = &s.patient {
+        let p = st.text(p);
+        parts.push(format!("({a}.patient_id IS NULL OR {a}.patient_id = {p})"));
+    }
     if s.latest_discharge_only {
         parts.push(latest_discharge(a));
     }

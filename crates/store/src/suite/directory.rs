@@ -200,6 +200,39 @@ pub async fn a_client_assertion_id_is_accepted_once_per_client(store: Store) {
     assert!(dir.use_assertion_id("a", "jti-1", 900, 600).await.unwrap());
 }
 
+pub async fn client_scopes_are_registered_and_replaced(store: Store) {
+    let dir = store.directory();
+    dir.create_client(&ClientRecord {
+        client_id: "backend".into(),
+        organisation_id: "org-zc0001".into(),
+        role: "system".into(),
+        secret_hash: None,
+        public_key_pem: Some("-----BEGIN PUBLIC KEY-----\n…".into()),
+        created: 7,
+        disabled: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(dir.client_scope("backend").await.unwrap(), None);
+    dir.set_client_scope("backend", "system/Patient.rs system/Observation.rs")
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.client_scope("backend").await.unwrap().as_deref(),
+        Some("system/Patient.rs system/Observation.rs")
+    );
+    dir.set_client_scope("backend", "system/*.rs")
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.client_scope("backend").await.unwrap().as_deref(),
+        Some("system/*.rs")
+    );
+    assert_eq!(dir.client_scope("nobody").await.unwrap(), None);
+    // Only a registered client can have scopes.
+    assert!(dir.set_client_scope("nobody", "system/*.rs").await.is_err());
+}
+
 pub async fn launch_registrations_are_listed_per_client_and_replaced(store: Store) {
     let dir = store.directory();
     for id in ["launcher", "other-launcher"] {

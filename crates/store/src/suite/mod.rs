@@ -193,6 +193,7 @@ macro_rules! backend_suite {
                 tokens_are_found_by_hash_touched_revoked_and_purged,
                 a_client_assertion_id_is_accepted_once_per_client,
                 launch_registrations_are_listed_per_client_and_replaced,
+                client_scopes_are_registered_and_replaced,
             ],
             smart: [
                 smart_apps_are_registered_once_and_listed,
