@@ -257,7 +257,6 @@ class SmartFlowTest(unittest.TestCase):
         jwks = requests.get(conf["jwks_uri"]).json()
         self.assertEqual(jwks["keys"][0]["alg"], "ES256")
 
-    @unittest.skip("scope enforcement on FHIR requests is on the `scopes` branch, not merged here")
     def test_reads_outside_the_patient_context_are_refused(self):
         smart = self.smart_client()
         smart.handle_callback(self.authorise(smart))
