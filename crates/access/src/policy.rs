@@ -92,6 +92,8 @@ pub enum Denial {
     ReviewNotAllowed,
     /// Nobody reviews their own emergency access.
     OwnGrant,
+    /// Admissions and departures are recorded only for one's own organisation.
+    OtherOrganisation,
 }
 
 impl Denial {
@@ -106,6 +108,7 @@ impl Denial {
             Denial::AuditNotAllowed => "deny-audit-role",
             Denial::ReviewNotAllowed => "deny-review-role",
             Denial::OwnGrant => "deny-review-own-grant",
+            Denial::OtherOrganisation => "deny-other-organisation",
         }
     }
 
@@ -136,6 +139,9 @@ impl Denial {
             }
             Denial::OwnGrant => "You cannot review your own emergency access: another privacy \
                 officer must review it."
+                .to_owned(),
+            Denial::OtherOrganisation => "You can only record people moving in to or out of \
+                your own organisation."
                 .to_owned(),
         }
     }
