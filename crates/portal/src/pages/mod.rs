@@ -2,6 +2,7 @@
 
 pub mod find;
 pub mod launch;
+pub mod moves;
 pub mod privacy;
 pub mod record;
 pub mod residents;

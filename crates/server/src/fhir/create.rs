@@ -21,9 +21,15 @@ pub async fn handler(
     ctx: Ctx,
     FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    if crate::residency::guarded(&access, rt) {
+        // A care home's stay grants its staff the person's record: its own rules.
+        let (written, note) =
+            crate::residency::fhir_create(state.store.as_ref(), &access, body, &ctx.base).await?;
+        return Ok(note.attach(respond(&ctx, written)?));
+    }
     access.check_write()?;
     access.stamp_source(&mut body);
-    let rt = super::resource_type(&type_name)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::create(
         tx.as_mut(),
@@ -35,12 +41,15 @@ pub async fn handler(
     )
     .await?;
     let note = commit_audited(tx, &access, AuditAction::Create, &written).await?;
-    let resp = match written {
-        Written::Created(r) => write_response(&ctx, StatusCode::CREATED, &r, true),
-        Written::Existing(r) => write_response(&ctx, StatusCode::OK, &r, true),
+    Ok(note.attach(respond(&ctx, written)?))
+}
+
+fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
+    match written {
+        Written::Created(r) => write_response(ctx, StatusCode::CREATED, &r, true),
+        Written::Existing(r) => write_response(ctx, StatusCode::OK, &r, true),
         Written::Updated(_) | Written::Deleted(_) => {
             Err(ApiError::Internal("create returned another outcome".into()))
         }
-    }?;
-    Ok(note.attach(resp))
+    }
 }

@@ -29,6 +29,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     access.check_write()?;
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     let id = super::logical_id(&id)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::delete(tx.as_mut(), rt, &id).await?;
@@ -44,6 +45,7 @@ pub async fn conditional_handler(
 ) -> Result<Response, ApiError> {
     access.check_write()?;
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     if ctx.query.is_empty() {
         return Err(ApiError::bad_request(
             IssueCode::Invalid,

@@ -32,11 +32,17 @@ pub async fn handler(
     ctx: Ctx,
     FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
-    access.check_write()?;
-    access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let if_match = interactions::if_match(ctx.header("if-match"))?;
+    if crate::residency::guarded(&access, rt) {
+        let (written, note) =
+            crate::residency::fhir_update(state.store.as_ref(), &access, &id, body, if_match)
+                .await?;
+        return Ok(note.attach(respond(&ctx, written)?));
+    }
+    access.check_write()?;
+    access.stamp_source(&mut body);
     let mut tx = state.store.begin().await?;
     let written = interactions::update(tx.as_mut(), rt, &id, body, if_match).await?;
     let note = commit_audited(tx, &access, AuditAction::Update, &written).await?;
@@ -53,6 +59,7 @@ pub async fn conditional_handler(
     access.check_write()?;
     access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     if ctx.query.is_empty() {
         return Err(ApiError::bad_request(

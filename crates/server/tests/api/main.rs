@@ -19,5 +19,6 @@ mod bundles;
 mod errors;
 mod history;
 mod oversight;
+mod residency;
 mod rest;
 mod search;
