@@ -118,12 +118,7 @@ pub fn parse_date(s: &str) -> Option<Date> {
 
 /// `YYYY-MM-DD`.
 pub fn format_date(d: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        d.year(),
-        u8::from(d.month()),
-        d.day()
-    )
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 /// What a move-in names: the person by NHS number and date of birth, and the day they came.
@@ -270,7 +265,12 @@ pub fn plan_move_in(
 ) -> MoveInPlan {
     let mut open: Vec<&(String, Value)> = existing.iter().filter(|(_, b)| is_open(b)).collect();
     // The active one first, then the earliest id (stable).
-    open.sort_by_key(|(id, b)| (b.get("status").and_then(Value::as_str) != Some("active"), id.clone()));
+    open.sort_by_key(|(id, b)| {
+        (
+            b.get("status").and_then(Value::as_str) != Some("active"),
+            id.clone(),
+        )
+    });
     match open.first() {
         Some((id, b)) if b.get("status").and_then(Value::as_str) == Some("active") => {
             MoveInPlan::AlreadyResident {
@@ -374,7 +374,9 @@ pub fn undo_move_out(episode: &Value) -> Result<Value, Refusal> {
 
 /// The organisation id an episode's `managingOrganization` names (`Organization/{id}`).
 pub fn managing_org(episode: &Value) -> Option<String> {
-    let r = episode.pointer("/managingOrganization/reference")?.as_str()?;
+    let r = episode
+        .pointer("/managingOrganization/reference")?
+        .as_str()?;
     let id = r.rsplit_once("Organization/")?.1.split('/').next()?;
     (!id.is_empty()).then(|| id.to_owned())
 }
@@ -412,7 +414,9 @@ pub fn patient_named(episode: &Value) -> Result<PatientNamed, Refusal> {
         .and_then(Value::as_str)
         .ok_or_else(bad)?;
     let Some(query) = r.strip_prefix("Patient?") else {
-        return patient_id(episode).map(PatientNamed::Literal).ok_or_else(bad);
+        return patient_id(episode)
+            .map(PatientNamed::Literal)
+            .ok_or_else(bad);
     };
     let mut nhs = None;
     let mut born = None;
@@ -421,7 +425,9 @@ pub fn patient_named(episode: &Value) -> Result<PatientNamed, Refusal> {
         let v = v.replace("%7C", "|").replace("%7c", "|");
         match k {
             "identifier" => {
-                let n = v.strip_prefix(&format!("{NHS_NUMBER_SYSTEM}|")).ok_or_else(bad)?;
+                let n = v
+                    .strip_prefix(&format!("{NHS_NUMBER_SYSTEM}|"))
+                    .ok_or_else(bad)?;
                 nhs = Some(NhsNumber::parse(n).map_err(|_| Refusal::InvalidNhsNumber)?);
             }
             "birthdate" => {
@@ -553,7 +559,12 @@ mod tests {
         let ok = move_in();
         assert_eq!(ok.admitted, TODAY, "the admission date defaults to today");
         assert_eq!(
-            MoveIn::new("9990000018", date!(1941 - 03 - 02), Some(date!(2026 - 12 - 03)), TODAY),
+            MoveIn::new(
+                "9990000018",
+                date!(1941 - 03 - 02),
+                Some(date!(2026 - 12 - 03)),
+                TODAY
+            ),
             Err(vec![Refusal::DateInFuture("date they moved in")])
         );
     }
@@ -562,22 +573,34 @@ mod tests {
     fn a_date_of_birth_that_does_not_match_reads_like_an_unknown_number() {
         let people = vec![
             ("p1".to_owned(), json!({"birthDate": "1941-03-02"})),
-            ("old".to_owned(), json!({"birthDate": "1941-03-02",
-                "link": [{"type": "replaced-by", "other": {"reference": "Patient/p1"}}]})),
+            (
+                "old".to_owned(),
+                json!({"birthDate": "1941-03-02",
+                "link": [{"type": "replaced-by", "other": {"reference": "Patient/p1"}}]}),
+            ),
         ];
-        assert_eq!(choose_person(&people, date!(1941 - 03 - 02)), Ok("p1".into()));
+        assert_eq!(
+            choose_person(&people, date!(1941 - 03 - 02)),
+            Ok("p1".into())
+        );
         let wrong_dob = choose_person(&people, date!(1941 - 03 - 03));
         let nobody = choose_person(&[], date!(1941 - 03 - 02));
         assert_eq!(wrong_dob, Err(Refusal::NoSuchPerson));
         assert_eq!(wrong_dob, nobody);
         // A partial birth date is not an exact match.
         let partial = vec![("p2".to_owned(), json!({"birthDate": "1941"}))];
-        assert_eq!(choose_person(&partial, date!(1941 - 01 - 01)), Err(Refusal::NoSuchPerson));
+        assert_eq!(
+            choose_person(&partial, date!(1941 - 01 - 01)),
+            Err(Refusal::NoSuchPerson)
+        );
         let twins = vec![
             ("a".to_owned(), json!({"birthDate": "1941-03-02"})),
             ("b".to_owned(), json!({"birthDate": "1941-03-02"})),
         ];
-        assert_eq!(choose_person(&twins, date!(1941 - 03 - 02)), Err(Refusal::Ambiguous));
+        assert_eq!(
+            choose_person(&twins, date!(1941 - 03 - 02)),
+            Err(Refusal::Ambiguous)
+        );
     }
 
     #[test]
@@ -585,19 +608,26 @@ mod tests {
         let body = created();
         assert_eq!(body["status"], "active");
         assert_eq!(body["type"][0]["coding"][0]["code"], "nursing");
-        assert_eq!(body["managingOrganization"]["reference"], "Organization/org-home-a");
+        assert_eq!(
+            body["managingOrganization"]["reference"],
+            "Organization/org-home-a"
+        );
         assert_eq!(body["patient"]["reference"], "Patient/p1");
         assert_eq!(body["patient"]["identifier"]["value"], "9990000018");
         assert_eq!(body["period"]["start"], "2026-12-02");
         assert_eq!(patient_id(&body).as_deref(), Some("p1"));
         let residential = Home::from_organization(
             "o",
-            Some(&json!({"type": [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": "care-home-residential"}]}]})),
+            Some(
+                &json!({"type": [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": "care-home-residential"}]}]}),
+            ),
         );
         assert!(!residential.nursing);
         let nursing = Home::from_organization(
             "o",
-            Some(&json!({"type": [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": "care-home-nursing"}]}]})),
+            Some(
+                &json!({"type": [{"coding": [{"system": ORGANISATION_KIND_SYSTEM, "code": "care-home-nursing"}]}]}),
+            ),
         );
         assert!(nursing.nursing);
     }
@@ -624,7 +654,12 @@ mod tests {
         let finished = move_out(&active, TODAY, TODAY).unwrap();
         let wrong = undo_move_in(&active).unwrap();
         assert!(matches!(
-            plan_move_in(&home(), "p1", &move_in(), &[("e3".into(), finished), ("e4".into(), wrong)]),
+            plan_move_in(
+                &home(),
+                "p1",
+                &move_in(),
+                &[("e3".into(), finished), ("e4".into(), wrong)]
+            ),
             MoveInPlan::Create { .. }
         ));
     }
@@ -637,7 +672,10 @@ mod tests {
         assert_eq!(out["status"], "finished");
         assert_eq!(out["period"]["end"], "2026-11-30");
         assert_eq!(out["period"]["start"], "2026-11-01");
-        assert_eq!(move_out(&stay, date!(2026 - 11 - 01), TODAY).map(|b| b["status"].clone()), Ok(json!("finished")));
+        assert_eq!(
+            move_out(&stay, date!(2026 - 11 - 01), TODAY).map(|b| b["status"].clone()),
+            Ok(json!("finished"))
+        );
         assert_eq!(
             move_out(&stay, date!(2026 - 12 - 03), TODAY),
             Err(Refusal::DateInFuture("date they moved out"))
@@ -646,7 +684,10 @@ mod tests {
             move_out(&stay, date!(2026 - 10 - 31), TODAY),
             Err(Refusal::EndBeforeStart)
         );
-        assert!(matches!(move_out(&out, TODAY, TODAY), Err(Refusal::WrongState(_))));
+        assert!(matches!(
+            move_out(&out, TODAY, TODAY),
+            Err(Refusal::WrongState(_))
+        ));
     }
 
     #[test]
@@ -710,7 +751,10 @@ mod tests {
     #[test]
     fn the_api_names_a_person_by_nhs_number_and_birth_date_or_by_id() {
         let by_id = json!({"patient": {"reference": "Patient/p1"}});
-        assert_eq!(patient_named(&by_id), Ok(PatientNamed::Literal("p1".into())));
+        assert_eq!(
+            patient_named(&by_id),
+            Ok(PatientNamed::Literal("p1".into()))
+        );
         let by_nhs = json!({"patient": {"reference":
             "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018&birthdate=1941-03-02"}});
         match patient_named(&by_nhs) {
@@ -727,7 +771,8 @@ mod tests {
         let bad = json!({"patient": {"reference":
             "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000019&birthdate=1941-03-02"}});
         assert_eq!(patient_named(&bad), Err(Refusal::InvalidNhsNumber));
-        let other_param = json!({"patient": {"reference": "Patient?name=Smith&birthdate=1941-03-02"}});
+        let other_param =
+            json!({"patient": {"reference": "Patient?name=Smith&birthdate=1941-03-02"}});
         assert!(patient_named(&other_param).is_err());
     }
 
@@ -777,8 +822,14 @@ mod tests {
 
     #[test]
     fn the_codes_are_the_synthetic_generators() {
-        assert_eq!(RESIDENCY_TYPE_SYSTEM, carerecord_synth::RESIDENCY_TYPE_SYSTEM);
-        assert_eq!(ORGANISATION_KIND_SYSTEM, carerecord_synth::ORGANISATION_KIND_SYSTEM);
+        assert_eq!(
+            RESIDENCY_TYPE_SYSTEM,
+            carerecord_synth::RESIDENCY_TYPE_SYSTEM
+        );
+        assert_eq!(
+            ORGANISATION_KIND_SYSTEM,
+            carerecord_synth::ORGANISATION_KIND_SYSTEM
+        );
         assert_eq!(SOURCE_SYSTEM_TAG, carerecord_synth::SOURCE_SYSTEM_TAG);
     }
 }

@@ -15,8 +15,7 @@ use carerecord_fhir::nhs_number::NHS_NUMBER_SYSTEM;
 use carerecord_fhir::{Issue, IssueCode, LogicalId, NhsNumber, ResourceType, VersionId};
 use carerecord_search::query::{Handling, parse};
 use carerecord_store::{
-    AuditAction, AuditOutcome, Channel, ResourceStore, StoreError, StoreTx, StoredResource,
-    write,
+    AuditAction, AuditOutcome, Channel, ResourceStore, StoreError, StoreTx, StoredResource, write,
 };
 use serde_json::{Value, json};
 use time::Date;
@@ -96,10 +95,9 @@ impl From<ResidencyError> for ApiError {
 pub fn refusal(r: Refusal) -> ApiError {
     match r {
         Refusal::Denied(d) => ApiError::Denied(d),
-        other => ApiError::Unprocessable(vec![Issue::error(
-            IssueCode::BusinessRule,
-            other.message(),
-        )]),
+        other => {
+            ApiError::Unprocessable(vec![Issue::error(IssueCode::BusinessRule, other.message())])
+        }
     }
 }
 
@@ -140,7 +138,10 @@ pub fn today(now: i64) -> Date {
         .unwrap_or(Date::MIN)
 }
 
-fn search(rt: ResourceType, pairs: &[(&str, String)]) -> Result<carerecord_search::query::SearchQuery, ApiError> {
+fn search(
+    rt: ResourceType,
+    pairs: &[(&str, String)],
+) -> Result<carerecord_search::query::SearchQuery, ApiError> {
     let pairs: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -180,7 +181,10 @@ async fn find_person(
     let candidates = bodies(
         tx,
         ResourceType::Patient,
-        &[("identifier", format!("{NHS_NUMBER_SYSTEM}|{}", nhs.as_str()))],
+        &[(
+            "identifier",
+            format!("{NHS_NUMBER_SYSTEM}|{}", nhs.as_str()),
+        )],
     )
     .await?;
     Ok(residency::choose_person(&candidates, born)?)
@@ -212,10 +216,7 @@ fn provenance(actor: &Actor<'_>, body: &mut Value) {
         return;
     }
     body["meta"]["source"] = json!(residency::PORTAL_SOURCE);
-    if let Some(tags) = body
-        .pointer_mut("/meta/tag")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(tags) = body.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {
         tags.retain(|t| {
             t.get("system").and_then(Value::as_str) != Some(residency::SOURCE_SYSTEM_TAG)
         });
@@ -281,11 +282,14 @@ pub async fn move_in(
                 .ok_or(StoreError::NotFound)?;
             (Change::AlreadyResident, current)
         }
-        MoveInPlan::Reactivate { episode_id, mut body } => {
+        MoveInPlan::Reactivate {
+            episode_id,
+            mut body,
+        } => {
             provenance(actor, &mut body);
             let id = logical(&episode_id)?;
-            let w = write::update(tx.as_mut(), ResourceType::EpisodeOfCare, &id, body, None)
-                .await?;
+            let w =
+                write::update(tx.as_mut(), ResourceType::EpisodeOfCare, &id, body, None).await?;
             (Change::MovedIn, w.resource)
         }
         MoveInPlan::Create { mut body } => {
@@ -461,12 +465,25 @@ pub async fn fhir_create(
             .current(ResourceType::EpisodeOfCare, &logical(id)?)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let note = commit_api(tx, access, AuditAction::Create, Change::AlreadyResident, &current)
-            .await?;
+        let note = commit_api(
+            tx,
+            access,
+            AuditAction::Create,
+            Change::AlreadyResident,
+            &current,
+        )
+        .await?;
         return Ok((Written::Existing(current), note));
     }
-    let written = interactions::create(tx.as_mut(), ResourceType::EpisodeOfCare, body, None, base, None)
-        .await?;
+    let written = interactions::create(
+        tx.as_mut(),
+        ResourceType::EpisodeOfCare,
+        body,
+        None,
+        base,
+        None,
+    )
+    .await?;
     let Written::Created(r) = &written else {
         return Err(ApiError::Internal("create returned another outcome".into()));
     };
@@ -540,8 +557,8 @@ pub async fn fhir_update(
             resolve_patient(store, tx.as_mut(), access, &mut body).await?;
         }
     }
-    let written = interactions::update(tx.as_mut(), ResourceType::EpisodeOfCare, id, body, if_match)
-        .await?;
+    let written =
+        interactions::update(tx.as_mut(), ResourceType::EpisodeOfCare, id, body, if_match).await?;
     let (Written::Created(r) | Written::Updated(r)) = &written else {
         return Err(ApiError::Internal("update returned another outcome".into()));
     };

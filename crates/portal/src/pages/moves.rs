@@ -248,10 +248,7 @@ pub async fn move_in_submit(
                 field: field_of(r),
                 message: r.message(),
             }));
-            return render(
-                StatusCode::BAD_REQUEST,
-                &move_in_page(&staff, &f, errors),
-            );
+            return render(StatusCode::BAD_REQUEST, &move_in_page(&staff, &f, errors));
         }
     };
     match residency::move_in(state.store.as_ref(), &actor(&staff), &m).await {
@@ -277,10 +274,7 @@ pub async fn move_in_submit(
                 field: field_of(&r),
                 message: r.message(),
             }];
-            render(
-                StatusCode::BAD_REQUEST,
-                &move_in_page(&staff, &f, errors),
-            )
+            render(StatusCode::BAD_REQUEST, &move_in_page(&staff, &f, errors))
         }
         Err(ResidencyError::Api(e)) => Err(e.into()),
     }
@@ -458,11 +452,10 @@ pub async fn move_out_submit(
         .await;
     };
     match residency::move_out(state.store.as_ref(), &actor(&staff), s.id.as_str(), left).await {
-        Ok(rec) => Ok(Redirect::to(&format!(
-            "/moves/done/{}?did=out",
-            rec.episode.id.as_str()
-        ))
-        .into_response()),
+        Ok(rec) => Ok(
+            Redirect::to(&format!("/moves/done/{}?did=out", rec.episode.id.as_str()))
+                .into_response(),
+        ),
         Err(ResidencyError::Refused(Refusal::Denied(d))) => {
             audit_refusal(&state, &staff, &Refusal::Denied(d)).await?;
             Err(PageError::Forbidden(d.message()))
@@ -629,11 +622,10 @@ pub async fn undo(
     manager(&staff)?;
     own_episode(&state, &staff, &episode_id).await?;
     match residency::undo(state.store.as_ref(), &actor(&staff), &episode_id).await {
-        Ok(rec) => Ok(Redirect::to(&format!(
-            "/moves/done/{}?did=undo",
-            rec.episode.id.as_str()
-        ))
-        .into_response()),
+        Ok(rec) => Ok(
+            Redirect::to(&format!("/moves/done/{}?did=undo", rec.episode.id.as_str()))
+                .into_response(),
+        ),
         Err(ResidencyError::Refused(r)) => {
             audit_refusal(&state, &staff, &r).await?;
             match r {

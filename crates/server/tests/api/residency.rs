@@ -139,43 +139,114 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
     let nurse_a = person(&app, "rn.a", Role::RegisteredNurse, "org-home-a").await;
 
     // Not in the home's care yet: neither the system nor the nurse can read them.
-    assert_eq!(get_as(&app, &nurse_a, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        get_as(&app, &nurse_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
 
     // A wrong date of birth and an unknown number get the same answer, naming no one.
-    let wrong_dob = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-a", NHS_NUMBER, "1941-03-03")).await;
-    let unknown = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-a", "9990000026", BORN)).await;
-    assert_eq!((wrong_dob.status, unknown.status), (422, 422), "{}", wrong_dob.text);
+    let wrong_dob = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-a", NHS_NUMBER, "1941-03-03"),
+    )
+    .await;
+    let unknown = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-a", "9990000026", BORN),
+    )
+    .await;
+    assert_eq!(
+        (wrong_dob.status, unknown.status),
+        (422, 422),
+        "{}",
+        wrong_dob.text
+    );
     assert_eq!(wrong_dob.diagnostics(), unknown.diagnostics());
-    assert!(wrong_dob.diagnostics().contains("no person with this NHS number and date of birth"));
+    assert!(
+        wrong_dob
+            .diagnostics()
+            .contains("no person with this NHS number and date of birth")
+    );
     assert!(!wrong_dob.text.contains("Iris") && !wrong_dob.text.contains(&pid));
-    let bad = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-a", BAD_CHECK_DIGIT, BORN)).await;
+    let bad = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-a", BAD_CHECK_DIGIT, BORN),
+    )
+    .await;
     assert_eq!(bad.status, 422, "{}", bad.text);
-    assert!(bad.diagnostics().contains("valid 10-digit NHS number"), "{}", bad.text);
+    assert!(
+        bad.diagnostics().contains("valid 10-digit NHS number"),
+        "{}",
+        bad.text
+    );
     // Without the birth date the NHS number alone is not enough.
     let mut no_dob = admission("org-home-a", NHS_NUMBER, BORN);
     no_dob["patient"]["reference"] = json!(format!("Patient?identifier={NHS}|{NHS_NUMBER}"));
-    assert_eq!(post_as(&app, &system_a, "EpisodeOfCare", &no_dob).await.status, 422);
+    assert_eq!(
+        post_as(&app, &system_a, "EpisodeOfCare", &no_dob)
+            .await
+            .status,
+        422
+    );
     // A literal reference to someone it cannot see is refused like a read.
     let mut literal = admission("org-home-a", NHS_NUMBER, BORN);
     literal["patient"]["reference"] = json!(format!("Patient/{pid}"));
-    assert_eq!(post_as(&app, &system_a, "EpisodeOfCare", &literal).await.status, 403);
-    assert_eq!(get_as(&app, &nurse_a, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        post_as(&app, &system_a, "EpisodeOfCare", &literal)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get_as(&app, &nurse_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
 
     // The admission.
-    let r = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-a", NHS_NUMBER, BORN)).await;
+    let r = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-a", NHS_NUMBER, BORN),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let eoc = r.body["id"].as_str().unwrap().to_owned();
     assert_eq!(r.body["patient"]["reference"], format!("Patient/{pid}"));
     assert_eq!(r.body["patient"]["identifier"]["value"], NHS_NUMBER);
     let tags = r.body["meta"]["tag"].to_string();
-    assert!(tags.contains("ZHA1"), "the home is the stay's source: {tags}");
+    assert!(
+        tags.contains("ZHA1"),
+        "the home is the stay's source: {tags}"
+    );
 
     let seen = get_as(&app, &nurse_a, &format!("Patient/{pid}")).await;
     assert_eq!(seen.status, 200, "{}", seen.text);
-    assert_eq!(get_as(&app, &system_a, &format!("Patient/{pid}")).await.status, 200);
+    assert_eq!(
+        get_as(&app, &system_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        200
+    );
 
     // Admitting again changes nothing (200, the same stay).
-    let again = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-a", NHS_NUMBER, BORN)).await;
+    let again = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-a", NHS_NUMBER, BORN),
+    )
+    .await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.body["id"], eoc.as_str());
     assert_eq!(again.body["meta"]["versionId"], "1");
@@ -184,17 +255,37 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
     let mut stay = r.body.clone();
     stay["status"] = json!("finished");
     stay["period"]["end"] = json!("2999-01-01");
-    assert_eq!(put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &stay).await.status, 422);
+    assert_eq!(
+        put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &stay)
+            .await
+            .status,
+        422
+    );
     stay["period"]["end"] = json!("2026-10-01");
-    assert_eq!(put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &stay).await.status, 422);
+    assert_eq!(
+        put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &stay)
+            .await
+            .status,
+        422
+    );
 
     // The move-out: the stay finishes today, and the home no longer sees the person.
     stay["period"]["end"] = json!(today());
     let out = put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &stay).await;
     assert_eq!(out.status, 200, "{}", out.text);
     assert_eq!(out.body["meta"]["versionId"], "2");
-    assert_eq!(get_as(&app, &nurse_a, &format!("Patient/{pid}")).await.status, 403);
-    assert_eq!(get_as(&app, &system_a, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        get_as(&app, &nurse_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get_as(&app, &system_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
     // The home still sees its own record of the stay, and its history keeps every version.
     let history = get_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}/_history")).await;
     assert_eq!(history.status, 200, "{}", history.text);
@@ -206,7 +297,12 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
     back["period"].as_object_mut().unwrap().remove("end");
     let r = put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &back).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(get_as(&app, &nurse_a, &format!("Patient/{pid}")).await.status, 200);
+    assert_eq!(
+        get_as(&app, &nurse_a, &format!("Patient/{pid}"))
+            .await
+            .status,
+        200
+    );
 
     // The audit trail holds each change, with the person, as writes by the system.
     let entries = app.store.audit_entries(0, 1_000).await.unwrap();
@@ -215,7 +311,11 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
         .filter(|e| e.record.agent.id == "home-a-system" && e.record.patient_ids.contains(&pid))
         .map(|e| e.record.rule.as_str())
         .collect();
-    for rule in ["residency-moved-in", "residency-moved-out", "residency-move-out-undone"] {
+    for rule in [
+        "residency-moved-in",
+        "residency-moved-out",
+        "residency-move-out-undone",
+    ] {
         assert!(rules.contains(&rule), "{rule} missing from {rules:?}");
     }
     let moved_in = entries
@@ -223,7 +323,13 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
         .find(|e| e.record.rule == "residency-moved-in")
         .unwrap();
     assert_eq!(moved_in.record.purpose_of_use.as_deref(), Some("TREAT"));
-    assert!(moved_in.record.resources.iter().any(|r| r.starts_with(&format!("EpisodeOfCare/{eoc}/_history/1"))));
+    assert!(
+        moved_in
+            .record
+            .resources
+            .iter()
+            .any(|r| r.starts_with(&format!("EpisodeOfCare/{eoc}/_history/1")))
+    );
 }
 
 #[tokio::test]
@@ -235,20 +341,42 @@ async fn a_system_of_one_home_cannot_admit_to_or_discharge_from_another() {
     let nurse_b = person(&app, "rn.b", Role::RegisteredNurse, "org-home-b").await;
 
     // Home A's system cannot start a stay at home B.
-    let r = post_as(&app, &system_a, "EpisodeOfCare", &admission("org-home-b", NHS_NUMBER, BORN)).await;
+    let r = post_as(
+        &app,
+        &system_a,
+        "EpisodeOfCare",
+        &admission("org-home-b", NHS_NUMBER, BORN),
+    )
+    .await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["resourceType"], "OperationOutcome");
-    assert_eq!(get_as(&app, &nurse_b, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        get_as(&app, &nurse_b, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
     // Nor by a Bundle.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
         "resource": admission("org-home-b", NHS_NUMBER, BORN),
         "request": {"method": "POST", "url": "EpisodeOfCare"}}]});
     let r = post_as(&app, &system_a, "", &bundle).await;
     assert!(r.status >= 400, "{}", r.text);
-    assert_eq!(get_as(&app, &nurse_b, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        get_as(&app, &nurse_b, &format!("Patient/{pid}"))
+            .await
+            .status,
+        403
+    );
 
     // Home B admits them; home A cannot finish (or re-point) B's stay.
-    let r = post_as(&app, &system_b, "EpisodeOfCare", &admission("org-home-b", NHS_NUMBER, BORN)).await;
+    let r = post_as(
+        &app,
+        &system_b,
+        "EpisodeOfCare",
+        &admission("org-home-b", NHS_NUMBER, BORN),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let eoc = r.body["id"].as_str().unwrap().to_owned();
     let mut finished = r.body.clone();
@@ -259,20 +387,38 @@ async fn a_system_of_one_home_cannot_admit_to_or_discharge_from_another() {
     let mut taken = finished.clone();
     taken["status"] = json!("active");
     taken["managingOrganization"]["reference"] = json!("Organization/org-home-a");
-    assert_eq!(put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &taken).await.status, 403);
     assert_eq!(
-        app.send(app.anonymous.delete(app.url(&format!("EpisodeOfCare/{eoc}"))).bearer_auth(&system_a)).await.status / 100,
+        put_as(&app, &system_a, &format!("EpisodeOfCare/{eoc}"), &taken)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.send(
+            app.anonymous
+                .delete(app.url(&format!("EpisodeOfCare/{eoc}")))
+                .bearer_auth(&system_a)
+        )
+        .await
+        .status
+            / 100,
         4
     );
     // The stay is untouched and home B still cares for them.
-    assert_eq!(get_as(&app, &nurse_b, &format!("Patient/{pid}")).await.status, 200);
+    assert_eq!(
+        get_as(&app, &nurse_b, &format!("Patient/{pid}"))
+            .await
+            .status,
+        200
+    );
     let current = get_as(&app, &system_b, &format!("EpisodeOfCare/{eoc}")).await;
     assert_eq!(current.body["meta"]["versionId"], "1");
     assert_eq!(current.body["status"], "active");
     // The refusals are audited as denials of home A's system.
     let entries = app.store.audit_entries(0, 1_000).await.unwrap();
-    assert!(entries.iter().any(|e| e.record.agent.id == "home-a-system"
-        && e.record.rule == "deny-other-organisation"));
+    assert!(entries.iter().any(
+        |e| e.record.agent.id == "home-a-system" && e.record.rule == "deny-other-organisation"
+    ));
 }
 
 #[tokio::test]
@@ -283,21 +429,42 @@ async fn only_managers_and_systems_record_moves_and_a_manager_may_by_api() {
     let nurse = person(&app, "rn.a", Role::RegisteredNurse, "org-home-a").await;
     let manager = person(&app, "cm.a", Role::CareHomeManager, "org-home-a").await;
     for who in [&carer, &nurse] {
-        let r = post_as(&app, who, "EpisodeOfCare", &admission("org-home-a", NHS_NUMBER, BORN)).await;
+        let r = post_as(
+            &app,
+            who,
+            "EpisodeOfCare",
+            &admission("org-home-a", NHS_NUMBER, BORN),
+        )
+        .await;
         assert_eq!(r.status, 403, "{}", r.text);
     }
-    let r = post_as(&app, &manager, "EpisodeOfCare", &admission("org-home-a", NHS_NUMBER, BORN)).await;
+    let r = post_as(
+        &app,
+        &manager,
+        "EpisodeOfCare",
+        &admission("org-home-a", NHS_NUMBER, BORN),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(get_as(&app, &nurse, &format!("Patient/{pid}")).await.status, 200);
+    assert_eq!(
+        get_as(&app, &nurse, &format!("Patient/{pid}")).await.status,
+        200
+    );
     // A manager's right to write stops at EpisodeOfCare.
     let obs = json!({"resourceType": "Observation", "status": "final",
         "code": {"text": "Weight"}, "subject": {"reference": format!("Patient/{pid}")}});
-    assert_eq!(post_as(&app, &manager, "Observation", &obs).await.status, 403);
+    assert_eq!(
+        post_as(&app, &manager, "Observation", &obs).await.status,
+        403
+    );
     // A mistaken admission is withdrawn by marking it entered-in-error.
     let mut wrong = r.body.clone();
     wrong["status"] = json!("entered-in-error");
     let eoc = r.body["id"].as_str().unwrap();
     let r = put_as(&app, &manager, &format!("EpisodeOfCare/{eoc}"), &wrong).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(get_as(&app, &nurse, &format!("Patient/{pid}")).await.status, 403);
+    assert_eq!(
+        get_as(&app, &nurse, &format!("Patient/{pid}")).await.status,
+        403
+    );
 }
