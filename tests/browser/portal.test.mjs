@@ -391,3 +391,84 @@ test('a care home system launches a carer straight into a resident\'s record, on
   await check(page, 'launch-refused');
   await context.close();
 });
+
+/// Someone in the demo's record who lives in no care home, shared beyond their source (verified
+/// NHS number, no objection), with a full birth date: who a manager can record moving in.
+async function notYetAResident() {
+  const b = await fhir('EpisodeOfCare?status=active&_count=1000');
+  const living = new Set((b.entry ?? []).map((e) => e.resource.patient?.reference));
+  // A person who objected to sharing stays hidden from the home even while living there.
+  const c = await fhir('Consent?status=active&_count=1000');
+  for (const e of c.entry ?? []) living.add(e.resource.patient?.reference);
+  const people = await fhir('Patient?_count=1000');
+  return (people.entry ?? [])
+    .map((e) => e.resource)
+    .find(
+      (p) =>
+        !living.has(`Patient/${p.id}`) &&
+        p.active !== false &&
+        !(p.link ?? []).some((l) => l.type === 'replaced-by') &&
+        /^\d{4}-\d{2}-\d{2}$/.test(p.birthDate ?? '') &&
+        sharedWith(p, '') &&
+        (p.identifier ?? []).some((i) => i.system === NHS_NUMBER),
+    );
+}
+
+test('a manager records a move-in by NHS number and date of birth, a move-out, and undoes it', async () => {
+  const home = account('care-home-manager').organisation;
+  const person = await notYetAResident();
+  assert.ok(person, 'the demo has someone who lives in no care home');
+  assert.ok(!(await residentIds(home)).includes(person.id));
+  const nhs = person.identifier.find((i) => i.system === NHS_NUMBER).value;
+  const [year, month, day] = person.birthDate.split('-');
+
+  const manager = await signIn('care-home-manager');
+  const { page } = manager;
+  await page.goto(`${BASE}/`);
+  await Promise.all([page.waitForURL(/\/moves\/in$/), page.click('a:has-text("A resident moved in")')]);
+  await check(page, 'moves-in');
+
+  // A wrong date of birth is refused without saying which detail was wrong, or whose they are.
+  await page.fill('#nhs', nhs);
+  await page.fill('#born-day', String(Number(day)));
+  await page.fill('#born-month', String(Number(month)));
+  await page.fill('#born-year', String(Number(year) + 1));
+  await page.click('form[action="/moves/in"] button[type=submit]');
+  await page.waitForSelector('.nhsuk-error-summary');
+  assert.match(await page.textContent('.nhsuk-error-summary'), /no person with this NHS number and date of birth/);
+  assert.ok(!(await page.textContent('main')).includes(person.name?.[0]?.family ?? '\u0000'));
+  await check(page, 'moves-in-error');
+
+  // The right details: the person moves in, today.
+  await page.fill('#born-year', year);
+  await Promise.all([page.waitForURL(/\/moves\/done\//), page.click('form[action="/moves/in"] button[type=submit]')]);
+  assert.match(await page.textContent('#confirmation'), /has moved in/);
+  await check(page, 'moves-done-in');
+  await page.goto(`${BASE}/`);
+  const link = page.locator(`#residents a[href="/residents/${person.id}"]`);
+  assert.equal(await link.count(), 1, 'the new resident is on the list');
+  assert.ok((await residentIds(home)).includes(person.id));
+
+  // Moved out: a confirmation step with the date, then they are gone from the list.
+  await Promise.all([
+    page.waitForURL(new RegExp(`/moves/out/${person.id}$`)),
+    page.click(`a[href="/moves/out/${person.id}"]`),
+  ]);
+  await check(page, 'moves-out');
+  await Promise.all([page.waitForURL(/\/moves\/done\//), page.click('button.nhsuk-button--warning')]);
+  assert.match(await page.textContent('#confirmation'), /has moved out/);
+  await check(page, 'moves-done-out');
+  await page.goto(`${BASE}/`);
+  assert.equal(await page.locator(`#residents a[href="/residents/${person.id}"]`).count(), 0, 'gone from the list');
+  const refused = await page.goto(`${BASE}/residents/${person.id}`);
+  assert.equal(refused.status(), 403, 'the home no longer sees the record');
+
+  // Recent moves: undo the move-out, and they are back.
+  await page.goto(`${BASE}/moves`);
+  await check(page, 'moves-recent');
+  const row = page.locator('#moves tbody tr', { hasText: 'Moved out' }).first();
+  await Promise.all([page.waitForURL(/\/moves\/done\/.*did=undo/), row.locator('button').click()]);
+  assert.match(await page.textContent('#confirmation'), /back on your list/);
+  await page.goto(`${BASE}/`);
+  assert.equal(await page.locator(`#residents a[href="/residents/${person.id}"]`).count(), 1, 'back on the list');
+});

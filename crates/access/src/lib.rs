@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod policy;
+pub mod residency;
 mod role;
 pub mod scope;
 mod visibility;

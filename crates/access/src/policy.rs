@@ -94,6 +94,8 @@ pub enum Denial {
     OwnGrant,
     /// Identity matches are decided by the programme's administrators.
     MatchReviewNotAllowed,
+    /// Admissions and departures are recorded only for one's own organisation.
+    OtherOrganisation,
 }
 
 impl Denial {
@@ -109,6 +111,7 @@ impl Denial {
             Denial::ReviewNotAllowed => "deny-review-role",
             Denial::OwnGrant => "deny-review-own-grant",
             Denial::MatchReviewNotAllowed => "deny-match-review-role",
+            Denial::OtherOrganisation => "deny-other-organisation",
         }
     }
 
@@ -145,6 +148,9 @@ impl Denial {
                 are the same person."
                     .to_owned()
             }
+            Denial::OtherOrganisation => "You can only record people moving in to or out of \
+                your own organisation."
+                .to_owned(),
         }
     }
 }

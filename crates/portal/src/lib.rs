@@ -41,6 +41,17 @@ pub fn router() -> Router<AppState> {
             "/training",
             get(pages::training::form).post(pages::training::submit),
         )
+        .route(
+            "/moves/in",
+            get(pages::moves::move_in_form).post(pages::moves::move_in_submit),
+        )
+        .route(
+            "/moves/out/{patient}",
+            get(pages::moves::move_out_form).post(pages::moves::move_out_submit),
+        )
+        .route("/moves/done/{episode}", get(pages::moves::done))
+        .route("/moves/undo/{episode}", post(pages::moves::undo))
+        .route("/moves", get(pages::moves::recent))
         .route("/residents/{id}", get(pages::record::summary))
         .route("/residents/{id}/{section}", get(pages::record::section))
         .route(

@@ -14,6 +14,7 @@ pub mod fhir;
 mod health;
 pub mod metrics;
 pub mod request_id;
+pub mod residency;
 
 use std::future::Future;
 use std::sync::Arc;

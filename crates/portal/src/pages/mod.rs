@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod find;
 pub mod launch;
+pub mod moves;
 pub mod privacy;
 pub mod record;
 pub mod residents;

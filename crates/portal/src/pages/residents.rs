@@ -57,6 +57,8 @@ struct ResidentsPage {
     q: String,
     rows: Vec<Row>,
     total: usize,
+    /// A care home manager records people moving in and out (`pages::moves`).
+    records_moves: bool,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +160,7 @@ pub async fn handler(
             chrome: Chrome::signed_in("My residents", &access.principal, "/"),
             q: lq.q.trim().to_owned(),
             total: patients.len(),
+            records_moves: access.principal.role == Role::CareHomeManager,
             rows,
         },
     )

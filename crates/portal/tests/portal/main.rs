@@ -785,4 +785,158 @@ async fn the_privacy_officer_searches_the_audit_by_username() {
     assert_eq!(unknown.status, 400);
     assert!(unknown.text.contains("No such user"), "{}", unknown.text);
     assert!(!unknown.text.contains("No entries match"));
+#[tokio::test]
+async fn a_manager_records_a_move_in_by_nhs_number_and_birth_date_then_a_move_out_and_undoes_it() {
+    let app = spawn().await;
+    population(&app).await;
+    let manager = user(&app, "manager", Role::CareHomeManager, "home-a", false).await;
+    let nurse = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let manager = app.sign_in("manager", &manager).await;
+    let nurse = app.sign_in("nurse", &nurse).await;
+
+    let list = app.get(&manager, "/").await;
+    assert!(list.text.contains("href=\"/moves/in\""), "{}", list.text);
+    assert!(
+        !app.get(&nurse, "/")
+            .await
+            .text
+            .contains("href=\"/moves/in\"")
+    );
+    assert_eq!(app.get(&nurse, "/moves/in").await.status, 403);
+    assert_eq!(app.get(&manager, "/moves/in").await.status, 200);
+
+    let form = |nhs: &'static str, year: &'static str| {
+        vec![
+            ("nhs", nhs),
+            ("born-day", "27"),
+            ("born-month", "3"),
+            ("born-year", year),
+            ("moved-day", ""),
+            ("moved-month", ""),
+            ("moved-year", ""),
+        ]
+    };
+    // A bad check digit, a wrong date of birth: refused, naming no one.
+    let bad = app
+        .post(&manager, "/moves/in", &form("999 000 0027", "1941"))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text.contains("valid 10-digit NHS number"),
+        "{}",
+        bad.text
+    );
+    let wrong = app
+        .post(&manager, "/moves/in", &form("999 000 0026", "1942"))
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong
+            .text
+            .contains("no person with this NHS number and date of birth")
+    );
+    assert!(!wrong.text.contains("Elsewhere"));
+    // From another site: refused before anything happens.
+    let forged = app
+        .page(
+            app.http
+                .post(app.url("/moves/in"))
+                .header("cookie", &manager)
+                .header("origin", "https://evil.example")
+                .form(&form("999 000 0026", "1941")),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(app.get(&nurse, "/residents/p-other").await.status, 403);
+
+    // The right details: they move in today, and the home's nurse now sees them.
+    let done = app
+        .post(&manager, "/moves/in", &form("999 000 0026", "1941"))
+        .await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    let location = done.header("location").to_owned();
+    assert!(location.starts_with("/moves/done/"), "{location}");
+    let confirmation = app.get(&manager, &location).await;
+    assert!(
+        confirmation.text.contains("Ada Elsewhere has moved in"),
+        "{}",
+        confirmation.text
+    );
+    assert!(app.get(&nurse, "/").await.text.contains("Ada Elsewhere"));
+    assert_eq!(app.get(&nurse, "/residents/p-other").await.status, 200);
+    // Twice changes nothing.
+    let again = app
+        .post(&manager, "/moves/in", &form("999 000 0026", "1941"))
+        .await;
+    assert!(again.header("location").contains("did=already"));
+
+    // Moved out: a date in the future is refused; today ends the stay.
+    let out = app.get(&manager, "/moves/out/p-other").await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    let future = app
+        .post(
+            &manager,
+            "/moves/out/p-other",
+            &[
+                ("moved-day", "1"),
+                ("moved-month", "1"),
+                ("moved-year", "2999"),
+            ],
+        )
+        .await;
+    assert_eq!(future.status, 400);
+    assert!(
+        future.text.contains("today or in the past"),
+        "{}",
+        future.text
+    );
+    let today = time::OffsetDateTime::now_utc().date();
+    let (d, m, y) = (
+        today.day().to_string(),
+        u8::from(today.month()).to_string(),
+        today.year().to_string(),
+    );
+    let gone = app
+        .post(
+            &manager,
+            "/moves/out/p-other",
+            &[("moved-day", &d), ("moved-month", &m), ("moved-year", &y)],
+        )
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.text);
+    let episode = gone
+        .header("location")
+        .trim_start_matches("/moves/done/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!app.get(&nurse, "/").await.text.contains("Ada Elsewhere"));
+    assert_eq!(app.get(&nurse, "/residents/p-other").await.status, 403);
+    // The home's recent moves name the person by the NHS number it gave, not their name.
+    let recent = app.get(&manager, "/moves").await;
+    assert!(recent.text.contains("999 000 0026"), "{}", recent.text);
+    assert!(!recent.text.contains("Ada Elsewhere"));
+
+    // Undo: back on the list.
+    let undone = app
+        .post(&manager, &format!("/moves/undo/{episode}"), &[])
+        .await;
+    assert_eq!(undone.status, 303, "{}", undone.text);
+    assert_eq!(app.get(&nurse, "/residents/p-other").await.status, 200);
+
+    // Each change is a portal write in the audit trail, with the person.
+    let entries = app.store.audit_entries(0, 1_000).await.unwrap();
+    let rules: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.record.channel == Channel::Portal && e.record.patient_ids == ["p-other"])
+        .map(|e| e.record.rule.as_str())
+        .collect();
+    for rule in [
+        "residency-moved-in",
+        "residency-moved-out",
+        "residency-move-out-undone",
+    ] {
+        assert!(rules.contains(&rule), "{rule}: {rules:?}");
+    }
 }

@@ -98,6 +98,9 @@ fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError
         .next()
         .ok_or_else(|| bad("request.url must start with a resource type"))?;
     let rt = super::resource_type(type_name)?;
+    if !matches!(method, Method::Get) {
+        crate::residency::refuse_indirect(access, rt)?;
+    }
     let mut resource = e.get("resource").cloned();
     if let Some(r) = resource.as_mut()
         && matches!(method, Method::Post | Method::Put)

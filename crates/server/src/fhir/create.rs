@@ -22,9 +22,16 @@ pub async fn handler(
     ctx: Ctx,
     FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
+    let rt = super::resource_type(&type_name)?;
+    if crate::residency::guarded(&access, rt) {
+        residency_scopes(&access, rt, Interaction::Create)?;
+        // A care home's stay grants its staff the person's record: its own rules.
+        let (written, note) =
+            crate::residency::fhir_create(state.store.as_ref(), &access, body, &ctx.base).await?;
+        return Ok(note.attach(respond(&ctx, written)?));
+    }
     access.check_write()?;
     access.stamp_source(&mut body);
-    let rt = super::resource_type(&type_name)?;
     let scopes = access.narrow_write(rt, Interaction::Create)?;
     let mut tx = state.store.begin().await?;
     let written = interactions::create(
@@ -42,12 +49,34 @@ pub async fn handler(
         n.check(r)?;
     }
     let note = commit_audited(tx, &access, AuditAction::Create, &written).await?;
-    let resp = match written {
-        Written::Created(r) => write_response(&ctx, StatusCode::CREATED, &r, true),
-        Written::Existing(r) => write_response(&ctx, StatusCode::OK, &r, true),
+    Ok(note.attach(respond(&ctx, written)?))
+}
+
+fn respond(ctx: &Ctx, written: Written) -> Result<Response, ApiError> {
+    match written {
+        Written::Created(r) => write_response(ctx, StatusCode::CREATED, &r, true),
+        Written::Existing(r) => write_response(ctx, StatusCode::OK, &r, true),
         Written::Updated(_) | Written::Deleted(_) => {
             Err(ApiError::Internal("create returned another outcome".into()))
         }
-    }?;
-    Ok(note.attach(resp))
+    }
+}
+
+/// A token with scopes records a stay only when its scopes allow the interaction on
+/// `EpisodeOfCare` without a patient or category restriction: the residency operation finds the
+/// person itself and commits with its audit entry, so there is no later point to check the
+/// written stay against a narrower grant.
+pub(super) fn residency_scopes(
+    access: &crate::access::Access,
+    rt: carerecord_fhir::ResourceType,
+    i: Interaction,
+) -> Result<(), ApiError> {
+    match access.narrow_write(rt, i)? {
+        Some(n) if n.checks_resources() => Err(ApiError::ScopeDenied(
+            "Recording a move in or out needs EpisodeOfCare scopes without a patient or \
+             category restriction."
+                .to_owned(),
+        )),
+        _ => Ok(()),
+    }
 }

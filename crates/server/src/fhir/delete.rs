@@ -30,6 +30,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     access.check_write()?;
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     let id = super::logical_id(&id)?;
     let scopes = access.narrow_write(rt, Interaction::Delete)?;
     let mut tx = state.store.begin().await?;
@@ -53,6 +54,7 @@ pub async fn conditional_handler(
 ) -> Result<Response, ApiError> {
     access.check_write()?;
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     if ctx.query.is_empty() {
         return Err(ApiError::bad_request(
             IssueCode::Invalid,

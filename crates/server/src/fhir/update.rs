@@ -33,12 +33,19 @@ pub async fn handler(
     ctx: Ctx,
     FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
-    access.check_write()?;
-    access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
     let id = super::logical_id(&id)?;
     let if_match = interactions::if_match(ctx.header("if-match"))?;
+    if crate::residency::guarded(&access, rt) {
+        super::create::residency_scopes(&access, rt, Interaction::Update)?;
+        let (written, note) =
+            crate::residency::fhir_update(state.store.as_ref(), &access, &id, body, if_match)
+                .await?;
+        return Ok(note.attach(respond(&ctx, written)?));
+    }
     let scopes = access.narrow_write(rt, Interaction::Update)?;
+    access.check_write()?;
+    access.stamp_source(&mut body);
     let mut tx = state.store.begin().await?;
     if let Some(n) = &scopes {
         // The version replaced must be within the scopes too, not only the new one.
@@ -67,6 +74,7 @@ pub async fn conditional_handler(
     access.check_write()?;
     access.stamp_source(&mut body);
     let rt = super::resource_type(&type_name)?;
+    crate::residency::refuse_indirect(&access, rt)?;
     let condition = serde_urlencoded::to_string(&ctx.query).unwrap_or_default();
     if ctx.query.is_empty() {
         return Err(ApiError::bad_request(

@@ -20,6 +20,7 @@ mod errors;
 mod history;
 mod match_reviews;
 mod oversight;
+mod residency;
 mod rest;
 mod scopes;
 mod search;
