@@ -785,6 +785,8 @@ async fn the_privacy_officer_searches_the_audit_by_username() {
     assert_eq!(unknown.status, 400);
     assert!(unknown.text.contains("No such user"), "{}", unknown.text);
     assert!(!unknown.text.contains("No entries match"));
+}
+
 #[tokio::test]
 async fn a_manager_records_a_move_in_by_nhs_number_and_birth_date_then_a_move_out_and_undoes_it() {
     let app = spawn().await;
