@@ -436,8 +436,11 @@ impl ResourceStore for Counting {
         org_id: &str,
         status: ReviewStatus,
         limit: u32,
-    ) -> Result<Vec<BreakGlassRecord>, StoreError> {
-        self.inner.break_glass_queue(org_id, status, limit).await
+        cursor: Option<&str>,
+    ) -> Result<carerecord_store::Page<BreakGlassRecord>, StoreError> {
+        self.inner
+            .break_glass_queue(org_id, status, limit, cursor)
+            .await
     }
 
     async fn break_glass_grant(

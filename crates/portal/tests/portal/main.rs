@@ -13,7 +13,7 @@ mod common;
 mod smart;
 
 use carerecord_access::Role;
-use carerecord_store::{AuditAction, AuditOutcome, Channel};
+use carerecord_store::{AuditAction, AuditOutcome, Channel, now_micros};
 use common::{App, Resident, put, resident, user};
 use serde_json::json;
 
