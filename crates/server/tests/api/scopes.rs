@@ -83,10 +83,15 @@ async fn population(app: &TestApp) {
 /// A token for a person (a registered nurse at home A) carrying a SMART grant, stored through
 /// the directory exactly as an authorisation-code exchange would store it.
 async fn person_token(app: &TestApp, scope: &str, patient: Option<&str>) -> String {
+    token_as(app, Role::RegisteredNurse, scope, patient).await
+}
+
+/// [`person_token`] for someone of home A in `role`.
+async fn token_as(app: &TestApp, role: Role, scope: &str, patient: Option<&str>) -> String {
     let principal = Principal {
         id: PrincipalId::User("rn-a".into()),
         name: "Test Nurse".into(),
-        role: Role::RegisteredNurse,
+        role,
         organisation_id: "org-home-a".into(),
         organisation_ods: "HA1".into(),
         training_valid_until: Some(now_micros() + 86_400_000_000),
@@ -514,4 +519,41 @@ async fn a_category_restricted_scope_sees_only_that_category() {
     let r = get_as(&app, &token, "Patient/p-x/$everything").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r.body, "match"), vec!["p-x"]);
+}
+
+#[tokio::test]
+async fn a_stay_is_recorded_with_a_token_only_when_its_scopes_are_not_limited_to_one_patient() {
+    let app = spawn_app().await;
+    population(&app).await;
+    let stay = json!({"resourceType": "EpisodeOfCare", "status": "active",
+        "patient": {"reference": "Patient/p-x"},
+        "managingOrganization": {"reference": "Organization/org-home-a"},
+        "period": {"start": "2025-01-01"}});
+    // The residency operation commits with its audit entry: a patient-limited grant cannot be
+    // checked against the stay afterwards, so it is refused before anything is written.
+    let limited = token_as(
+        &app,
+        Role::CareHomeManager,
+        "patient/EpisodeOfCare.cruds",
+        Some("p-x"),
+    )
+    .await;
+    let r = post_as(&app, &limited, "EpisodeOfCare", &stay).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("move in or out"), "{}", r.text);
+    // Without EpisodeOfCare in the grant at all, the scopes refuse too.
+    let other = token_as(&app, Role::CareHomeManager, "user/Observation.rs", None).await;
+    assert_eq!(
+        post_as(&app, &other, "EpisodeOfCare", &stay).await.status,
+        403
+    );
+    let user = token_as(
+        &app,
+        Role::CareHomeManager,
+        "user/EpisodeOfCare.cruds",
+        None,
+    )
+    .await;
+    let r = post_as(&app, &user, "EpisodeOfCare", &stay).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text);
 }
