@@ -21,8 +21,9 @@ use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::SearchQuery;
 use carerecord_store::break_glass;
+use carerecord_store::cells::{Cell, Kind};
 use carerecord_store::engine::{self, Row, SqlExec, decode_key, decode_resource};
-use carerecord_store::ingest::{self, Cell, IngestOp, IngestQuery, IngestReply, Kind};
+use carerecord_store::ingest::{self, IngestOp, IngestQuery, IngestReply};
 use carerecord_store::pending::Pending;
 use carerecord_store::sql::{self, Arg, Statement};
 use carerecord_store::{
@@ -263,6 +264,17 @@ impl SqlExec for Exec<'_> {
             .map_err(db_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn execute_owned(&mut self, st: Statement) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(
+            AssertSqlSafe(positional(&st.sql)),
+            owned_arguments(st.args.into_iter())?,
+        )
+        .execute(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl SqliteStore {
@@ -442,14 +454,7 @@ struct SqliteTx {
 impl SqliteTx {
     /// Runs one statement; answers how many rows it changed.
     async fn exec(&mut self, st: Statement) -> Result<u64, StoreError> {
-        let done = sqlx::query_with(
-            AssertSqlSafe(positional(&st.sql)),
-            owned_arguments(st.args.into_iter())?,
-        )
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected())
+        Exec(&mut self.tx).execute_owned(st).await
     }
 
     /// Runs a statement without arguments as plain SQL (transaction control).
@@ -463,14 +468,7 @@ impl SqliteTx {
 
     /// Writes the versions kept back by `put`.
     async fn flush_pending(&mut self) -> Result<(), StoreError> {
-        for w in self.pending.take_statements() {
-            let changed = self.exec(w.statement).await?;
-            if w.must_change.is_some_and(|n| n != changed) {
-                // A version this transaction meant to write was taken by a concurrent writer.
-                return Err(StoreError::AlreadyExists);
-            }
-        }
-        Ok(())
+        self.pending.flush(&mut Exec(&mut self.tx)).await
     }
 }
 

@@ -2,9 +2,9 @@
 //! connection ([`SqlExec`]), as [`crate::ingest`] is: the statements are
 //! [`crate::sql::break_glass`]'s, the decoding is here.
 
+use crate::cells::{Cell, Cols, Kind};
 use crate::engine::SqlExec;
 use crate::error::StoreError;
-use crate::ingest::{Cell, Cols, Kind};
 use crate::model::{
     BreakGlassGrant, BreakGlassRecord, BreakGlassReview, Page, ReviewOutcome, ReviewStatus,
 };

@@ -50,11 +50,17 @@ pub trait SqlExec: Send {
     async fn cells(
         &mut self,
         st: &Statement,
-        kinds: &[crate::ingest::Kind],
-    ) -> Result<Vec<Vec<crate::ingest::Cell>>, StoreError>;
+        kinds: &[crate::cells::Kind],
+    ) -> Result<Vec<Vec<crate::cells::Cell>>, StoreError>;
 
     /// Runs a statement that returns no rows; answers how many rows it changed.
     async fn execute(&mut self, st: &Statement) -> Result<u64, StoreError>;
+
+    /// [`SqlExec::execute`] for a statement the caller is done with: a backend may bind its
+    /// arguments without copying them (the write path's large multi-row inserts).
+    async fn execute_owned(&mut self, st: Statement) -> Result<u64, StoreError> {
+        self.execute(&st).await
+    }
 }
 
 /// Builds a [`StoredResource`] from raw column values, checking what the database returned.

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod break_glass;
+pub mod cells;
 mod directory;
 pub mod engine;
 mod error;

@@ -15,6 +15,8 @@ use std::collections::{HashMap, HashSet};
 use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_search::query::{Criterion, SearchQuery};
 
+use crate::engine::SqlExec;
+use crate::error::StoreError;
 use crate::model::{ResourceKey, StoredResource};
 use crate::prepare::PreparedVersion;
 use crate::sql::{WriteStatement, versions_statements};
@@ -160,6 +162,19 @@ impl Pending {
             }
         }
         out
+    }
+
+    /// Writes everything pending through `exec`; the buffer is left empty. A version another
+    /// transaction took first (the guarded upsert changed fewer rows than it must) is
+    /// `AlreadyExists`, which the write path retries as a conflict.
+    pub async fn flush(&mut self, exec: &mut dyn SqlExec) -> Result<(), StoreError> {
+        for w in self.take_statements() {
+            let changed = exec.execute_owned(w.statement).await?;
+            if w.must_change.is_some_and(|n| n != changed) {
+                return Err(StoreError::AlreadyExists);
+            }
+        }
+        Ok(())
     }
 
     /// The statements that write everything pending; the buffer is left empty.
