@@ -358,6 +358,10 @@ pub struct ClientAddArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing the flags would only complicate clap's derive"
+)]
 pub enum ConfigAction {
     /// Print the default configuration file.
     PrintDefault,
@@ -386,6 +390,21 @@ pub struct StoreFlags {
     /// 127.0.0.1:2575 unless told otherwise; `serve` only when given.
     #[arg(long, env = "CARERECORD_MLLP_LISTEN")]
     pub mllp_listen: Option<String>,
+    /// MLLP over TLS: the server's PEM certificate chain (with `--mllp-tls-key`). Without it,
+    /// MLLP is plain TCP (for a loopback or an already-encrypted network only).
+    #[arg(long, env = "CARERECORD_MLLP_TLS_CERT", requires = "mllp_tls_key")]
+    pub mllp_tls_cert: Option<PathBuf>,
+    /// MLLP over TLS: the PEM private key of `--mllp-tls-cert`.
+    #[arg(long, env = "CARERECORD_MLLP_TLS_KEY", requires = "mllp_tls_cert")]
+    pub mllp_tls_key: Option<PathBuf>,
+    /// MLLP over TLS: a PEM CA bundle; senders must then present a certificate it issued
+    /// (mutual TLS).
+    #[arg(
+        long,
+        env = "CARERECORD_MLLP_TLS_CLIENT_CA",
+        requires = "mllp_tls_cert"
+    )]
+    pub mllp_tls_client_ca: Option<PathBuf>,
 }
 
 impl From<StoreFlags> for Partial {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use carerecord_ingest::mllp::MllpTls;
 use carerecord_ingest::pipeline::Pipeline;
 use carerecord_ingest::review::Reviewer;
 use carerecord_store::ingest::{DeadLetterStatus, ReviewStatus};
@@ -24,25 +25,55 @@ pub fn parse_listen(s: Option<&str>, default: Option<&str>) -> anyhow::Result<Op
     }
 }
 
-/// Starts the HL7 v2 pipeline and its MLLP listener on `addr` (in the background, until the
-/// process ends). Answers the address bound.
-pub async fn start_mllp(
-    store: Arc<dyn ResourceStore>,
-    addr: SocketAddr,
-) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
+/// Where MLLP listens, and whether over TLS.
+#[derive(Debug, Clone)]
+pub struct Mllp {
+    pub addr: SocketAddr,
+    pub tls: Option<MllpTls>,
+}
+
+/// `--mllp-listen` (or `default`) and the `--mllp-tls-*` files. `None`: no MLLP listener.
+pub fn mllp_settings(
+    flags: &crate::cli::StoreFlags,
+    default: Option<&str>,
+) -> anyhow::Result<Option<Mllp>> {
+    let Some(addr) = parse_listen(flags.mllp_listen.as_deref(), default)? else {
+        return Ok(None);
+    };
+    let tls = match (&flags.mllp_tls_cert, &flags.mllp_tls_key) {
+        (Some(cert), Some(key)) => Some(MllpTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: flags.mllp_tls_client_ca.clone(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("--mllp-tls-cert and --mllp-tls-key go together"),
+    };
+    Ok(Some(Mllp { addr, tls }))
+}
+
+/// Starts the HL7 v2 pipeline and its MLLP listener (in the background, until the process
+/// ends). Answers the address bound. Unusable TLS files stop it before it listens.
+pub async fn start_mllp(store: Arc<dyn ResourceStore>, mllp: &Mllp) -> anyhow::Result<SocketAddr> {
+    let tls = match &mllp.tls {
+        Some(t) => Some(t.acceptor().context("MLLP over TLS")?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(mllp.addr)
         .await
-        .with_context(|| format!("cannot listen for MLLP on {addr}"))?;
+        .with_context(|| format!("cannot listen for MLLP on {}", mllp.addr))?;
     let bound = listener.local_addr()?;
     let pipeline = Pipeline::start(store);
+    let over_tls = tls.is_some();
+    let mutual = mllp.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     tokio::spawn(async move {
         if let Err(e) =
-            carerecord_ingest::mllp::serve(listener, pipeline, std::future::pending()).await
+            carerecord_ingest::mllp::serve(listener, pipeline, tls, std::future::pending()).await
         {
             tracing::error!(error = %e, "the MLLP listener stopped");
         }
     });
-    tracing::info!(addr = %bound, "HL7 v2 over MLLP listening");
+    tracing::info!(addr = %bound, tls = over_tls, mutual_tls = mutual, "HL7 v2 over MLLP listening");
     Ok(bound)
 }
 

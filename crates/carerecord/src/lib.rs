@@ -180,10 +180,10 @@ fn extra_routes(store: &Arc<dyn ResourceStore>) -> axum::Router<carerecord_serve
 }
 
 /// `carerecord serve`.
-pub async fn serve(config: Config, mllp: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+pub async fn serve(config: Config, mllp: Option<ingest::Mllp>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    if let Some(addr) = mllp {
-        ingest::start_mllp(store.clone(), addr).await?;
+    if let Some(m) = &mllp {
+        ingest::start_mllp(store.clone(), m).await?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -307,7 +307,7 @@ pub async fn demo(
     mut config: Config,
     data_dir_given: bool,
     accounts_file: Option<std::path::PathBuf>,
-    mllp: Option<std::net::SocketAddr>,
+    mllp: Option<ingest::Mllp>,
 ) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if !data_dir_given {
@@ -366,8 +366,8 @@ pub async fn demo(
         accounts::write_demo_accounts(path, users, client, launch.as_ref())?;
     }
     let feeds = ingest::demo_systems(store.as_ref(), &london).await?;
-    let mllp_addr = match mllp {
-        Some(a) => Some(ingest::start_mllp(store.clone(), a).await?),
+    let mllp_addr = match &mllp {
+        Some(m) => Some(ingest::start_mllp(store.clone(), m).await?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

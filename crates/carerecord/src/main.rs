@@ -217,8 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LaunchToken(args) => carerecord::accounts::launch_token(&args),
         Command::Demo(args) => {
             let given = args.store.data_dir.is_some();
-            let mllp = carerecord::ingest::parse_listen(
-                args.store.mllp_listen.as_deref(),
+            let mllp = carerecord::ingest::mllp_settings(
+                &args.store,
                 Some(carerecord::ingest::DEMO_MLLP),
             )?;
             let config = load(cli.config.as_deref(), args.store)?;
@@ -226,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(carerecord::demo(config, given, args.accounts_file, mllp))
         }
         Command::Serve(flags) => {
-            let mllp = carerecord::ingest::parse_listen(flags.mllp_listen.as_deref(), None)?;
+            let mllp = carerecord::ingest::mllp_settings(&flags, None)?;
             let config = load(cli.config.as_deref(), flags)?;
             init_tracing(config.log_format);
             runtime.block_on(carerecord::serve(config, mllp))

@@ -7,6 +7,8 @@
 
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/mllp_tls.rs"]
+mod mllp_tls;
 
 use std::path::Path;
 use std::process::Command;

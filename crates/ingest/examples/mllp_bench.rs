@@ -192,6 +192,7 @@ async fn main() {
     tokio::spawn(carerecord_ingest::mllp::serve(
         listener,
         pipeline,
+        None,
         std::future::pending(),
     ));
 

@@ -11,6 +11,7 @@
 
 mod matching;
 mod mllp;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use carerecord_store::{AuditKey, ResourceStore, StoredResource, write};
 use carerecord_store_postgres::test_support;
 use carerecord_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 pub const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
 const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
@@ -79,6 +80,11 @@ pub fn lid(s: &str) -> LogicalId {
 /// A fresh store with two organisations and their feeds registered, and the MLLP listener on
 /// an ephemeral port.
 pub async fn spawn_app() -> App {
+    spawn_app_with(None).await
+}
+
+/// [`spawn_app`], the listener over TLS when `tls` is given.
+pub async fn spawn_app_with(tls: Option<tokio_rustls::TlsAcceptor>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let (store, database) = open_store(&dir).await;
     let mut tx = store.begin().await.unwrap();
@@ -117,6 +123,7 @@ pub async fn spawn_app() -> App {
     tokio::spawn(carerecord_ingest::mllp::serve(
         listener,
         pipeline.clone(),
+        tls,
         async move {
             let _ = stopped.await;
         },
@@ -139,7 +146,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// Sends one framed message and reads one framed reply.
-pub async fn exchange(conn: &mut TcpStream, message: &[u8]) -> Vec<u8> {
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, message: &[u8]) -> Vec<u8> {
     let mut framed = vec![0x0B];
     framed.extend_from_slice(message);
     framed.extend_from_slice(&[0x1C, 0x0D]);
@@ -147,7 +154,7 @@ pub async fn exchange(conn: &mut TcpStream, message: &[u8]) -> Vec<u8> {
     read_frame(conn).await
 }
 
-pub async fn read_frame(conn: &mut TcpStream) -> Vec<u8> {
+pub async fn read_frame<S: AsyncRead + Unpin>(conn: &mut S) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     loop {
