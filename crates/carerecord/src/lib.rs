@@ -101,11 +101,16 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     }
 }
 
-/// Gives the identity service the key SMART access and id tokens are signed with:
+/// Gives the identity service the key SMART access and id tokens are signed with: the
+/// configured `[smart] signing_key_file` (a managed key, never written here), or else
 /// `<data_dir>/smart-signing-key.pem` (EC P-256, PKCS#8), made on first start, readable by
-/// its owner only. Servers that share a database must share this file too, or tokens one
+/// its owner only. Servers that share a database must share the key too, or tokens one
 /// issues will not verify at another's `/auth/jwks`.
 pub fn install_signing_key(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    if let Some(key) = config.smart.signing_key()? {
+        state.identity.set_signing_key(key);
+        return Ok(());
+    }
     let path = config.data_dir.join("smart-signing-key.pem");
     if !path.exists() {
         std::fs::create_dir_all(&config.data_dir)

@@ -5,6 +5,8 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+#[path = "cli/auth.rs"]
+mod auth;
 #[path = "cli/crash.rs"]
 mod crash;
 
