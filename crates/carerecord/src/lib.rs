@@ -292,7 +292,13 @@ impl load::Progress for Bar {
 }
 
 /// `carerecord import`.
-pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Result<load::Report> {
+/// `carerecord import`: each file is audited as one entry by `operator` (`--operator`, else
+/// the OS user; see [`load::operator`]).
+pub async fn import(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+    operator: Option<&str>,
+) -> anyhow::Result<load::Report> {
     let files = load::files(paths)?;
     if files.is_empty() {
         anyhow::bail!("no .json or .ndjson files in the paths given");
@@ -301,7 +307,7 @@ pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Re
     let store = open_store(config).await?;
     let state = app_state(config, store);
     let mut bar = Bar::new(total, "items");
-    let report = load::import_files(&state, &files, &mut bar).await?;
+    let report = load::import_files(&state, &files, &load::operator(operator), &mut bar).await?;
     bar.finish();
     Ok(report)
 }
@@ -339,7 +345,8 @@ pub async fn demo(
         let items = std::iter::once(generate::organisations_bundle(&london))
             .chain((0..london.people()).map(|i| london.person_bundle(i)));
         let mut bar = Bar::new(u64::from(london.people()) + 1, "bundles");
-        let report = load::import_values(&state, items, &mut bar).await;
+        let report =
+            load::import_values(&state, items, &load::operator(Some("demo")), &mut bar).await?;
         bar.finish();
         eprintln!(
             "loaded {} resources in {:.1} s ({:.0}/s){}",

@@ -9,6 +9,8 @@
 mod auth;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/import_audit.rs"]
+mod import_audit;
 
 use std::path::Path;
 use std::process::Command;
