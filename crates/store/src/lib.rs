@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod break_glass;
 mod directory;
+pub mod directory_sql;
 pub mod engine;
 mod error;
 pub mod group_commit;
