@@ -441,6 +441,10 @@ pub struct ImportArgs {
     /// Files or directories of `.json` / `.ndjson`.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Who runs the import, as the audit trail names them (one entry per file); the OS user
+    /// when not given.
+    #[arg(long)]
+    pub operator: Option<String>,
     #[command(flatten)]
     pub store: StoreFlags,
 }

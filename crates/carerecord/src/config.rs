@@ -42,6 +42,8 @@ pub struct Config {
     pub system_token_minutes: u64,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// SMART on FHIR: the key access and id tokens are signed with.
+    pub smart: SmartConfig,
     /// The access policy's settings and code lists.
     pub policy: PolicyConfig,
 }
@@ -272,6 +274,41 @@ pub struct AuditConfig {
     pub key_file: Option<PathBuf>,
 }
 
+/// `[smart]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmartConfig {
+    /// A PEM file holding the EC P-256 private key (PKCS#8) SMART access and id tokens are
+    /// signed with, e.g. one a secrets manager mounts; it must exist and is never written.
+    /// Unset means `<data_dir>/smart-signing-key.pem`, made on first start. Servers sharing a
+    /// database (PostgreSQL) must all use the same key.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl SmartConfig {
+    /// Reads and parses the configured key, naming the key and the file when it cannot.
+    pub fn signing_key(&self) -> Result<Option<carerecord_identity::SigningKey>, ConfigError> {
+        let Some(path) = &self.signing_key_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "smart.signing_key_file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        carerecord_identity::SigningKey::from_pem(&pem)
+            .map(Some)
+            .map_err(|e| {
+                ConfigError(format!(
+                    "smart.signing_key_file: {} is not an EC P-256 private key in PEM \
+                     (PKCS#8, BEGIN PRIVATE KEY): {e}",
+                    path.display()
+                ))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -297,6 +334,7 @@ impl Default for Config {
             session_idle_minutes: 30,
             system_token_minutes: 60,
             audit: AuditConfig::default(),
+            smart: SmartConfig::default(),
             policy: PolicyConfig::default(),
         }
     }
@@ -324,6 +362,7 @@ impl fmt::Debug for Config {
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("system_token_minutes", &self.system_token_minutes)
             .field("audit", &self.audit)
+            .field("smart", &self.smart)
             .field("policy", &self.policy)
             .finish()
     }
@@ -367,6 +406,7 @@ pub struct Partial {
     pub session_idle_minutes: Option<u64>,
     pub system_token_minutes: Option<u64>,
     pub audit: Option<PartialAudit>,
+    pub smart: Option<PartialSmart>,
     pub policy: Option<PartialPolicy>,
 }
 
@@ -382,6 +422,13 @@ pub struct PartialPolicy {
     pub sensitive_labels_file: Option<PathBuf>,
     pub objection_codes: Option<Vec<String>>,
     pub objection_codes_file: Option<PathBuf>,
+}
+
+/// `[smart]` in a file or overrides.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialSmart {
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// `[audit]` in a file or overrides.
@@ -442,6 +489,9 @@ impl Partial {
             )?,
             audit: get("CARERECORD_AUDIT_KEY_FILE").map(|f| PartialAudit {
                 key_file: Some(PathBuf::from(f)),
+            }),
+            smart: get("CARERECORD_SMART_SIGNING_KEY_FILE").map(|f| PartialSmart {
+                signing_key_file: Some(PathBuf::from(f)),
             }),
             policy: Some(PartialPolicy {
                 encounter_window_days: parse(
@@ -520,6 +570,9 @@ impl Partial {
 
         if let Some(v) = self.audit.and_then(|a| a.key_file) {
             c.audit.key_file = Some(v);
+        }
+        if let Some(v) = self.smart.and_then(|a| a.signing_key_file) {
+            c.smart.signing_key_file = Some(v);
         }
         if let Some(p) = self.policy {
             if let Some(v) = p.encounter_window_days {
@@ -605,6 +658,9 @@ impl Config {
                 "public_base_url: must be an http:// or https:// URL".into(),
             ));
         }
+        // A managed key that cannot be read or is not a key stops start-up (and `config
+        // check`) here, rather than at the first token.
+        self.smart.signing_key()?;
         self.policy.check()
     }
 
@@ -624,6 +680,7 @@ impl Config {
              # environment, which wins over this file; command-line flags win over both.\n\
              # database_url = \"postgres://user@127.0.0.1:5432/carerecord\"  # unset: SQLite in data_dir\n\
              # public_base_url = \"https://record.example.nhs.uk/fhir\"\n             # [audit] key_file = \"/etc/carerecord/audit.key\"  # unset: data_dir/audit.key\n\
+             # [smart] signing_key_file = \"/etc/carerecord/smart-signing-key.pem\"  # unset: data_dir/smart-signing-key.pem; servers sharing a database share it\n\
              # [policy] sensitive_snomed_file = \"/etc/carerecord/sensitive-snomed.txt\"  # one code a line; replaces sensitive_snomed\n\n{body}"
         )
     }

@@ -101,11 +101,16 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     }
 }
 
-/// Gives the identity service the key SMART access and id tokens are signed with:
+/// Gives the identity service the key SMART access and id tokens are signed with: the
+/// configured `[smart] signing_key_file` (a managed key, never written here), or else
 /// `<data_dir>/smart-signing-key.pem` (EC P-256, PKCS#8), made on first start, readable by
-/// its owner only. Servers that share a database must share this file too, or tokens one
+/// its owner only. Servers that share a database must share the key too, or tokens one
 /// issues will not verify at another's `/auth/jwks`.
 pub fn install_signing_key(config: &Config, state: &AppState) -> anyhow::Result<()> {
+    if let Some(key) = config.smart.signing_key()? {
+        state.identity.set_signing_key(key);
+        return Ok(());
+    }
     let path = config.data_dir.join("smart-signing-key.pem");
     if !path.exists() {
         std::fs::create_dir_all(&config.data_dir)
@@ -287,7 +292,13 @@ impl load::Progress for Bar {
 }
 
 /// `carerecord import`.
-pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Result<load::Report> {
+/// `carerecord import`: each file is audited as one entry by `operator` (`--operator`, else
+/// the OS user; see [`load::operator`]).
+pub async fn import(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+    operator: Option<&str>,
+) -> anyhow::Result<load::Report> {
     let files = load::files(paths)?;
     if files.is_empty() {
         anyhow::bail!("no .json or .ndjson files in the paths given");
@@ -296,7 +307,7 @@ pub async fn import(config: &Config, paths: &[std::path::PathBuf]) -> anyhow::Re
     let store = open_store(config).await?;
     let state = app_state(config, store);
     let mut bar = Bar::new(total, "items");
-    let report = load::import_files(&state, &files, &mut bar).await?;
+    let report = load::import_files(&state, &files, &load::operator(operator), &mut bar).await?;
     bar.finish();
     Ok(report)
 }
@@ -334,7 +345,8 @@ pub async fn demo(
         let items = std::iter::once(generate::organisations_bundle(&london))
             .chain((0..london.people()).map(|i| london.person_bundle(i)));
         let mut bar = Bar::new(u64::from(london.people()) + 1, "bundles");
-        let report = load::import_values(&state, items, &mut bar).await;
+        let report =
+            load::import_values(&state, items, &load::operator(Some("demo")), &mut bar).await?;
         bar.finish();
         eprintln!(
             "loaded {} resources in {:.1} s ({:.0}/s){}",

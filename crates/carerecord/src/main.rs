@@ -147,7 +147,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => {
             let config = load(cli.config.as_deref(), args.store)?;
             init_tracing(config.log_format);
-            let report = runtime.block_on(carerecord::import(&config, &args.paths))?;
+            let report = runtime.block_on(carerecord::import(
+                &config,
+                &args.paths,
+                args.operator.as_deref(),
+            ))?;
             println!(
                 "imported {} resources from {} files ({} bundles) in {:.1} s ({:.0} resources/s)",
                 report.accepted,

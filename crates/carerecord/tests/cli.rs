@@ -5,8 +5,12 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+#[path = "cli/auth.rs"]
+mod auth;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/import_audit.rs"]
+mod import_audit;
 #[path = "cli/mllp_tls.rs"]
 mod mllp_tls;
 

@@ -33,7 +33,10 @@ pub use login::{LoginError, LoginRequest, RoleChoice, SignInAttempt, SignInEvent
 pub use oauth::{OAuthError, TokenRequest, TokenResponse};
 pub use password::PasswordCost;
 pub use signing::SigningKey;
-pub use smart::{AuthorizeError, AuthorizeRequest, NewSmartApp, PatientContext};
+pub use smart::{
+    AuthorizeError, AuthorizeRequest, Introspection, NewSmartApp, PatientContext, Revocation,
+    Revoked,
+};
 
 /// The ODS code identifier system of an `Organization`.
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";

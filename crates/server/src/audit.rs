@@ -350,22 +350,7 @@ pub async fn token_record(
     };
     let agent = match issued {
         Some(p) => agent(p),
-        None => {
-            let known = match claimed_client {
-                Some(id) => state.store.directory().client(id).await.ok().flatten(),
-                None => None,
-            };
-            AuditAgent {
-                kind: PrincipalKind::System,
-                id: known
-                    .as_ref()
-                    .map_or_else(|| UNKNOWN_CLIENT.to_owned(), |c| c.client_id.clone()),
-                name: None,
-                role: None,
-                organisation_id: known.map(|c| c.organisation_id),
-                ods_code: None,
-            }
-        }
+        None => client_agent(state, claimed_client).await,
     };
     let mut r = AuditRecord::new(
         now_micros(),
@@ -378,4 +363,24 @@ pub async fn token_record(
     r.client_address = client;
     r.request_id = request_id::current();
     r
+}
+
+/// The agent of an `/auth` request by an OAuth client: the registered client `client_id`
+/// names (client ids are not secrets), or [`UNKNOWN_CLIENT`] — what an unregistered one typed
+/// is not recorded, as with usernames.
+pub async fn client_agent(state: &AppState, client_id: Option<&str>) -> AuditAgent {
+    let known = match client_id {
+        Some(id) => state.store.directory().client(id).await.ok().flatten(),
+        None => None,
+    };
+    AuditAgent {
+        kind: PrincipalKind::System,
+        id: known
+            .as_ref()
+            .map_or_else(|| UNKNOWN_CLIENT.to_owned(), |c| c.client_id.clone()),
+        name: None,
+        role: None,
+        organisation_id: known.map(|c| c.organisation_id),
+        ods_code: None,
+    }
 }

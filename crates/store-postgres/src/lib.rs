@@ -220,6 +220,9 @@ impl SqlExec for Exec<'_> {
                             Kind::Bytes => r
                                 .try_get::<Option<Vec<u8>>, _>(i)
                                 .map(|v| v.map(Cell::Bytes)),
+                            Kind::Bool => r
+                                .try_get::<Option<bool>, _>(i)
+                                .map(|v| v.map(|b| Cell::Int(i64::from(b)))),
                         };
                         cell.map(|c| c.unwrap_or(Cell::Null)).map_err(db_err)
                     })

@@ -12,6 +12,8 @@ pub enum Kind {
     Int,
     Text,
     Bytes,
+    /// A boolean column (SQLite 0/1, PostgreSQL `BOOLEAN`), decoded as [`Cell::Int`] 0 or 1.
+    Bool,
 }
 
 /// One decoded, nullable column value.
@@ -53,6 +55,10 @@ impl Cols {
             Cell::Null => Ok(None),
             _ => Err(unexpected("an integer")),
         }
+    }
+    /// A [`Kind::Bool`] column.
+    pub(crate) fn bool(&mut self) -> Result<bool, StoreError> {
+        Ok(self.int()? != 0)
     }
     pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, StoreError> {
         match self.next() {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod break_glass;
 pub mod cells;
 mod directory;
+pub mod directory_sql;
 pub mod engine;
 mod error;
 pub mod group_commit;

@@ -13,11 +13,10 @@ use carerecord_access::policy::{self, may_read_audit};
 use carerecord_fhir::{LogicalId, NhsNumber, ResourceType};
 use carerecord_search::query::{Handling, parse};
 use carerecord_server::AppState;
-use carerecord_server::audit::{AuditNote, record as audit_record};
+use carerecord_server::admin::break_glass::{self, ReviewError};
 use carerecord_server::fhir::audit_event::scope;
 use carerecord_store::{
-    AuditAction, AuditEntry, AuditFilter, AuditOutcome, BreakGlassReview, Channel, ReviewOutcome,
-    ReviewStatus,
+    AuditEntry, AuditFilter, AuditOutcome, Channel, ReviewOutcome, ReviewStatus,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -322,15 +321,17 @@ async fn queue_page(
     errors: Vec<FieldError>,
 ) -> Result<QueuePage, PageError> {
     let status = ReviewStatus::parse(status_code).unwrap_or(ReviewStatus::Open);
-    let page = state
-        .store
-        .break_glass_queue(
-            &staff.access.principal.organisation_id,
-            status,
-            QUEUE_PAGE,
-            cursor,
-        )
-        .await?;
+    // The server's queue, as the JSON API lists it: looking is audited there.
+    let page = break_glass::queue(
+        state,
+        &staff.access.principal,
+        status,
+        QUEUE_PAGE,
+        cursor,
+        &origin(staff),
+    )
+    .await
+    .map_err(page_error)?;
     let p = &staff.access.principal;
     let rows = page
         .items
@@ -369,7 +370,7 @@ async fn queue_page(
     let code = match status {
         ReviewStatus::Open => "open",
         ReviewStatus::Reviewed => "reviewed",
-        ReviewStatus::Any => "any",
+        ReviewStatus::Any => "all",
     };
     let next = page.next_cursor.map(|c| {
         format!(
@@ -384,7 +385,7 @@ async fn queue_page(
         statuses: [
             ("open", "Waiting for review"),
             ("reviewed", "Reviewed"),
-            ("any", "All"),
+            ("all", "All"),
         ]
         .iter()
         .map(|(v, l)| Choice {
@@ -436,28 +437,16 @@ pub struct ReviewForm {
     note: String,
 }
 
-/// Records a review (once; never of one's own grant) with its audit entry, in one transaction.
+/// Records a review through the server's [`break_glass::review`], the one the JSON API uses:
+/// once, never of one's own grant, committed with its audit entry; and every refusal (not a
+/// privacy officer, no such grant or another organisation's, already reviewed) is audited the
+/// same way, with the portal channel.
 pub async fn review(
     State(state): State<AppState>,
     staff: Staff,
     Path(grant_id): Path<String>,
     Form(f): Form<ReviewForm>,
 ) -> Result<Response, PageError> {
-    officer(&staff)?;
-    let p = &staff.access.principal;
-    let Some(record) = state.store.break_glass_grant(&grant_id).await? else {
-        return Err(PageError::NotFound);
-    };
-    match policy::may_review_grant(
-        p,
-        &record.grant.org_id,
-        &record.grant.principal_key,
-        staff.access.now,
-    ) {
-        None => return Err(PageError::NotFound),
-        Some(Err(d)) => return Err(PageError::Forbidden(d.message())),
-        Some(Ok(())) => {}
-    }
     let mut errors = Vec::new();
     let outcome = ReviewOutcome::parse(&f.outcome);
     if outcome.is_none() {
@@ -466,49 +455,54 @@ pub async fn review(
             message: "Choose whether the emergency access was appropriate".into(),
         });
     }
+    // The portal asks for a note even when the access was appropriate: the form says why.
     let note = f.note.trim();
-    if note.is_empty() || note.chars().count() > 2_000 {
+    if note.is_empty() || note.chars().count() > break_glass::MAX_NOTE_CHARS {
         errors.push(FieldError {
             field: "note",
             message: "Write a note of what you found (up to 2,000 characters)".into(),
         });
     }
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
+        // The form is shown again with the queue: only to those who may see it.
+        officer(&staff)?;
         return render(
             StatusCode::BAD_REQUEST,
             &queue_page(&state, &staff, "open", None, errors).await?,
         );
     };
-    let review = BreakGlassReview {
-        reviewer_key: policy::principal_key(p),
-        reviewed_at: staff.access.now,
+    break_glass::review(
+        &state,
+        &staff.access.principal,
+        &grant_id,
         outcome,
-        note: note.to_owned(),
-    };
-    let note_for_audit = AuditNote {
-        action: Some(AuditAction::BreakGlassReview),
-        patients: vec![record.grant.patient_id.clone()],
-        recorded: true,
-        ..AuditNote::default()
-    };
-    let mut entry = audit_record(
-        p,
-        AuditAction::BreakGlassReview,
-        AuditOutcome::Allowed,
-        outcome.as_str(),
-        &note_for_audit,
-        staff.client.clone(),
-    );
-    entry.channel = Channel::Portal;
-    let mut tx = state.store.begin().await?;
-    if !tx.review_break_glass(&grant_id, &review).await? {
-        return Err(PageError::BadRequest(
-            "This emergency access has already been reviewed.".into(),
-        ));
-    }
-    tx.append_audit(vec![entry]).await?;
-    tx.commit().await?;
+        note,
+        &origin(&staff),
+    )
+    .await
+    .map_err(page_error)?;
     Ok(Redirect::to("/privacy/emergency-access").into_response())
+}
+
+/// Where a privacy officer's request came from, for the shared review functions' entries.
+fn origin(staff: &Staff) -> break_glass::Origin {
+    break_glass::Origin {
+        channel: Channel::Portal,
+        client_address: staff.client.clone(),
+    }
+}
+
+/// A review refusal as a page.
+fn page_error(e: ReviewError) -> PageError {
+    match e {
+        ReviewError::Denied(d) => PageError::Forbidden(d.message()),
+        ReviewError::NotFound => PageError::NotFound,
+        ReviewError::AlreadyReviewed => {
+            PageError::BadRequest("This emergency access has already been reviewed.".into())
+        }
+        ReviewError::Invalid(m) => PageError::BadRequest(m),
+        ReviewError::Store(e) => e.into(),
+    }
 }
 
 #[derive(Template)]

@@ -471,6 +471,117 @@ async fn the_emergency_access_queue_is_paged_with_a_link_to_older_grants() {
 }
 
 #[tokio::test]
+async fn the_review_form_audits_unknown_foreign_and_repeated_reviews_as_the_api_does() {
+    let app = spawn().await;
+    let po_secret = user(&app, "privacy", Role::PrivacyOfficer, "home-a", false).await;
+    let nurse_secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let mut tx = app.store.begin().await.unwrap();
+    let at = now_micros();
+    for (grant_id, org_id) in [("bg-ours", "home-a"), ("bg-theirs", "home-b")] {
+        tx.put_break_glass(&carerecord_store::BreakGlassGrant {
+            grant_id: grant_id.into(),
+            principal_key: format!("user:someone@{org_id}"),
+            org_id: org_id.into(),
+            patient_id: "p-other".into(),
+            reason_code: "emergency".into(),
+            reason_text: "fell at the day centre".into(),
+            granted_at: at,
+            expires_at: at + 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let po = app.sign_in("privacy", &po_secret).await;
+    let nurse = app.sign_in("nurse", &nurse_secret).await;
+    let form = [
+        ("outcome", "appropriate"),
+        ("note", "checked with the nurse"),
+    ];
+
+    // (who, grant) → the page's status and the one entry it leaves.
+    for (cookie, grant, status, outcome, rule, patients) in [
+        (
+            &po,
+            "bg-none",
+            404,
+            AuditOutcome::Denied,
+            "deny-no-such-grant",
+            vec![],
+        ),
+        // Another organisation's grant reads as absent, and the trail names nobody.
+        (
+            &po,
+            "bg-theirs",
+            404,
+            AuditOutcome::Denied,
+            "deny-no-such-grant",
+            vec![],
+        ),
+        (
+            &nurse,
+            "bg-ours",
+            403,
+            AuditOutcome::Denied,
+            "deny-review-role",
+            vec![],
+        ),
+        (
+            &po,
+            "bg-ours",
+            303,
+            AuditOutcome::Allowed,
+            "break-glass-reviewed",
+            vec!["p-other".to_owned()],
+        ),
+        (
+            &po,
+            "bg-ours",
+            400,
+            AuditOutcome::Denied,
+            "deny-already-reviewed",
+            vec!["p-other".to_owned()],
+        ),
+    ] {
+        let before = app.audit().await.len();
+        let page = app
+            .post(cookie, &format!("/privacy/emergency-access/{grant}"), &form)
+            .await;
+        assert_eq!(page.status, status, "{grant}: {}", page.text);
+        let trail = app.audit().await;
+        let new = &trail[before..];
+        assert_eq!(new.len(), 1, "{grant} {rule}: {new:#?}");
+        let e = &new[0];
+        assert_eq!(
+            (e.action, e.outcome, e.rule.as_str(), e.channel),
+            (
+                AuditAction::BreakGlassReview,
+                outcome,
+                rule,
+                Channel::Portal
+            ),
+            "{grant}"
+        );
+        assert_eq!(e.resources, [format!("break-glass/{grant}")]);
+        assert_eq!(e.patient_ids, patients, "{grant} {rule}");
+    }
+    // Looking at the queue is audited as the API's listing is.
+    let before = app.audit().await.len();
+    let queue = app.get(&po, "/privacy/emergency-access?status=all").await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    let trail = app.audit().await;
+    let listed = trail[before..]
+        .iter()
+        .find(|e| e.rule == "break-glass-queue")
+        .expect("the queue view is audited");
+    assert_eq!(
+        (listed.channel, listed.action),
+        (Channel::Portal, AuditAction::Admin)
+    );
+    assert_eq!(listed.resources, ["break-glass/bg-ours"]);
+}
+
+#[tokio::test]
 async fn unknown_pages_and_sections_are_kind_not_found_pages() {
     let app = spawn().await;
     let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;

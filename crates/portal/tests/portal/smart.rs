@@ -377,6 +377,27 @@ async fn refresh_rotates_and_revocation_and_introspection_answer_for_the_client(
     // Unknown tokens revoke quietly; a wrong secret is refused.
     let (status, _) = form_post(&app, "/auth/revoke", &[("token", "nothing")], basic).await;
     assert_eq!(status, 200);
+    // Revoking a refresh token names its family in the trail (the digest of the code that
+    // began it), never the token.
+    let (status, _) = form_post(&app, "/auth/revoke", &[("token", &r2)], basic).await;
+    assert_eq!(status, 200);
+    let trail = app.audit().await;
+    let family = trail
+        .iter()
+        .rfind(|r| r.rule == "token-family-revoked")
+        .expect("the family revocation is audited");
+    assert_eq!(family.agent.id, "conf");
+    assert_eq!(
+        family.resources,
+        [format!(
+            "token-family/{}",
+            carerecord_identity::bearer::digest(&code)
+        )]
+    );
+    let written = format!("{trail:?}");
+    for t in [&access, &access2, &r2] {
+        assert!(!written.contains(t.as_str()), "a token is in the trail");
+    }
     let (status, _) = form_post(
         &app,
         "/auth/introspect",

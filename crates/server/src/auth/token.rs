@@ -62,6 +62,17 @@ pub(super) fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequ
     Ok(TokenRequest { form, basic })
 }
 
+/// The client a request says it is (Basic credentials' id, else the form's `client_id`), for
+/// the audit entry of a refusal: client ids are not secrets.
+pub(super) fn claimed_client(req: &TokenRequest) -> Option<String> {
+    req.basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
+        req.form
+            .iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.clone())
+    })
+}
+
 pub async fn handler(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -73,12 +84,7 @@ pub async fn handler(
         Err(d) => return invalid_request(d),
     };
     let endpoint = format!("{}/auth/token", origin(&state.settings, &headers));
-    let claimed = req.basic.as_ref().map(|(id, _)| id.clone()).or_else(|| {
-        req.form
-            .iter()
-            .find(|(k, _)| k == "client_id")
-            .map(|(_, v)| v.clone())
-    });
+    let claimed = claimed_client(&req);
     let result = state.identity.token(&req, &endpoint, now_micros()).await;
     // Issued or refused, the request is in the audit trail before it is answered.
     let entry = match &result {

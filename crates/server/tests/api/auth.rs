@@ -562,3 +562,185 @@ async fn a_person_whose_training_has_lapsed_sees_no_records_until_they_record_tr
     assert_eq!(r.body["principal"]["training_current"], true);
     assert_eq!(get_as(&app, &token, &app.url("Patient")).await.status, 200);
 }
+
+/// `POST` a form to an `/auth` endpoint with Basic credentials.
+async fn auth_form(
+    app: &TestApp,
+    endpoint: &str,
+    form: &[(&str, &str)],
+    basic: (&str, &str),
+) -> Resp {
+    app.send(
+        app.anonymous
+            .post(format!("{}/auth/{endpoint}", app.origin))
+            .basic_auth(basic.0, Some(basic.1))
+            .form(form),
+    )
+    .await
+}
+
+/// The audit entries written after `after`.
+async fn entries_after(app: &TestApp, after: i64) -> Vec<carerecord_store::AuditEntry> {
+    app.store.audit_entries(after, 1_000).await.unwrap()
+}
+
+async fn last_seq(app: &TestApp) -> i64 {
+    entries_after(app, 0).await.last().map_or(0, |e| e.seq)
+}
+
+#[tokio::test]
+async fn revocation_and_introspection_are_audited_with_the_client_and_outcome_never_the_token() {
+    use carerecord_store::{AuditAction, AuditOutcome};
+    let app = spawn_app().await;
+    let mut secrets = Vec::new();
+    for id in ["home-system", "other-system"] {
+        let c = app
+            .identity
+            .create_client(NewClient {
+                client_id: id.into(),
+                role: Role::System,
+                organisation_id: "org-zc0001".into(),
+                secret: true,
+                public_key: None,
+            })
+            .await
+            .unwrap();
+        secrets.push(c.secret.unwrap());
+    }
+    let home = ("home-system", secrets[0].as_str());
+    let other = ("other-system", secrets[1].as_str());
+    let token = |basic: (&'static str, String)| {
+        let app = &app;
+        async move {
+            let r = auth_form(
+                app,
+                "token",
+                &[("grant_type", "client_credentials")],
+                (basic.0, basic.1.as_str()),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let t1 = token(("home-system", secrets[0].clone())).await;
+    let t2 = token(("home-system", secrets[0].clone())).await;
+
+    // Each request leaves exactly one entry: (endpoint, form, credentials) → (status, outcome, rule, agent).
+    /// (endpoint, form, Basic credentials, status, outcome, rule, agent).
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        (&'a str, &'a str),
+        u16,
+        AuditOutcome,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "introspect",
+            vec![("token", t1.as_str())],
+            home,
+            200,
+            AuditOutcome::Allowed,
+            "token-introspected",
+            "home-system",
+        ),
+        (
+            "revoke",
+            vec![("token", t1.as_str())],
+            home,
+            200,
+            AuditOutcome::Allowed,
+            "access-token-revoked",
+            "home-system",
+        ),
+        (
+            "revoke",
+            vec![("token", "no-such-token")],
+            home,
+            200,
+            AuditOutcome::Allowed,
+            "revoke-unknown-token",
+            "home-system",
+        ),
+        // Another client's token is left alone (RFC 7009 still answers 200).
+        (
+            "revoke",
+            vec![("token", t2.as_str())],
+            other,
+            200,
+            AuditOutcome::Denied,
+            "deny-revoke-not-issued-to-client",
+            "other-system",
+        ),
+        (
+            "revoke",
+            vec![("token", t2.as_str())],
+            ("home-system", "wrong"),
+            401,
+            AuditOutcome::Denied,
+            "deny-revoke-invalid-client",
+            "home-system",
+        ),
+        (
+            "introspect",
+            vec![("token", t2.as_str())],
+            ("home-system", "wrong"),
+            401,
+            AuditOutcome::Denied,
+            "deny-introspect-invalid-client",
+            "home-system",
+        ),
+        (
+            "revoke",
+            vec![("token", t2.as_str())],
+            ("nobody", "wrong"),
+            401,
+            AuditOutcome::Denied,
+            "deny-revoke-invalid-client",
+            "(unknown client)",
+        ),
+        (
+            "introspect",
+            vec![],
+            home,
+            400,
+            AuditOutcome::Denied,
+            "deny-introspect-invalid-request",
+            "home-system",
+        ),
+    ];
+    for (endpoint, form, basic, status, outcome, rule, agent) in cases {
+        let before = last_seq(&app).await;
+        let r = auth_form(&app, endpoint, &form, basic).await;
+        assert_eq!(r.status, status, "{endpoint} {form:?}: {}", r.text);
+        let entries = entries_after(&app, before).await;
+        assert_eq!(entries.len(), 1, "{endpoint} {rule}: {entries:#?}");
+        let e = &entries[0].record;
+        assert_eq!(
+            (e.action, e.outcome, e.rule.as_str(), e.agent.id.as_str()),
+            (AuditAction::Admin, outcome, rule, agent),
+            "{endpoint} {form:?}"
+        );
+        let written = format!("{e:?}");
+        for t in [&t1, &t2] {
+            assert!(
+                !written.contains(t.as_str()),
+                "the token is in the trail: {written}"
+            );
+        }
+        assert!(!written.contains(basic.1), "the secret is in the trail");
+    }
+    // The revocations did what the trail says: t1 is gone, t2 (another client's) still works.
+    assert_eq!(get_as(&app, &t1, &app.url("Patient")).await.status, 401);
+    assert_eq!(get_as(&app, &t2, &app.url("Patient")).await.status, 200);
+    let before = last_seq(&app).await;
+    let r = auth_form(&app, "introspect", &[("token", t1.as_str())], home).await;
+    assert_eq!(r.body["active"], false);
+    assert_eq!(
+        entries_after(&app, before).await[0].record.query.as_deref(),
+        Some("active=false")
+    );
+}

@@ -19,6 +19,7 @@ use crate::error::StoreError;
 
 pub mod audit;
 pub mod break_glass;
+pub mod directory;
 mod reads;
 pub mod visibility;
 mod write;
