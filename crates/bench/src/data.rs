@@ -15,6 +15,7 @@ pub fn london(seed: u64, patients: u32) -> London {
         seed,
         patients,
         care_homes: (patients / 50).max(2),
+        ..Options::default()
     })
 }
 

@@ -431,9 +431,13 @@ pub struct GenerateArgs {
     /// How many care homes.
     #[arg(long, default_value_t = 12)]
     pub care_homes: u32,
-    /// The seed: the same seed writes byte-identical files.
+    /// The seed: the same seed (and `--as-of`) writes byte-identical files.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// "Today" for the records (YYYY-MM-DD): every date runs back from it. The default is a
+    /// fixed date, so the output never depends on the clock.
+    #[arg(long, value_name = "DATE", default_value_t = carerecord_synth::AsOf::default())]
+    pub as_of: carerecord_synth::AsOf,
 }
 
 #[derive(Debug, Clone, clap::Args)]

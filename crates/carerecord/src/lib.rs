@@ -312,6 +312,12 @@ pub async fn import(
     Ok(report)
 }
 
+/// The generator's "today" for a demo started on `today`.
+pub fn demo_as_of(today: time::Date) -> carerecord_synth::AsOf {
+    carerecord_synth::AsOf::new(today.year(), u8::from(today.month()), today.day())
+        .unwrap_or_default()
+}
+
 /// `carerecord demo`: a fresh store (a temporary directory unless `--data-dir` names one),
 /// preloaded with the default synthetic London, then served.
 pub async fn demo(
@@ -329,7 +335,13 @@ pub async fn demo(
     let store = open_store(&config).await?;
     let state = app_state(&config, store.clone());
     install_signing_key(&config, &state)?;
-    let opts = carerecord_synth::Options::default();
+    // The synthetic timeline ends today, so that the demo has recent events (discharges, new
+    // results, changed care plans) whenever it is run; the generator itself never reads the
+    // clock and stays deterministic for a given date.
+    let opts = carerecord_synth::Options {
+        as_of: demo_as_of(time::OffsetDateTime::now_utc().date()),
+        ..carerecord_synth::Options::default()
+    };
     let london = carerecord_synth::London::new(&opts);
     if existing {
         eprintln!(

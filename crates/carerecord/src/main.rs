@@ -128,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: args.seed,
                 patients: args.patients,
                 care_homes: args.care_homes,
+                as_of: args.as_of,
             };
             let bar = indicatif::ProgressBar::new(u64::from(args.patients));
             let done = carerecord::generate::write(&opts, &args.out, |n| {

@@ -87,6 +87,7 @@ async fn main() -> Result<()> {
         seed: 42,
         patients: 200,
         care_homes: 6,
+        ..Options::default()
     });
     let (person, home, bundle) = grown_resident(&london).ok_or("no care home resident")?;
     let resources = bundle["entry"].as_array().map_or(0, Vec::len);
@@ -141,11 +142,23 @@ async fn main() -> Result<()> {
             "release"
         }
     );
-    for path in [
-        format!("/residents/{person}"),
-        format!("/residents/{person}/results"),
-        "/".to_owned(),
-    ] {
+    // Every section of the record page (the summary is the page itself), then My residents.
+    let paths = std::iter::once(format!("/residents/{person}"))
+        .chain(
+            [
+                "discharge",
+                "results",
+                "reports",
+                "medicines",
+                "problems",
+                "care-plans",
+                "encounters",
+            ]
+            .iter()
+            .map(|s| format!("/residents/{person}/{s}")),
+        )
+        .chain(std::iter::once("/".to_owned()));
+    for path in paths {
         let mut times = Vec::with_capacity(requests);
         let mut sizes = (0, 0);
         for i in 0..requests + 5 {

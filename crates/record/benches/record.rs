@@ -39,6 +39,7 @@ fn person() -> Person {
         seed: 42,
         patients: 200,
         care_homes: 6,
+        ..Options::default()
     });
     let organisations = london
         .organisations()
@@ -116,6 +117,7 @@ fn page(p: &Person, view: View) -> usize {
         now: NOW,
         view,
         withheld: 0,
+        sources_only: &[],
     });
     Section::all().iter().map(|s| v.render(*s).len()).sum()
 }
@@ -161,6 +163,7 @@ fn benches(c: &mut Criterion) {
                     now: NOW,
                     view: View::Full,
                     withheld: 0,
+                    sources_only: &[],
                 },
                 &[Section::Summary],
             );

@@ -97,6 +97,11 @@ pub fn badges(resources: &[Value], now: OffsetDateTime) -> Vec<Badge> {
 
 /// Like [`badges`], for a viewer who last opened this person's record at `last_look`: a care
 /// plan change that arrived before then is one they have seen, and is not news to them.
+///
+/// `resources` may hold earlier versions of a CarePlan beside its current one (the same id,
+/// a lower `meta.versionId`): a later version counts as a change only when its content
+/// differs from the version before it ([`care_plan_changed`]). Without the version before
+/// it, a later version is taken to be a change.
 pub fn badges_since(
     resources: &[Value],
     now: OffsetDateTime,
@@ -107,6 +112,7 @@ pub fn badges_since(
     let mut newest_summary: Option<OffsetDateTime> = None;
     let mut new_results: Option<OffsetDateTime> = None;
     let mut plan_updated: Option<OffsetDateTime> = None;
+    let mut plans: Vec<&Value> = Vec::new();
     let recent = |t: Option<OffsetDateTime>, window: Duration| {
         t.filter(|t| *t <= now + Duration::hours(1) && now - *t <= window)
     };
@@ -152,27 +158,30 @@ pub fn badges_since(
                 let when = text.and_then(dates::parse).or_else(|| read::item_date(v));
                 new_results = new_results.max(recent(when, NEWS));
             }
-            "CarePlan" => {
-                // A new plan counts from when it was written; a changed one (a later version)
-                // from when the change arrived. The first version's arrival time is only when
-                // it was loaded, which would make every imported plan look new.
-                let written = read::date_at(v, "created").or_else(|| read::date_at(v, "period"));
-                let changed = v
-                    .get("meta")
-                    .and_then(|m| str_of(m, "versionId"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .filter(|n| *n > 1)
-                    .and_then(|_| read::last_updated(v));
-                // Seen already if it arrived before the viewer last opened the record.
-                let unseen = match (last_look, read::last_updated(v)) {
-                    (Some(look), Some(arrived)) => arrived > look,
-                    _ => true,
-                };
-                if unseen {
-                    plan_updated = plan_updated.max(recent(written.max(changed), NEWS));
-                }
-            }
+            "CarePlan" => plans.push(v),
             _ => {}
+        }
+    }
+    for versions in plan_versions(&plans) {
+        let Some(current) = versions.first() else {
+            continue;
+        };
+        // A new plan counts from when it was written; a changed one from when the change
+        // arrived. The first version's arrival time is only when it was loaded, which would
+        // make every imported plan look new; a version that only re-sent the same plan is
+        // not a change either.
+        let written =
+            read::date_at(current, "created").or_else(|| read::date_at(current, "period"));
+        let changed = content_changed_at(&versions);
+        // Seen already if the change (or, unchanged, the plan) arrived before the viewer last
+        // opened the record.
+        let arrived = changed.or_else(|| versions.last().and_then(|v| read::last_updated(v)));
+        let unseen = match (last_look, arrived) {
+            (Some(look), Some(arrived)) => arrived > look,
+            _ => true,
+        };
+        if unseen {
+            plan_updated = plan_updated.max(recent(written.max(changed), NEWS));
         }
     }
     let mut out = Vec::new();
@@ -210,4 +219,70 @@ pub fn badges_since(
         });
     }
     out
+}
+
+/// Whether a CarePlan's content differs between two versions: everything but `meta`, which
+/// describes the copy (its version, when it arrived, its tags), not the plan. A plan sent
+/// again as it was is a new version with the same content.
+pub fn care_plan_changed(previous: &Value, current: &Value) -> bool {
+    match (previous.as_object(), current.as_object()) {
+        (Some(a), Some(b)) => {
+            let content = |m: &'_ serde_json::Map<String, Value>| {
+                m.len() - usize::from(m.contains_key("meta"))
+            };
+            content(a) != content(b)
+                || a.iter()
+                    .filter(|(k, _)| k.as_str() != "meta")
+                    .any(|(k, v)| b.get(k) != Some(v))
+        }
+        _ => previous != current,
+    }
+}
+
+fn version_of(v: &Value) -> Option<u64> {
+    v.get("meta")
+        .and_then(|m| str_of(m, "versionId"))
+        .and_then(|n| n.parse::<u64>().ok())
+}
+
+/// The CarePlans among `plans` grouped by id, each newest version first (one version of
+/// each number). A plan without an id stands alone.
+fn plan_versions<'a>(plans: &[&'a Value]) -> Vec<Vec<&'a Value>> {
+    let mut groups: Vec<Vec<&'a Value>> = Vec::new();
+    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for v in plans {
+        let id = read::id(v);
+        match by_id.get(id).and_then(|i| groups.get_mut(*i)) {
+            Some(g) if !id.is_empty() => g.push(v),
+            _ => {
+                if !id.is_empty() {
+                    by_id.insert(id, groups.len());
+                }
+                groups.push(vec![v]);
+            }
+        }
+    }
+    for g in &mut groups {
+        g.sort_by_key(|v| std::cmp::Reverse(version_of(v)));
+        g.dedup_by_key(|v| version_of(v));
+    }
+    groups
+}
+
+/// When the plan's content last changed, from its versions newest first: when the newest
+/// version whose content differs from the one before it arrived. `None` when every version
+/// given has the first version's content. A later version whose predecessor is not given is
+/// taken to be a change (nothing shows it was not).
+fn content_changed_at(versions: &[&Value]) -> Option<OffsetDateTime> {
+    for (k, newer) in versions.iter().enumerate() {
+        let n = version_of(newer).filter(|n| *n > 1)?;
+        let changed = match versions.get(k + 1) {
+            Some(older) if version_of(older) == Some(n - 1) => care_plan_changed(older, newer),
+            _ => true,
+        };
+        if changed {
+            return read::last_updated(newer);
+        }
+    }
+    None
 }

@@ -70,6 +70,16 @@ impl<'a> Index<'a> {
             }
             idx.by_type.entry(rt).or_default().push(item);
         }
+        for v in input.sources_only {
+            if input.view == View::Restricted
+                && !RESTRICTED_TYPES
+                    .iter()
+                    .any(|t| t.as_str() == read::resource_type(v))
+            {
+                continue;
+            }
+            idx.sources.add(v, input.organisations, input.feeds);
+        }
         for list in idx.by_type.values_mut() {
             // Newest first; undated at the end.
             list.sort_by_key(|b| std::cmp::Reverse(b.date));

@@ -35,7 +35,7 @@ use carerecord_access::View;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use badges::{BadgeSearch, badge_searches, badges, badges_since};
+pub use badges::{BadgeSearch, badge_searches, badges, badges_since, care_plan_changed};
 pub use trend::{TrendPoint, TrendSeries, trend_svg};
 
 /// A part of the record, shown as a tab of the resident's page.
@@ -154,6 +154,10 @@ pub struct RecordInput<'a> {
     pub now: OffsetDateTime,
     pub view: View,
     pub withheld: u64,
+    /// Resources of the person that the page does not show, given only for their source and
+    /// when it last sent something (`meta` is enough): a page that does not parse every
+    /// resource still says truly how fresh each source is. Not indexed, never rendered.
+    pub sources_only: &'a [Value],
 }
 
 /// The heading of a person's record.

@@ -26,4 +26,5 @@ async fn fresh() -> Option<Fixture> {
 
 carerecord_store::backend_suite!(fresh);
 
+mod feed_index;
 mod tamper;

@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         patients: u32::try_from(num(1, u64::from(d.patients))?)?,
         care_homes: u32::try_from(num(2, u64::from(d.care_homes))?)?,
         seed: num(3, d.seed)?,
+        ..d
     };
     std::fs::create_dir_all(&dir)?;
     let london = London::new(&opts);

@@ -1,12 +1,5 @@
 //! Civil dates as day numbers (days since 1970-01-01), without a date crate.
 
-/// "Today" for generated records: dates run back from here, so output never depends on the clock.
-pub(crate) const ANCHOR: (i64, i64, i64) = (2026, 11, 1);
-
-pub(crate) fn anchor() -> i64 {
-    days_from_civil(ANCHOR.0, ANCHOR.1, ANCHOR.2)
-}
-
 /// Howard Hinnant's `days_from_civil`.
 pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -90,16 +90,114 @@ pub struct Options {
     pub seed: u64,
     pub patients: u32,
     pub care_homes: u32,
+    /// "Today" for the generated records: every date runs back from it. The output is a
+    /// function of the options only, so the same options give byte-identical output; a caller
+    /// that wants a timeline ending today (the demo) passes today's date here.
+    pub as_of: AsOf,
 }
 
 impl Default for Options {
-    /// The demo set: seed 1, 400 people, 12 care homes.
+    /// The demo set: seed 1, 400 people, 12 care homes, as of [`AsOf::default`].
     fn default() -> Self {
         Options {
             seed: 1,
             patients: 400,
             care_homes: 12,
+            as_of: AsOf::default(),
         }
+    }
+}
+
+/// A calendar date (proleptic Gregorian), the day the synthetic timeline runs back from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AsOf {
+    /// Days since 1970-01-01.
+    day: i64,
+}
+
+impl AsOf {
+    /// The date, when it is one (month 1–12, day within the month, years 1–9999).
+    pub fn new(year: i32, month: u8, day: u8) -> Option<AsOf> {
+        let (y, m, d) = (i64::from(year), i64::from(month), i64::from(day));
+        if !(1..=9999).contains(&y) {
+            return None;
+        }
+        let n = date::days_from_civil(y, m, d);
+        (date::civil_from_days(n) == (y, m, d)).then_some(AsOf { day: n })
+    }
+
+    /// Year, month, day.
+    pub fn ymd(self) -> (i32, u8, u8) {
+        let (y, m, d) = date::civil_from_days(self.day);
+        (
+            i32::try_from(y).unwrap_or_default(),
+            u8::try_from(m).unwrap_or_default(),
+            u8::try_from(d).unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn day_number(self) -> i64 {
+        self.day
+    }
+}
+
+impl Default for AsOf {
+    /// 1 November 2026: the fixed default, so that generated files do not depend on the clock.
+    fn default() -> Self {
+        AsOf {
+            day: date::days_from_civil(2026, 11, 1),
+        }
+    }
+}
+
+impl std::fmt::Display for AsOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&date::date(self.day))
+    }
+}
+
+/// A date that is not `YYYY-MM-DD` or not in the calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDate(String);
+
+impl std::fmt::Display for InvalidDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not a date in the form YYYY-MM-DD", self.0)
+    }
+}
+
+impl std::error::Error for InvalidDate {}
+
+impl std::str::FromStr for AsOf {
+    type Err = InvalidDate;
+
+    /// `YYYY-MM-DD`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidDate(s.to_owned());
+        let mut parts = s.split('-');
+        let (Some(y), Some(m), Some(d), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return Err(bad());
+        }
+        let num = |t: &str| {
+            t.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| t.parse::<i32>().ok())
+                .flatten()
+        };
+        let (Some(y), Some(m), Some(d)) = (num(y), num(m), num(d)) else {
+            return Err(bad());
+        };
+        AsOf::new(
+            y,
+            u8::try_from(m).map_err(|_| bad())?,
+            u8::try_from(d).map_err(|_| bad())?,
+        )
+        .ok_or_else(bad)
     }
 }
 

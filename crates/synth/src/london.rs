@@ -89,6 +89,8 @@ pub(crate) struct PersonPlan {
 #[derive(Debug, Clone)]
 pub struct London {
     pub(crate) seed: u64,
+    /// "Today" for the records (days since 1970-01-01), from [`crate::Options::as_of`].
+    pub(crate) today: i64,
     pub(crate) icss: Vec<Org>,
     pub(crate) practices: Vec<Org>,
     pub(crate) trusts: Vec<Org>,
@@ -294,6 +296,7 @@ impl London {
         }
         London {
             seed: opts.seed,
+            today: opts.as_of.day_number(),
             icss,
             practices,
             trusts,

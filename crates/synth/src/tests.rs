@@ -25,6 +25,7 @@ fn small() -> London {
         seed: 7,
         patients: 60,
         care_homes: 6,
+        ..Options::default()
     })
 }
 
@@ -425,6 +426,7 @@ fn two_thousand_people_generate() {
         seed: 99,
         patients: 2_000,
         care_homes: 40,
+        ..Options::default()
     });
     let mut n = 0usize;
     for i in 0..london.people() {
@@ -443,8 +445,56 @@ fn out_of_range_people_are_empty_bundles() {
         seed: 1,
         patients: 0,
         care_homes: 0,
+        ..Options::default()
     });
     assert_eq!(tiny.people(), 0);
     assert!(tiny.awkward_cases().is_empty());
     assert!(tiny.organisations().len() >= 5);
+}
+
+#[test]
+fn the_timeline_runs_back_from_the_date_asked_for_and_stays_deterministic() {
+    let as_of: AsOf = "2027-03-15".parse().unwrap();
+    let opts = Options {
+        as_of,
+        ..Options::default()
+    };
+    let a = London::new(&opts).person_bundle(3).to_string();
+    assert_eq!(a, London::new(&opts).person_bundle(3).to_string());
+    let default = London::new(&Options::default())
+        .person_bundle(3)
+        .to_string();
+    assert_ne!(a, default);
+    // Nothing is dated after the day asked for (plus the hours of that day).
+    let latest = |text: &str| {
+        text.split('"')
+            .filter(|s| s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-')
+            .filter(|s| s[..4].bytes().all(|b| b.is_ascii_digit()))
+            .map(|s| s[..10].to_owned())
+            .max()
+            .unwrap()
+    };
+    assert!(latest(&a).as_str() <= "2027-03-15", "{}", latest(&a));
+    assert!(latest(&a).as_str() > "2027-01-01", "{}", latest(&a));
+    assert!(latest(&default).as_str() <= "2026-11-01");
+}
+
+#[test]
+fn as_of_dates_are_parsed_strictly() {
+    assert_eq!(AsOf::default().to_string(), "2026-11-01");
+    assert_eq!("2024-02-29".parse::<AsOf>().unwrap().ymd(), (2024, 2, 29));
+    for bad in [
+        "2023-02-29",
+        "2026-13-01",
+        "2026-1-01",
+        "26-01-01",
+        "2026-01-01x",
+        "",
+        "2026-00-10",
+        "+026-01-01",
+    ] {
+        assert!(bad.parse::<AsOf>().is_err(), "{bad}");
+    }
+    assert_eq!(AsOf::new(2026, 12, 2).unwrap().to_string(), "2026-12-02");
+    assert!(AsOf::new(2026, 4, 31).is_none());
 }

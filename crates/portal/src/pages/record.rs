@@ -4,6 +4,7 @@
 //! principal's visibility). A restricted view lists the sections its role cannot see and why;
 //! a record open under emergency access says so, and until when.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -20,6 +21,7 @@ use carerecord_server::access::Access;
 use carerecord_store::{
     AuditAction, AuditFilter, AuditOutcome, StoreError, StoredResource, ingest,
 };
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::residents::rec_now;
@@ -112,6 +114,111 @@ pub async fn load(state: &AppState, access: &Access, id: &LogicalId) -> Result<L
         resources,
         withheld,
     })
+}
+
+/// How much of a resource a section's page parses.
+enum Parse {
+    /// The whole body, to show it.
+    Whole,
+    /// Only its source and arrival (a small stand-in with the body's `meta`), so that the
+    /// page still judges each source's freshness over everything the person has from it.
+    SourceOnly(Value),
+}
+
+/// The summary shows abnormal results of the last 90 days (`carerecord_record`'s summary):
+/// a day more, as a `YYYY-MM-DD` prefix to compare dates with before parsing anything.
+fn summary_results_cutoff(now_micros: i64) -> String {
+    let t = rec_now(now_micros) - time::Duration::days(91);
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// What `section`'s page parses of `r`. Observations are most of a long record (a lab sends
+/// many a week): the results, reports and discharge pages need them all; the summary only
+/// those of the last 90 days; the medicines, problems, care plans and encounters pages none.
+/// Everything else is parsed whole. When in doubt (a body it cannot read), the whole.
+fn parse_for(section: Section, r: &StoredResource, cutoff: &str) -> Parse {
+    if r.resource_type != ResourceType::Observation
+        || matches!(
+            section,
+            Section::Results | Section::Reports | Section::Discharge
+        )
+    {
+        return Parse::Whole;
+    }
+    let Ok(g) = serde_json::from_str::<Glance<'_>>(&r.body) else {
+        return Parse::Whole;
+    };
+    let needed = match section {
+        Section::Results | Section::Reports | Section::Discharge => true,
+        // The record crate dates a result by the first of these it can read, else by its
+        // arrival: parse it when any of them may be recent (a superset of what it shows).
+        Section::Summary => {
+            let period = g.effective_period.as_ref();
+            let clinical = [
+                g.effective_date_time.as_deref(),
+                g.effective_instant.as_deref(),
+                g.issued.as_deref(),
+                period.and_then(|p| p.start.as_deref()),
+                period.and_then(|p| p.end.as_deref()),
+            ];
+            let recent = |d: &str| d.get(..10).is_none_or(|day| day >= cutoff);
+            if clinical.iter().all(Option::is_none) {
+                g.meta
+                    .as_ref()
+                    .and_then(|m| m.last_updated.as_deref())
+                    .is_none_or(recent)
+            } else {
+                clinical.iter().flatten().any(|d| recent(d))
+            }
+        }
+        Section::Medicines | Section::Problems | Section::CarePlans | Section::Encounters => false,
+    };
+    match (needed, g.meta) {
+        (false, Some(meta)) if !meta.tag.is_empty() => Parse::SourceOnly(serde_json::json!({
+            "resourceType": r.resource_type.as_str(),
+            "meta": {
+                "lastUpdated": meta.last_updated,
+                "tag": meta.tag,
+            }
+        })),
+        _ => Parse::Whole,
+    }
+}
+
+/// The few fields of an Observation that [`parse_for`] looks at, read without building the
+/// rest (serde skips it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Glance<'a> {
+    #[serde(borrow)]
+    meta: Option<GlanceMeta<'a>>,
+    #[serde(borrow)]
+    effective_date_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_instant: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_period: Option<GlancePeriod<'a>>,
+    #[serde(borrow)]
+    issued: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GlanceMeta<'a> {
+    #[serde(borrow)]
+    last_updated: Option<Cow<'a, str>>,
+    /// Source tags are what says where it came from; kept as they are.
+    #[serde(default)]
+    tag: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct GlancePeriod<'a> {
+    #[serde(borrow)]
+    start: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    end: Option<Cow<'a, str>>,
 }
 
 /// Whether the principal sees this person only through an emergency-access grant, and if so
@@ -280,26 +387,40 @@ async fn show(
     let emergency = emergency_until(state, access, &lid).await?;
     let view = access.principal.role.view();
     let patient: Value = serde_json::from_str(&loaded.patient.body).unwrap_or_default();
-    let bodies: Vec<Value> = loaded
-        .resources
-        .iter()
-        .filter_map(|r| serde_json::from_str(&r.body).ok())
-        .collect();
+    // Parsing a body into a `Value` (and freeing it) is most of what a long record costs, so
+    // only what the section shows is parsed; of the rest only the source is read.
+    let cutoff = summary_results_cutoff(access.now);
+    let mut bodies: Vec<Value> = Vec::new();
+    let mut glanced: Vec<Value> = Vec::new();
+    for r in &loaded.resources {
+        match parse_for(section, r, &cutoff) {
+            Parse::Whole => bodies.extend(serde_json::from_str::<Value>(&r.body).ok()),
+            Parse::SourceOnly(v) => glanced.push(v),
+        }
+    }
     let orgs = organisations(state, access, &loaded.resources, &bodies).await?;
     let feeds = feeds(state).await?;
-    let record = RecordView::build(RecordInput {
-        patient: &patient,
-        resources: &bodies,
-        organisations: &orgs,
-        feeds: &feeds,
-        now: rec_now(access.now),
-        view,
-        withheld: loaded.withheld,
-    });
+    let record = RecordView::build_for(
+        RecordInput {
+            patient: &patient,
+            resources: &bodies,
+            organisations: &orgs,
+            feeds: &feeds,
+            now: rec_now(access.now),
+            view,
+            withheld: loaded.withheld,
+            sources_only: &glanced,
+        },
+        &[section],
+    );
+    drop(glanced);
+    drop(bodies);
     let available = section.available_to(view);
-    let mut read = vec![loaded.patient.clone()];
+    let patient_row = loaded.patient;
+    let mut read = Vec::with_capacity(loaded.resources.len() + 1);
+    read.push(patient_row);
     if available {
-        read.extend(loaded.resources.iter().cloned());
+        read.extend(loaded.resources);
     }
     audit::write(
         state,

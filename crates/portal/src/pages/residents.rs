@@ -9,12 +9,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use carerecord_access::{Role, Visibility};
-use carerecord_fhir::ResourceType;
+use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_search::query::{Handling, Total, parse};
 use carerecord_server::AppState;
 use carerecord_server::access::Access;
 use carerecord_server::audit::agent;
-use carerecord_store::{AuditAction, AuditFilter, AuditOutcome, StoredResource};
+use carerecord_store::{AuditAction, AuditFilter, AuditOutcome, HistoryQuery, StoredResource};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -32,6 +32,9 @@ const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 /// that only means an older look is not known, and a change shows as news once more.
 const LOOK_PAGE: u32 = 500;
 const MAX_LOOK_PAGES: usize = 4;
+/// Versions of a changed care plan read to find its last change of content: a plan sent
+/// again unchanged more often than this in a week shows as changed once more.
+const PLAN_VERSIONS: u32 = 10;
 
 pub struct BadgeRow {
     pub text: String,
@@ -248,7 +251,50 @@ async fn events(
             }
         }
     }
+    earlier_plan_versions(state, &mut out, vis).await?;
     Ok(out)
+}
+
+/// Adds the earlier versions of every CarePlan found that has them, so that the badges can
+/// tell a changed plan from one sent again as it was (`rec::care_plan_changed`). One history
+/// read per plan with a second version among those found — plans written or changed in the
+/// last week — not per resident.
+async fn earlier_plan_versions(
+    state: &AppState,
+    events: &mut HashMap<String, Vec<Value>>,
+    vis: &Visibility,
+) -> Result<(), PageError> {
+    for values in events.values_mut() {
+        let later: Vec<LogicalId> = values
+            .iter()
+            .filter(|v| v["resourceType"] == "CarePlan")
+            .filter(|v| {
+                v["meta"]["versionId"]
+                    .as_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > 1)
+            })
+            .filter_map(|v| v["id"].as_str().and_then(|id| LogicalId::parse(id).ok()))
+            .collect();
+        for id in later {
+            let query = HistoryQuery {
+                since: None,
+                count: PLAN_VERSIONS,
+                cursor: None,
+            };
+            let page = state
+                .store
+                .history(Some(ResourceType::CarePlan), Some(&id), &query, vis)
+                .await?;
+            values.extend(
+                page.items
+                    .iter()
+                    .filter(|r| !r.deleted)
+                    .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok()),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// When the signed-in person last opened each person's record (µs), within the window a

@@ -728,6 +728,74 @@ async fn the_residents_list_costs_the_same_reads_for_three_residents_as_for_fift
     assert_eq!(after.text.matches(">New results<").count(), 5);
 }
 
+/// A care plan sent again as it was (a new version, the same content) is not a change; a
+/// version with new content is, until she opens the record; sent again after that, still not.
+#[tokio::test]
+async fn a_care_plan_sent_again_unchanged_is_not_news_and_a_changed_one_is() {
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    let cookie = app.sign_in("nurse", &secret).await;
+    resident(
+        &app,
+        &Resident {
+            id: "p-plan",
+            home: "home-a",
+            ods: "ZHA1",
+            nhs: "9990001251",
+            born: "1938-03-03",
+            family: "Planned",
+        },
+    )
+    .await;
+    let plan = json!({"resourceType": "CarePlan", "id": "p-plan-cp", "status": "active",
+                      "intent": "plan", "subject": {"reference": "Patient/p-plan"},
+                      "created": "2023-05-01", "description": "Walks with a frame."});
+    async fn plan_badges(app: &App, cookie: &str) -> usize {
+        app.get(cookie, "/")
+            .await
+            .text
+            .matches(">Care plan updated<")
+            .count()
+    }
+    put(&app, plan.clone(), "ZHA1").await;
+    assert_eq!(
+        plan_badges(&app, &cookie).await,
+        0,
+        "written long ago, loaded today"
+    );
+    put(&app, plan.clone(), "ZHA1").await;
+    put(&app, plan.clone(), "ZHA1").await;
+    assert_eq!(
+        plan_badges(&app, &cookie).await,
+        0,
+        "versions 2 and 3 are the same plan"
+    );
+
+    let mut changed = plan.clone();
+    changed["description"] = json!("Walks with a frame and one carer.");
+    put(&app, changed.clone(), "ZHA1").await;
+    assert_eq!(
+        plan_badges(&app, &cookie).await,
+        1,
+        "version 4 changed the plan"
+    );
+    put(&app, changed.clone(), "ZHA1").await;
+    assert_eq!(
+        plan_badges(&app, &cookie).await,
+        1,
+        "version 5 re-sent version 4: still news"
+    );
+
+    assert_eq!(app.get(&cookie, "/residents/p-plan").await.status, 200);
+    assert_eq!(plan_badges(&app, &cookie).await, 0, "seen");
+    put(&app, changed, "ZHA1").await;
+    assert_eq!(
+        plan_badges(&app, &cookie).await,
+        0,
+        "sent again after she saw it: nothing new to see"
+    );
+}
+
 #[tokio::test]
 async fn a_source_with_a_quiet_feed_is_marked_and_a_live_one_is_not() {
     use carerecord_store::ingest::{Hl7System, IngestOp, MessageRecord, tx_do};

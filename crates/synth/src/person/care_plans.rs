@@ -125,6 +125,9 @@ pub(super) fn alerts_and_care_plans(
         && home.electronic
     {
         let start = moved_in + 2;
+        // The home reviews the plan every four weeks and records it afresh: `created` is the
+        // latest review, so about a quarter of these plans were written in the last week.
+        let reviewed = start + (g.today - start).max(0) / 28 * 28;
         let author = org_ref(&home.org);
         let mut activities = vec![
             "Support with washing and dressing each morning",
@@ -148,7 +151,7 @@ pub(super) fn alerts_and_care_plans(
             "title": "Personal care and support plan",
             "subject": reference(&patient_ref),
             "period": {"start": date(start)},
-            "created": date(start),
+            "created": date(reviewed),
             "author": author,
             "addresses": condition_refs.iter().map(|(r, _)| reference(r)).collect::<Vec<_>>(),
             "activity": activities.iter().map(|a| json!({"detail": {"status": "in-progress", "description": a}})).collect::<Vec<_>>()

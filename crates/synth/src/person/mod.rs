@@ -9,7 +9,7 @@
 //! - `results`: pathology reports over time;
 //! - `discharge`: hospital stays and their discharge summaries.
 
-use crate::date::{anchor, date, date_time, days_from_civil};
+use crate::date::{date, date_time, days_from_civil};
 use crate::london::{Awkward, London, Org, PersonPlan};
 use crate::refdata::{self, FAMILY, FEMALE_GIVEN, MALE_GIVEN, MEDS, Med, PROBLEMS};
 use crate::rng::{Rng, mix};
@@ -241,7 +241,7 @@ pub(crate) fn bundle(l: &London, i: u32, plan: &PersonPlan) -> Value {
         rng: Rng::new(mix(l.seed, u64::from(i).wrapping_add(0x5045_5253_4F4E))),
         patient: format!("Patient/{pid}"),
         pid,
-        today: anchor(),
+        today: l.today,
         entries: Vec::new(),
         counters: Vec::new(),
         by_source: Vec::new(),
