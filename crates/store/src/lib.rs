@@ -17,7 +17,7 @@ pub mod ingest;
 mod model;
 pub mod pending;
 mod prepare;
-mod smart;
+pub mod smart;
 pub mod sql;
 mod traits;
 pub mod write;

@@ -3,12 +3,17 @@
 //! in each grant's family, and the launch contexts of an EHR launch from the portal.
 //!
 //! A supertrait of [`Directory`](crate::Directory): both backends implement it over the same
-//! database, and the identity crate reaches it through `ResourceStore::directory()`.
+//! database, and the identity crate reaches it through `ResourceStore::directory()`. The
+//! statements and their decoding are written once, here, over a connection ([`SqlExec`]), as
+//! [`crate::break_glass`] is; a backend's implementation only picks the connection.
 //! Every instant is microseconds since the Unix epoch.
 
 use async_trait::async_trait;
 
+use crate::engine::SqlExec;
 use crate::error::StoreError;
+use crate::ingest::{Cell, Cols, Kind};
+use crate::sql::{Arg, Statement};
 
 /// An app registered for the authorisation code flow. Its credentials, when it is
 /// confidential, are those of its `oauth_clients` row.
@@ -121,4 +126,389 @@ pub trait SmartDirectory: Send + Sync + 'static {
 
     /// Spends a launch context. `false` when it was already spent.
     async fn use_launch_context(&self, launch_hash: &str) -> Result<bool, StoreError>;
+}
+
+/// Codes are kept this long past their expiry (long enough to recognise a replayed one).
+const CODE_MEMORY_MICROS: i64 = 86_400 * 1_000_000;
+
+/// A statement whose `$N` placeholders are `args` in order, each used once (SQLite binds them
+/// by position).
+fn st(sql: &str, args: Vec<Arg>) -> Statement {
+    Statement {
+        sql: sql.to_owned(),
+        args,
+    }
+}
+
+fn text(s: &str) -> Arg {
+    Arg::Text(s.to_owned())
+}
+
+fn opt_text(s: Option<&str>) -> Arg {
+    s.map_or(Arg::Null, text)
+}
+
+/// A boolean column read as 0/1 on both backends (PostgreSQL's `BOOLEAN`, SQLite's integer).
+fn flag(column: &str) -> String {
+    format!("CAST(CASE WHEN {column} THEN 1 ELSE 0 END AS BIGINT)")
+}
+
+fn boolean(c: &mut Cols) -> Result<bool, StoreError> {
+    Ok(c.int()? != 0)
+}
+
+fn app_select() -> String {
+    format!(
+        "SELECT client_id, name, redirect_uris, scopes, {}, launch_url, created FROM smart_apps",
+        flag("confidential")
+    )
+}
+
+const APP_KINDS: [Kind; 7] = [
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Int,
+];
+
+fn app(row: Vec<Cell>) -> Result<SmartAppRecord, StoreError> {
+    let mut c = Cols(row.into_iter());
+    Ok(SmartAppRecord {
+        client_id: c.text()?,
+        name: c.text()?,
+        redirect_uris: c.text()?.split_whitespace().map(str::to_owned).collect(),
+        scopes: c.text()?,
+        confidential: boolean(&mut c)?,
+        launch_url: c.opt_text()?,
+        created: c.int()?,
+    })
+}
+
+const REFRESH_KINDS: [Kind; 9] = [
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Int,
+    Kind::Int,
+    Kind::Int,
+];
+
+fn refresh(row: Vec<Cell>) -> Result<RefreshTokenRecord, StoreError> {
+    let mut c = Cols(row.into_iter());
+    Ok(RefreshTokenRecord {
+        token_hash: c.text()?,
+        family: c.text()?,
+        client_id: c.text()?,
+        subject: c.text()?,
+        grant: c.text()?,
+        created: c.int()?,
+        expires_at: c.int()?,
+        used: boolean(&mut c)?,
+        revoked: boolean(&mut c)?,
+    })
+}
+
+/// Runs `statement` and decodes its first row, if any, with `decode`.
+async fn first<T>(
+    exec: &mut dyn SqlExec,
+    statement: &Statement,
+    kinds: &[Kind],
+    decode: fn(Vec<Cell>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    exec.cells(statement, kinds)
+        .await?
+        .into_iter()
+        .next()
+        .map(decode)
+        .transpose()
+}
+
+/// [`SmartDirectory::create_smart_app`].
+pub async fn create_smart_app(
+    exec: &mut dyn SqlExec,
+    a: &SmartAppRecord,
+) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "INSERT INTO smart_apps \
+         (client_id, name, redirect_uris, scopes, confidential, launch_url, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            text(&a.client_id),
+            text(&a.name),
+            Arg::Text(a.redirect_uris.join(" ")),
+            text(&a.scopes),
+            Arg::Bool(a.confidential),
+            opt_text(a.launch_url.as_deref()),
+            Arg::Int(a.created),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::smart_app`].
+pub async fn smart_app(
+    exec: &mut dyn SqlExec,
+    client_id: &str,
+) -> Result<Option<SmartAppRecord>, StoreError> {
+    let sql = format!("{} WHERE client_id = $1", app_select());
+    first(exec, &st(&sql, vec![text(client_id)]), &APP_KINDS, app).await
+}
+
+/// [`SmartDirectory::smart_apps`].
+pub async fn smart_apps(exec: &mut dyn SqlExec) -> Result<Vec<SmartAppRecord>, StoreError> {
+    let sql = format!("{} ORDER BY client_id", app_select());
+    exec.cells(&st(&sql, vec![]), &APP_KINDS)
+        .await?
+        .into_iter()
+        .map(app)
+        .collect()
+}
+
+/// [`SmartDirectory::create_auth_code`].
+pub async fn create_auth_code(
+    exec: &mut dyn SqlExec,
+    c: &AuthCodeRecord,
+) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "INSERT INTO smart_codes \
+         (code_hash, client_id, redirect_uri, code_challenge, grant_json, expires_at, used) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            text(&c.code_hash),
+            text(&c.client_id),
+            text(&c.redirect_uri),
+            text(&c.code_challenge),
+            text(&c.grant),
+            Arg::Int(c.expires_at),
+            Arg::Bool(c.used),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::use_auth_code`]. `exec` must see its own writes (SQLite: the writer).
+pub async fn use_auth_code(
+    exec: &mut dyn SqlExec,
+    code_hash: &str,
+    now: i64,
+) -> Result<Option<AuthCodeRecord>, StoreError> {
+    exec.execute(&st(
+        "DELETE FROM smart_codes WHERE expires_at < $1",
+        vec![Arg::Int(now.saturating_sub(CODE_MEMORY_MICROS))],
+    ))
+    .await?;
+    let first_use = exec
+        .execute(&st(
+            "UPDATE smart_codes SET used = $1 WHERE code_hash = $2 AND used = $3",
+            vec![Arg::Bool(true), text(code_hash), Arg::Bool(false)],
+        ))
+        .await?
+        == 1;
+    let code = |row: Vec<Cell>| -> Result<AuthCodeRecord, StoreError> {
+        let mut c = Cols(row.into_iter());
+        Ok(AuthCodeRecord {
+            code_hash: c.text()?,
+            client_id: c.text()?,
+            redirect_uri: c.text()?,
+            code_challenge: c.text()?,
+            grant: c.text()?,
+            expires_at: c.int()?,
+            used: false,
+        })
+    };
+    let row = exec
+        .cells(
+            &st(
+                "SELECT code_hash, client_id, redirect_uri, code_challenge, grant_json, \
+                 expires_at FROM smart_codes WHERE code_hash = $1",
+                vec![text(code_hash)],
+            ),
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+            ],
+        )
+        .await?
+        .into_iter()
+        .next();
+    row.map(code).transpose().map(|c| {
+        c.map(|c| AuthCodeRecord {
+            used: !first_use,
+            ..c
+        })
+    })
+}
+
+/// [`SmartDirectory::create_refresh_token`].
+pub async fn create_refresh_token(
+    exec: &mut dyn SqlExec,
+    t: &RefreshTokenRecord,
+) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "INSERT INTO smart_refresh_tokens \
+         (token_hash, family, client_id, subject, grant_json, created, expires_at, used, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        vec![
+            text(&t.token_hash),
+            text(&t.family),
+            text(&t.client_id),
+            text(&t.subject),
+            text(&t.grant),
+            Arg::Int(t.created),
+            Arg::Int(t.expires_at),
+            Arg::Bool(t.used),
+            Arg::Bool(t.revoked),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::refresh_token`].
+pub async fn refresh_token(
+    exec: &mut dyn SqlExec,
+    token_hash: &str,
+) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    let sql = format!(
+        "SELECT token_hash, family, client_id, subject, grant_json, created, expires_at, {}, {} \
+         FROM smart_refresh_tokens WHERE token_hash = $1",
+        flag("used"),
+        flag("revoked")
+    );
+    first(
+        exec,
+        &st(&sql, vec![text(token_hash)]),
+        &REFRESH_KINDS,
+        refresh,
+    )
+    .await
+}
+
+/// [`SmartDirectory::use_refresh_token`].
+pub async fn use_refresh_token(
+    exec: &mut dyn SqlExec,
+    token_hash: &str,
+) -> Result<bool, StoreError> {
+    Ok(exec
+        .execute(&st(
+            "UPDATE smart_refresh_tokens SET used = $1 WHERE token_hash = $2 AND used = $3",
+            vec![Arg::Bool(true), text(token_hash), Arg::Bool(false)],
+        ))
+        .await?
+        == 1)
+}
+
+/// [`SmartDirectory::add_family_token`].
+pub async fn add_family_token(
+    exec: &mut dyn SqlExec,
+    token_hash: &str,
+    family: &str,
+) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "INSERT INTO smart_family_tokens (token_hash, family) VALUES ($1, $2)",
+        vec![text(token_hash), text(family)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::revoke_family`].
+pub async fn revoke_family(exec: &mut dyn SqlExec, family: &str) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "UPDATE smart_refresh_tokens SET revoked = $1 WHERE family = $2",
+        vec![Arg::Bool(true), text(family)],
+    ))
+    .await?;
+    exec.execute(&st(
+        "UPDATE auth_tokens SET revoked = $1 WHERE token_hash IN \
+         (SELECT token_hash FROM smart_family_tokens WHERE family = $2)",
+        vec![Arg::Bool(true), text(family)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::create_launch_context`].
+pub async fn create_launch_context(
+    exec: &mut dyn SqlExec,
+    l: &LaunchContextRecord,
+) -> Result<(), StoreError> {
+    exec.execute(&st(
+        "INSERT INTO smart_launches \
+         (launch_hash, client_id, user_id, patient_id, expires_at, used) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            text(&l.launch_hash),
+            text(&l.client_id),
+            text(&l.user_id),
+            text(&l.patient_id),
+            Arg::Int(l.expires_at),
+            Arg::Bool(l.used),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// [`SmartDirectory::launch_context`].
+pub async fn launch_context(
+    exec: &mut dyn SqlExec,
+    launch_hash: &str,
+) -> Result<Option<LaunchContextRecord>, StoreError> {
+    let sql = format!(
+        "SELECT launch_hash, client_id, user_id, patient_id, expires_at, {} \
+         FROM smart_launches WHERE launch_hash = $1",
+        flag("used")
+    );
+    let decode = |row: Vec<Cell>| -> Result<LaunchContextRecord, StoreError> {
+        let mut c = Cols(row.into_iter());
+        Ok(LaunchContextRecord {
+            launch_hash: c.text()?,
+            client_id: c.text()?,
+            user_id: c.text()?,
+            patient_id: c.text()?,
+            expires_at: c.int()?,
+            used: boolean(&mut c)?,
+        })
+    };
+    first(
+        exec,
+        &st(&sql, vec![text(launch_hash)]),
+        &[
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Int,
+            Kind::Int,
+        ],
+        decode,
+    )
+    .await
+}
+
+/// [`SmartDirectory::use_launch_context`].
+pub async fn use_launch_context(
+    exec: &mut dyn SqlExec,
+    launch_hash: &str,
+) -> Result<bool, StoreError> {
+    Ok(exec
+        .execute(&st(
+            "UPDATE smart_launches SET used = $1 WHERE launch_hash = $2 AND used = $3",
+            vec![Arg::Bool(true), text(launch_hash), Arg::Bool(false)],
+        ))
+        .await?
+        == 1)
 }
