@@ -1,12 +1,13 @@
 //! [`SmartDirectory`] over SQLite: SMART apps, authorisation codes, refresh token families,
-//! EHR launch contexts (migration `0009_smart.sql`). The statements are shared with the other backend in
+//! EHR launch contexts (migration `0009_smart.sql`) and registered clients' JWKS URLs
+//! (`0016_client_jwks_uri.sql`). The statements are shared with the other backend in
 //! [`carerecord_store::smart`]; this file only picks the connection (writes and reads of what was just written on the writer).
 
 use async_trait::async_trait;
 use carerecord_store::smart;
 use carerecord_store::{
-    AuthCodeRecord, LaunchContextRecord, RefreshTokenRecord, SmartAppRecord, SmartDirectory,
-    StoreError,
+    AuthCodeRecord, ClientRegistration, LaunchContextRecord, RefreshTokenRecord, RegisteredClient,
+    SmartAppRecord, SmartDirectory, StoreError,
 };
 
 use crate::{Exec, SqliteStore, db_err};
@@ -89,5 +90,26 @@ impl SmartDirectory for SqliteStore {
 
     async fn use_launch_context(&self, launch_hash: &str) -> Result<bool, StoreError> {
         smart::use_launch_context(&mut Exec(&mut *self.smart_writer().await?), launch_hash).await
+    }
+
+    async fn register_client(&self, r: &ClientRegistration) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        smart::register_client(&mut Exec(&mut tx), r).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn registered_clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
+        smart::registered_clients(&mut Exec(&mut *self.smart_reader().await?)).await
+    }
+
+    async fn client_jwks_uri(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        smart::client_jwks_uri(&mut Exec(&mut *self.smart_reader().await?), client_id).await
+    }
+
+    async fn disable_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let done = smart::disable_client(&mut Exec(&mut tx), client_id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(done)
     }
 }

@@ -41,6 +41,7 @@ pub use model::{
 };
 pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
 pub use smart::{
-    AuthCodeRecord, LaunchContextRecord, RefreshTokenRecord, SmartAppRecord, SmartDirectory,
+    AuthCodeRecord, ClientRegistration, LaunchContextRecord, RefreshTokenRecord, RegisteredClient,
+    SmartAppRecord, SmartDirectory,
 };
 pub use traits::{ResourceStore, StoreTx};

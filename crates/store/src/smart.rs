@@ -79,6 +79,31 @@ pub struct LaunchContextRecord {
     pub used: bool,
 }
 
+/// Everything registered in one go for a system or an app: written in one transaction, so a
+/// refused registration leaves nothing behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRegistration {
+    pub client: crate::ClientRecord,
+    /// The SMART scopes it may be granted by client credentials.
+    pub scope: Option<String>,
+    /// The care homes it may launch users into, and the roles it may assert there.
+    pub launch: Vec<crate::LaunchRegistration>,
+    /// Where its public keys are published, instead of (or besides) a registered key.
+    pub jwks_uri: Option<String>,
+    /// Set for a SMART app (authorisation code flow).
+    pub app: Option<SmartAppRecord>,
+}
+
+/// A registered client as the administrators' list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredClient {
+    pub client: crate::ClientRecord,
+    pub scope: Option<String>,
+    pub launch: Vec<crate::LaunchRegistration>,
+    pub jwks_uri: Option<String>,
+    pub app: Option<SmartAppRecord>,
+}
+
 /// Storage for SMART App Launch. Implemented by both backends.
 #[async_trait]
 pub trait SmartDirectory: Send + Sync + 'static {
@@ -126,6 +151,21 @@ pub trait SmartDirectory: Send + Sync + 'static {
 
     /// Spends a launch context. `false` when it was already spent.
     async fn use_launch_context(&self, launch_hash: &str) -> Result<bool, StoreError>;
+
+    /// Registers a client with its scopes, launch registrations, JWKS URL and app, in one
+    /// transaction. `AlreadyExists` when the client id is taken.
+    async fn register_client(&self, registration: &ClientRegistration) -> Result<(), StoreError>;
+
+    /// Every registered client (systems, services and apps), by client id.
+    async fn registered_clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
+
+    /// Where a client publishes its keys, if it registered a JWKS URL.
+    async fn client_jwks_uri(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Disables a client and, in the same transaction, revokes every token it holds or that
+    /// was issued through it (client credentials, SMART access and refresh tokens). `false`
+    /// when it is unknown or was disabled already.
+    async fn disable_client(&self, client_id: &str) -> Result<bool, StoreError>;
 }
 
 /// Codes are kept this long past their expiry (long enough to recognise a replayed one).
@@ -511,4 +551,198 @@ pub async fn use_launch_context(
         ))
         .await?
         == 1)
+}
+
+/// [`SmartDirectory::register_client`], inside the caller's transaction.
+pub async fn register_client(
+    exec: &mut dyn SqlExec,
+    r: &ClientRegistration,
+) -> Result<(), StoreError> {
+    let c = &r.client;
+    exec.execute(&st(
+        "INSERT INTO oauth_clients \
+         (client_id, organisation_id, role, secret_hash, public_key_pem, created, disabled) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            text(&c.client_id),
+            text(&c.organisation_id),
+            text(&c.role),
+            opt_text(c.secret_hash.as_deref()),
+            opt_text(c.public_key_pem.as_deref()),
+            Arg::Int(c.created),
+            Arg::Bool(c.disabled),
+        ],
+    ))
+    .await?;
+    if let Some(scope) = &r.scope {
+        exec.execute(&st(
+            "INSERT INTO client_scopes (client_id, scope) VALUES ($1, $2)",
+            vec![text(&c.client_id), text(scope)],
+        ))
+        .await?;
+    }
+    for l in &r.launch {
+        exec.execute(&st(
+            "INSERT INTO launch_registrations (client_id, organisation_id, roles) \
+             VALUES ($1, $2, $3)",
+            vec![
+                text(&c.client_id),
+                text(&l.organisation_id),
+                Arg::Text(l.roles.join(" ")),
+            ],
+        ))
+        .await?;
+    }
+    if let Some(uri) = &r.jwks_uri {
+        exec.execute(&st(
+            "INSERT INTO client_jwks_uris (client_id, jwks_uri) VALUES ($1, $2)",
+            vec![text(&c.client_id), text(uri)],
+        ))
+        .await?;
+    }
+    if let Some(app) = &r.app {
+        create_smart_app(exec, app).await?;
+    }
+    Ok(())
+}
+
+/// [`SmartDirectory::registered_clients`].
+pub async fn registered_clients(
+    exec: &mut dyn SqlExec,
+) -> Result<Vec<RegisteredClient>, StoreError> {
+    let sql = format!(
+        "SELECT c.client_id, c.organisation_id, c.role, c.secret_hash, c.public_key_pem, \
+         c.created, {}, s.scope, j.jwks_uri FROM oauth_clients c \
+         LEFT JOIN client_scopes s ON s.client_id = c.client_id \
+         LEFT JOIN client_jwks_uris j ON j.client_id = c.client_id \
+         ORDER BY c.client_id",
+        flag("c.disabled")
+    );
+    let rows = exec
+        .cells(
+            &st(&sql, vec![]),
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+                Kind::Text,
+                Kind::Text,
+            ],
+        )
+        .await?;
+    let launches = exec
+        .cells(
+            &st(
+                "SELECT client_id, organisation_id, roles FROM launch_registrations \
+                 ORDER BY client_id, organisation_id",
+                vec![],
+            ),
+            &[Kind::Text, Kind::Text, Kind::Text],
+        )
+        .await?
+        .into_iter()
+        .map(|row| {
+            let mut c = Cols(row.into_iter());
+            Ok(crate::LaunchRegistration {
+                client_id: c.text()?,
+                organisation_id: c.text()?,
+                roles: c.text()?.split_whitespace().map(str::to_owned).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let apps = smart_apps(exec).await?;
+    rows.into_iter()
+        .map(|row| {
+            let mut c = Cols(row.into_iter());
+            let client = crate::ClientRecord {
+                client_id: c.text()?,
+                organisation_id: c.text()?,
+                role: c.text()?,
+                secret_hash: c.opt_text()?,
+                public_key_pem: c.opt_text()?,
+                created: c.int()?,
+                disabled: boolean(&mut c)?,
+            };
+            let (scope, jwks_uri) = (c.opt_text()?, c.opt_text()?);
+            let launch = launches
+                .iter()
+                .filter(|l| l.client_id == client.client_id)
+                .cloned()
+                .collect();
+            let app = apps
+                .iter()
+                .find(|a| a.client_id == client.client_id)
+                .cloned();
+            Ok(RegisteredClient {
+                client,
+                scope,
+                launch,
+                jwks_uri,
+                app,
+            })
+        })
+        .collect()
+}
+
+/// [`SmartDirectory::client_jwks_uri`].
+pub async fn client_jwks_uri(
+    exec: &mut dyn SqlExec,
+    client_id: &str,
+) -> Result<Option<String>, StoreError> {
+    first(
+        exec,
+        &st(
+            "SELECT jwks_uri FROM client_jwks_uris WHERE client_id = $1",
+            vec![text(client_id)],
+        ),
+        &[Kind::Text],
+        |row| Cols(row.into_iter()).text(),
+    )
+    .await
+}
+
+/// [`SmartDirectory::disable_client`], inside the caller's transaction.
+pub async fn disable_client(exec: &mut dyn SqlExec, client_id: &str) -> Result<bool, StoreError> {
+    let changed = exec
+        .execute(&st(
+            "UPDATE oauth_clients SET disabled = $1 WHERE client_id = $2 AND disabled = $3",
+            vec![Arg::Bool(true), text(client_id), Arg::Bool(false)],
+        ))
+        .await?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    // Its own tokens (client credentials).
+    exec.execute(&st(
+        "UPDATE auth_tokens SET revoked = $1 WHERE subject = $2",
+        vec![Arg::Bool(true), text(client_id)],
+    ))
+    .await?;
+    // Tokens issued to people through it: every access token of a family begun by one of its
+    // codes (codes are remembered a day past expiry, longer than an access token lives) or
+    // carried on by one of its refresh tokens.
+    exec.execute(&st(
+        "UPDATE auth_tokens SET revoked = $1 WHERE token_hash IN \
+         (SELECT f.token_hash FROM smart_family_tokens f WHERE f.family IN \
+         (SELECT code_hash FROM smart_codes WHERE client_id = $2 \
+          UNION SELECT family FROM smart_refresh_tokens WHERE client_id = $3))",
+        vec![Arg::Bool(true), text(client_id), text(client_id)],
+    ))
+    .await?;
+    exec.execute(&st(
+        "UPDATE smart_refresh_tokens SET revoked = $1 WHERE client_id = $2",
+        vec![Arg::Bool(true), text(client_id)],
+    ))
+    .await?;
+    // Launch contexts not yet spent cannot be.
+    exec.execute(&st(
+        "UPDATE smart_launches SET used = $1 WHERE client_id = $2",
+        vec![Arg::Bool(true), text(client_id)],
+    ))
+    .await?;
+    Ok(true)
 }
