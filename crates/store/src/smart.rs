@@ -10,9 +10,9 @@
 
 use async_trait::async_trait;
 
+use crate::cells::{Cell, Cols, Kind};
 use crate::engine::SqlExec;
 use crate::error::StoreError;
-use crate::ingest::{Cell, Cols, Kind};
 use crate::sql::{Arg, Statement};
 
 /// An app registered for the authorisation code flow. Its credentials, when it is
