@@ -472,3 +472,19 @@ test('a manager records a move-in by NHS number and date of birth, a move-out, a
   await page.goto(`${BASE}/`);
   assert.equal(await page.locator(`#residents a[href="/residents/${person.id}"]`).count(), 1, 'back on the list');
 });
+
+test('systems and apps: the programme administrator lists, registers and is told what is wrong', async () => {
+  const { page } = await signIn('programme-admin');
+  await page.goto(`${BASE}/systems`);
+  await check(page, 'systems-list');
+  assert.match(await page.textContent('main'), /Systems and apps/);
+  await page.goto(`${BASE}/systems/new-system`);
+  await check(page, 'systems-new-system');
+  // Nothing filled in: the error summary names each problem, and nothing is registered.
+  await page.fill('#client_id', 'has spaces');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.nhsuk-error-summary');
+  await check(page, 'systems-new-system-errors');
+  await page.goto(`${BASE}/systems/new-app`);
+  await check(page, 'systems-new-app');
+});

@@ -105,12 +105,15 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
         .role
         .parse()
         .map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    if let Some(uri) = &args.jwks_uri {
+        return client_add_with_jwks_uri(&id, role, args, uri).await;
+    }
     let key_file = args.jwk_file.as_ref().or(args.public_key_pem.as_ref());
     let public_key = key_file
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
         .transpose()?;
     if !args.secret && public_key.is_none() {
-        bail!("give --secret, --jwk-file or --public-key-pem");
+        bail!("give --secret, --jwk-file, --public-key-pem or --jwks-uri");
     }
     // Checked before anything is registered, so a mistyped scope leaves no client behind.
     if let Some(scope) = &args.scope {
@@ -136,6 +139,34 @@ pub async fn client_add(store: Arc<dyn ResourceStore>, args: &ClientAddArgs) -> 
         let scope = id.set_client_scope(&c.client_id, scope).await?;
         println!("scope: {scope}");
     }
+    if let Some(s) = &c.secret {
+        println!("client_secret: {s}");
+    }
+    Ok(())
+}
+
+/// `carerecord client add … --jwks-uri`: registered whole (client, scopes, URL) or not at all.
+async fn client_add_with_jwks_uri(
+    id: &Identity,
+    role: Role,
+    args: &ClientAddArgs,
+    uri: &str,
+) -> anyhow::Result<()> {
+    if role != Role::System {
+        bail!("--jwks-uri: only a system (--role system) registers a JWKS URL");
+    }
+    let c = id
+        .register_system(carerecord_identity::register::NewSystem {
+            client_id: args.client_id.clone(),
+            organisations: vec![args.org.clone()],
+            launch_roles: Vec::new(),
+            scope: args.scope.clone(),
+            keys: carerecord_identity::register::Keys::Uri(uri.to_owned()),
+            secret: args.secret,
+        })
+        .await?;
+    println!("registered client (system at {}, keys at {uri})", args.org);
+    println!("client_id: {}", c.client_id);
     if let Some(s) = &c.secret {
         println!("client_secret: {s}");
     }

@@ -348,6 +348,10 @@ pub struct ClientAddArgs {
     /// A PEM file with the client's RSA, EC P-384 or (for launches) EC P-256 public key.
     #[arg(long)]
     pub public_key_pem: Option<PathBuf>,
+    /// An https URL where the system publishes its public keys (a JWK Set), fetched and
+    /// cached by carerecord, instead of a key file (role system only).
+    #[arg(long, conflicts_with_all = ["jwk_file", "public_key_pem"])]
+    pub jwks_uri: Option<String>,
     /// The SMART scopes it may be granted by client credentials, space-separated (e.g.
     /// "system/Patient.rs system/Observation.rs"). Without it, any system/ scope it asks for,
     /// within the access policy.

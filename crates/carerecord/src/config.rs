@@ -40,6 +40,9 @@ pub struct Config {
     pub session_idle_minutes: u64,
     /// Lifetime of a token issued by client credentials.
     pub system_token_minutes: u64,
+    /// Accept registered JWKS URLs on `http://` loopback addresses (127.0.0.1, ::1,
+    /// localhost). For tests and local demos only: otherwise a JWKS URL must be https.
+    pub jwks_allow_loopback_http: bool,
     /// The audit trail.
     pub audit: AuditConfig,
     /// SMART on FHIR: the key access and id tokens are signed with.
@@ -333,6 +336,7 @@ impl Default for Config {
             session_hours: 8,
             session_idle_minutes: 30,
             system_token_minutes: 60,
+            jwks_allow_loopback_http: false,
             audit: AuditConfig::default(),
             smart: SmartConfig::default(),
             policy: PolicyConfig::default(),
@@ -361,6 +365,7 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("system_token_minutes", &self.system_token_minutes)
+            .field("jwks_allow_loopback_http", &self.jwks_allow_loopback_http)
             .field("audit", &self.audit)
             .field("smart", &self.smart)
             .field("policy", &self.policy)
@@ -405,6 +410,7 @@ pub struct Partial {
     pub session_hours: Option<u64>,
     pub session_idle_minutes: Option<u64>,
     pub system_token_minutes: Option<u64>,
+    pub jwks_allow_loopback_http: Option<bool>,
     pub audit: Option<PartialAudit>,
     pub smart: Option<PartialSmart>,
     pub policy: Option<PartialPolicy>,
@@ -487,6 +493,10 @@ impl Partial {
                 "SYSTEM_TOKEN_MINUTES",
                 get("CARERECORD_SYSTEM_TOKEN_MINUTES"),
             )?,
+            jwks_allow_loopback_http: parse(
+                "JWKS_ALLOW_LOOPBACK_HTTP",
+                get("CARERECORD_JWKS_ALLOW_LOOPBACK_HTTP"),
+            )?,
             audit: get("CARERECORD_AUDIT_KEY_FILE").map(|f| PartialAudit {
                 key_file: Some(PathBuf::from(f)),
             }),
@@ -566,6 +576,9 @@ impl Partial {
         }
         if let Some(v) = self.system_token_minutes {
             c.system_token_minutes = v;
+        }
+        if let Some(v) = self.jwks_allow_loopback_http {
+            c.jwks_allow_loopback_http = v;
         }
 
         if let Some(v) = self.audit.and_then(|a| a.key_file) {

@@ -83,13 +83,30 @@ pub fn identity_settings(config: &Config) -> IdentitySettings {
         session_lifetime: minutes(config.session_hours.saturating_mul(60)),
         session_idle: minutes(config.session_idle_minutes),
         system_token_lifetime: minutes(config.system_token_minutes),
+        jwks: carerecord_identity::jwks::JwksSettings {
+            allow_loopback_http: config.jwks_allow_loopback_http,
+            ..carerecord_identity::jwks::JwksSettings::default()
+        },
         ..IdentitySettings::default()
     }
 }
 
+/// The identity service, with the HTTP client that fetches registered JWKS URLs.
+pub fn identity(config: &Config, store: Arc<dyn ResourceStore>) -> Arc<Identity> {
+    let identity = Arc::new(Identity::new(store, identity_settings(config)));
+    match carerecord_server::jwks::HttpJwksFetcher::new() {
+        Ok(f) => {
+            identity.set_jwks_fetcher(Arc::new(f));
+        }
+        // Clients with a JWKS URL are then refused as if their keys were unreachable.
+        Err(e) => tracing::error!(error = %e, "JWKS URLs cannot be fetched"),
+    }
+    identity
+}
+
 pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     AppState {
-        identity: Arc::new(Identity::new(store.clone(), identity_settings(config))),
+        identity: identity(config, store.clone()),
         store,
         settings: Arc::new(ServerSettings {
             public_base_url: config.public_base_url.clone(),

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Identity, IdentityError, MICROS_PER_SECOND, Session, bearer, oauth, password,
+    Identity, IdentityError, MICROS_PER_SECOND, Session, bearer, password,
     training_valid_until_from,
 };
 
@@ -78,6 +78,8 @@ pub enum LaunchRefusal {
     UnknownIssuer,
     #[error("no registered key of the issuer matches the launch token")]
     UnknownKey,
+    #[error("the issuer's keys could not be fetched from its registered JWKS URL")]
+    KeysUnavailable,
     #[error("the launch token's signature does not verify")]
     BadSignature,
     #[error("the launch token is for another service")]
@@ -121,6 +123,7 @@ impl LaunchRefusal {
             LaunchRefusal::Malformed(_) => "launch-malformed",
             LaunchRefusal::UnknownIssuer => "launch-unknown-issuer",
             LaunchRefusal::UnknownKey => "launch-unknown-key",
+            LaunchRefusal::KeysUnavailable => "launch-keys-unavailable",
             LaunchRefusal::BadSignature => "launch-bad-signature",
             LaunchRefusal::WrongAudience => "launch-wrong-audience",
             LaunchRefusal::Expired => "launch-expired",
@@ -158,6 +161,12 @@ impl LaunchRefusal {
                 "Your care record system could not be identified",
                 "Reason: the launch request was signed with a key this service does not know \
                  for your system."
+                    .to_owned(),
+            ),
+            LaunchRefusal::KeysUnavailable => (
+                "Your care record system could not be checked just now",
+                "Reason: this service could not fetch your system's published keys, so it \
+                 cannot check the launch request. Try again in a few minutes."
                     .to_owned(),
             ),
             LaunchRefusal::BadSignature => (
@@ -370,9 +379,9 @@ impl Identity {
                 "no client {client_id}: register it first (carerecord client add … --public-key)"
             )));
         };
-        if client.public_key_pem.is_none() {
+        if client.public_key_pem.is_none() && self.dir.client_jwks_uri(client_id).await?.is_none() {
             return Err(IdentityError::Invalid(format!(
-                "the client {client_id} has no public key to verify launch tokens with"
+                "the client {client_id} has no public key or JWKS URL to verify launch tokens with"
             )));
         }
         if roles.is_empty() {
@@ -434,12 +443,16 @@ impl Identity {
         if registrations.is_empty() {
             return Err(LaunchRefusal::UnknownIssuer);
         }
-        let Some(key) = client
-            .public_key_pem
-            .as_deref()
-            .and_then(|k| oauth::decoding_key(k, header.alg, header.kid.as_deref()))
-        else {
-            return Err(LaunchRefusal::UnknownKey);
+        let key = match self
+            .client_key(&client, header.alg, header.kid.as_deref())
+            .await
+        {
+            Ok(key) => key,
+            Err(crate::jwks::JwksError::UnknownKey) => return Err(LaunchRefusal::UnknownKey),
+            Err(crate::jwks::JwksError::Unavailable(why)) => {
+                tracing::warn!(client_id = %client_id, reason = %why, "launching system's keys unavailable");
+                return Err(LaunchRefusal::KeysUnavailable);
+            }
         };
         let mut v = Validation::new(header.alg);
         // Each claim is checked below, so that each refusal can say which it was.
@@ -641,7 +654,7 @@ impl Identity {
 }
 
 /// Roles a care home system may assert for its staff.
-fn launchable(role: Role) -> bool {
+pub(crate) fn launchable(role: Role) -> bool {
     matches!(
         role,
         Role::CareWorker | Role::SeniorCarer | Role::RegisteredNurse | Role::CareHomeManager
@@ -651,6 +664,7 @@ fn launchable(role: Role) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth;
 
     #[test]
     fn the_audience_may_be_a_string_or_an_array() {

@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 
 pub mod bearer;
+pub mod jwks;
 pub mod launch;
 mod login;
 pub mod oauth;
 pub mod password;
+pub mod register;
 pub mod signing;
 pub mod smart;
 pub mod totp;
@@ -58,6 +60,8 @@ pub struct IdentitySettings {
     pub system_token_lifetime: Duration,
     /// Cost of new password and client-secret hashes.
     pub password_cost: PasswordCost,
+    /// Registered JWKS URLs: which may be fetched, and how long a document is cached.
+    pub jwks: jwks::JwksSettings,
 }
 
 impl Default for IdentitySettings {
@@ -69,6 +73,7 @@ impl Default for IdentitySettings {
             session_idle: Duration::from_secs(30 * 60),
             system_token_lifetime: Duration::from_secs(3600),
             password_cost: PasswordCost::Recommended,
+            jwks: jwks::JwksSettings::default(),
         }
     }
 }
@@ -171,6 +176,8 @@ pub struct Identity {
     settings: IdentitySettings,
     /// The key SMART access and id tokens are signed with (see [`signing`]).
     signing: std::sync::OnceLock<SigningKey>,
+    /// Keys published at registered JWKS URLs.
+    jwks: jwks::JwksCache,
 }
 
 /// Midnight UTC twelve months after `now` (29 February becomes 28 February): training done
@@ -193,8 +200,43 @@ impl Identity {
         Identity {
             store,
             dir,
+            jwks: jwks::JwksCache::new(settings.jwks.clone()),
             settings,
             signing: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs what fetches registered JWKS URLs (the server's HTTP client). Once only:
+    /// `false` if one was installed already. Without one, clients registered with a JWKS URL
+    /// are refused as if their keys were unreachable.
+    pub fn set_jwks_fetcher(&self, fetcher: Arc<dyn jwks::JwksFetcher>) -> bool {
+        self.jwks.set_fetcher(fetcher)
+    }
+
+    /// The key of registered client `client` that verifies a token signed with `alg` (and
+    /// naming `kid`): its registered key (PEM, JWK or JWK Set) first, then the document at its
+    /// JWKS URL, if it registered one.
+    pub(crate) async fn client_key(
+        &self,
+        client: &ClientRecord,
+        alg: jsonwebtoken::Algorithm,
+        kid: Option<&str>,
+    ) -> Result<jsonwebtoken::DecodingKey, jwks::JwksError> {
+        if let Some(key) = client
+            .public_key_pem
+            .as_deref()
+            .and_then(|k| oauth::decoding_key(k, alg, kid))
+        {
+            return Ok(key);
+        }
+        let uri = self
+            .dir
+            .client_jwks_uri(&client.client_id)
+            .await
+            .map_err(|e| jwks::JwksError::Unavailable(format!("storage: {e}")))?;
+        match uri {
+            Some(uri) => self.jwks.key(&uri, alg, kid).await,
+            None => Err(jwks::JwksError::UnknownKey),
         }
     }
 

@@ -437,12 +437,19 @@ impl Identity {
         let Some(client) = self.dir.client(&client_id).await?.filter(|c| !c.disabled) else {
             return Err(OAuthError::client());
         };
-        let Some(key) = client
-            .public_key_pem
-            .as_deref()
-            .and_then(|k| decoding_key(k, header.alg, header.kid.as_deref()))
-        else {
-            return Err(OAuthError::client());
+        let key = match self
+            .client_key(&client, header.alg, header.kid.as_deref())
+            .await
+        {
+            Ok(key) => key,
+            Err(crate::jwks::JwksError::UnknownKey) => return Err(OAuthError::client()),
+            Err(crate::jwks::JwksError::Unavailable(why)) => {
+                tracing::warn!(client_id = %client_id, reason = %why, "client keys unavailable");
+                return Err(OAuthError::new(
+                    "invalid_client",
+                    "the client's keys could not be fetched from its registered JWKS URL",
+                ));
+            }
         };
         let mut v = Validation::new(header.alg);
         v.set_audience(&[token_endpoint]);

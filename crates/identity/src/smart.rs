@@ -338,7 +338,7 @@ pub fn grant_scopes(requested: &str, registered: &str) -> Result<Vec<String>, St
 
 /// A redirect URI an app may register: absolute https, or http on the loopback interface
 /// (RFC 8252 §7.3), without a fragment.
-fn redirect_uri_allowed(uri: &str) -> bool {
+pub(crate) fn redirect_uri_allowed(uri: &str) -> bool {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
         .any(|p| {

@@ -72,6 +72,19 @@ pub fn router() -> Router<AppState> {
             post(pages::privacy::review),
         )
         .route("/privacy/people/{id}", get(pages::privacy::access_report))
+        .route("/systems", get(pages::systems::list))
+        .route(
+            "/systems/new-system",
+            get(pages::systems::system_form).post(pages::systems::system_submit),
+        )
+        .route(
+            "/systems/new-app",
+            get(pages::systems::app_form).post(pages::systems::app_submit),
+        )
+        .route(
+            "/systems/{client_id}/disable",
+            post(pages::systems::disable),
+        )
         .route("/assets/{version}/{*path}", get(assets::handler))
         .fallback(page::not_found)
         .layer(middleware::from_fn(csrf::layer))

@@ -50,7 +50,7 @@ impl Chrome {
                 ("/privacy", "Audit search"),
                 ("/privacy/emergency-access", "Emergency access review"),
             ],
-            carerecord_access::Role::ProgrammeAdmin => &[],
+            carerecord_access::Role::ProgrammeAdmin => &[("/systems", "Systems and apps")],
             _ => &[("/", "My residents"), ("/find", "Find someone")],
         };
         Chrome {

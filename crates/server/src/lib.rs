@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod fhir;
 mod health;
+pub mod jwks;
 pub mod metrics;
 pub mod request_id;
 pub mod residency;

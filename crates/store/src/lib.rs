@@ -18,7 +18,7 @@ pub mod ingest;
 mod model;
 pub mod pending;
 mod prepare;
-mod smart;
+pub mod smart;
 pub mod sql;
 mod traits;
 pub mod write;
@@ -42,6 +42,7 @@ pub use model::{
 };
 pub use prepare::{PreparedBody, PreparedVersion, prepare_body, prepare_version};
 pub use smart::{
-    AuthCodeRecord, LaunchContextRecord, RefreshTokenRecord, SmartAppRecord, SmartDirectory,
+    AuthCodeRecord, ClientRegistration, LaunchContextRecord, RefreshTokenRecord, RegisteredClient,
+    SmartAppRecord, SmartDirectory,
 };
 pub use traits::{ResourceStore, StoreTx};

@@ -119,6 +119,8 @@ async fn refuse(
             (StatusCode::INTERNAL_SERVER_ERROR, Some(id))
         }
         LaunchRefusal::NotInCare => (StatusCode::FORBIDDEN, None),
+        // The system's key server is down: a refusal, not a fault of this service.
+        LaunchRefusal::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
         LaunchRefusal::UnknownIssuer
         | LaunchRefusal::UnknownKey
         | LaunchRefusal::BadSignature

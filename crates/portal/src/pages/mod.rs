@@ -8,6 +8,7 @@ pub mod privacy;
 pub mod record;
 pub mod residents;
 pub mod sign_in;
+pub mod systems;
 pub mod training;
 
 /// A form field's error, for the NHS.UK error summary and the field itself.

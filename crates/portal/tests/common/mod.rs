@@ -86,8 +86,18 @@ pub async fn spawn(name: &str) -> App {
         store.clone(),
         IdentitySettings {
             password_cost: PasswordCost::Light,
+            // Test key servers listen on loopback http; every check fetches again, so a key
+            // withdrawn is seen at once (the cache's own rules are unit-tested).
+            jwks: carerecord_identity::jwks::JwksSettings {
+                cache_ttl: std::time::Duration::ZERO,
+                refetch_interval: std::time::Duration::ZERO,
+                allow_loopback_http: true,
+            },
             ..IdentitySettings::default()
         },
+    ));
+    identity.set_jwks_fetcher(Arc::new(
+        carerecord_server::jwks::HttpJwksFetcher::new().unwrap(),
     ));
     let state = AppState {
         store: store.clone(),
@@ -234,6 +244,29 @@ pub async fn user(app: &App, username: &str, role: Role, org: &str, lapsed: bool
         .await
         .unwrap();
     created.totp_secret
+}
+
+/// A system's key server on port 0: serves whatever `doc` holds at `/jwks.json`; its URL.
+pub async fn jwks_server(doc: Arc<std::sync::Mutex<String>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { doc.lock().unwrap().clone() }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+/// A URL on loopback where nothing listens.
+pub fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/jwks.json", l.local_addr().unwrap())
 }
 
 impl App {

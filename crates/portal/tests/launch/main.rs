@@ -412,3 +412,65 @@ async fn a_form_without_a_token_or_with_garbage_is_refused() {
     let page = app.launch("not.a.jwt").await;
     app.assert_refused(&page, 400, "launch-malformed").await;
 }
+
+/// Registers `client_id` for home A (care workers) with its keys at `url`, through the
+/// administrators' registration.
+async fn register_with_jwks_url(app: &App, client_id: &str, url: &str) {
+    app.identity
+        .register_system(carerecord_identity::register::NewSystem {
+            client_id: client_id.into(),
+            organisations: vec!["home-a".into()],
+            launch_roles: vec![Role::CareWorker],
+            scope: None,
+            keys: carerecord_identity::register::Keys::Uri(url.into()),
+            secret: false,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_system_with_a_jwks_url_launches_until_its_key_is_removed_from_the_document() {
+    let app = spawn().await;
+    let (private, public) = generate_es256_key_pair().unwrap();
+    let jwk = carerecord_identity::jwks::es256_public_jwk(&public, "k1").unwrap();
+    let doc = std::sync::Arc::new(std::sync::Mutex::new(json!({"keys": [jwk]}).to_string()));
+    let url = common::jwks_server(doc.clone()).await;
+    register_with_jwks_url(&app, "jwks-ehr", &url).await;
+    let claims = |jti: &str| LaunchClaims {
+        iss: "jwks-ehr".into(),
+        jti: jti.into(),
+        ..app.claims()
+    };
+    let token = sign_launch_token(&claims("jwks-1"), &private, Some("k1")).unwrap();
+    let page = app.launch(&token).await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.header("location"), "/residents/p-here");
+
+    // The system rotates k1 out: a token signed with it no longer verifies.
+    *doc.lock().unwrap() = json!({"keys": []}).to_string();
+    let token = sign_launch_token(&claims("jwks-2"), &private, Some("k1")).unwrap();
+    let page = app.launch(&token).await;
+    app.assert_refused(&page, 401, "launch-unknown-key").await;
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_url_is_a_clear_audited_refusal() {
+    let app = spawn().await;
+    let (private, _) = generate_es256_key_pair().unwrap();
+    register_with_jwks_url(&app, "gone-ehr", &common::closed_url()).await;
+    let claims = LaunchClaims {
+        iss: "gone-ehr".into(),
+        ..app.claims()
+    };
+    let page = app
+        .launch(&sign_launch_token(&claims, &private, None).unwrap())
+        .await;
+    app.assert_refused(&page, 503, "launch-keys-unavailable")
+        .await;
+    assert!(
+        page.text.contains("could not fetch your system"),
+        "{}",
+        page.text
+    );
+}

@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod smart;
+mod systems;
 
 use carerecord_access::Role;
 use carerecord_store::{AuditAction, AuditOutcome, Channel, now_micros};

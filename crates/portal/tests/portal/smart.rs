@@ -524,3 +524,47 @@ async fn an_ehr_launch_from_the_record_page_gives_the_app_that_resident() {
         .await;
     assert_eq!(refused.status, 403);
 }
+
+#[tokio::test]
+async fn disabling_an_app_ends_its_tokens_and_authorisations_at_once() {
+    let app = spawn().await;
+    let secret = user(&app, "nurse", Role::RegisteredNurse, "home-a", false).await;
+    register(&app, "falls", false, None).await;
+    let (code, cookie) = authorise(&app, "falls", &secret).await;
+    let (status, t) = exchange(&app, "falls", &code, VERIFIER).await;
+    assert_eq!(status, 200, "{t}");
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let refresh = t["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(read(&app, &access, "/fhir/Patient/p-here").await, 200);
+
+    let admin_secret = user(&app, "admin", Role::ProgrammeAdmin, "programme", false).await;
+    let admin = app.sign_in("admin", &admin_secret).await;
+    let off = app.post(&admin, "/systems/falls/disable", &[]).await;
+    assert_eq!(off.status, 303, "{}", off.text);
+
+    // Its live access token is revoked; its refresh token gives nothing more.
+    assert_eq!(read(&app, &access, "/fhir/Patient/p-here").await, 401);
+    let (status, r) = token(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "falls"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, r["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{r}"
+    );
+    // And no one can authorise it any more.
+    let page = app.get(&cookie, &authorize_query(&app, "falls", &[])).await;
+    assert!(
+        page.text.contains("withdrawn"),
+        "{}: {}",
+        page.status,
+        page.text
+    );
+}

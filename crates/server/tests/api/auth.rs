@@ -744,3 +744,127 @@ async fn revocation_and_introspection_are_audited_with_the_client_and_outcome_ne
         Some("active=false")
     );
 }
+
+/// The public JWK of a P-384 key (SPKI PEM), as a system publishes it at its JWKS URL.
+fn p384_jwk(public_pem: &str, kid: &str) -> Value {
+    use base64::Engine as _;
+    use p384::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p384::pkcs8::DecodePublicKey as _;
+    let point = p384::PublicKey::from_public_key_pem(public_pem)
+        .unwrap()
+        .to_encoded_point(false);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    json!({"kty": "EC", "crv": "P-384", "kid": kid, "use": "sig",
+           "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
+}
+
+/// A system's key server on port 0: serves whatever document `doc` holds at `/jwks.json`.
+async fn jwks_server(doc: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { doc.lock().unwrap().clone() }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn private_key_jwt_verifies_with_a_key_fetched_from_the_registered_jwks_url() {
+    let app = spawn_app_with_identity(IdentitySettings {
+        // Every check fetches again (the cache's own rules are unit-tested), on loopback http.
+        jwks: carerecord_identity::jwks::JwksSettings {
+            cache_ttl: Duration::ZERO,
+            refetch_interval: Duration::ZERO,
+            allow_loopback_http: true,
+        },
+        ..test_identity_settings()
+    })
+    .await;
+    assert!(app.identity.set_jwks_fetcher(std::sync::Arc::new(
+        carerecord_server::jwks::HttpJwksFetcher::new().unwrap()
+    )));
+    let (private, public) = p384_key();
+    let doc = std::sync::Arc::new(std::sync::Mutex::new(
+        json!({"keys": [p384_jwk(&public, "key-1")]}).to_string(),
+    ));
+    let url = jwks_server(doc.clone()).await;
+    let register = |id: &str, uri: &str| carerecord_store::ClientRegistration {
+        client: carerecord_store::ClientRecord {
+            client_id: id.into(),
+            organisation_id: "org-zt0001".into(),
+            role: "system".into(),
+            secret_hash: None,
+            public_key_pem: None,
+            created: now_micros(),
+            disabled: false,
+        },
+        scope: None,
+        launch: vec![],
+        jwks_uri: Some(uri.into()),
+        app: None,
+    };
+    let dir = app.store.directory();
+    dir.register_client(&register("jwks-feed", &url))
+        .await
+        .unwrap();
+    let aud = format!("{}/auth/token", app.origin);
+    let ask = |a: String| {
+        let app = &app;
+        async move {
+            token_form(
+                app,
+                &[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                    ("scope", "system/*.rs"),
+                ],
+            )
+            .await
+        }
+    };
+    let r = ask(assertion(&private, "jwks-feed", &aud, 240, "jwks-1")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The system withdraws the key from its document: it stops working.
+    *doc.lock().unwrap() = json!({"keys": []}).to_string();
+    let r = ask(assertion(&private, "jwks-feed", &aud, 240, "jwks-2")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    // A JWKS URL nobody answers at: a clear refusal, not a server error.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks.json", l.local_addr().unwrap())
+    };
+    dir.register_client(&register("gone-feed", &closed))
+        .await
+        .unwrap();
+    let r = ask(assertion(&private, "gone-feed", &aud, 240, "jwks-3")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JWKS URL"),
+        "{}",
+        r.text
+    );
+}

@@ -200,6 +200,8 @@ macro_rules! backend_suite {
                 an_authorisation_code_is_redeemed_once,
                 refresh_tokens_are_spent_once_and_a_family_is_revoked_whole,
                 a_launch_context_is_spent_once,
+                a_registration_is_written_whole_or_not_at_all_and_listed,
+                disabling_a_client_revokes_its_tokens_and_those_issued_through_it,
             ],
         );
     };

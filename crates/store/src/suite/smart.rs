@@ -3,8 +3,8 @@
 
 use super::Store;
 use crate::{
-    AuthCodeRecord, ClientRecord, LaunchContextRecord, RefreshTokenRecord, SmartAppRecord,
-    StoreError, TokenRecord,
+    AuthCodeRecord, ClientRecord, ClientRegistration, LaunchContextRecord, LaunchRegistration,
+    RefreshTokenRecord, SmartAppRecord, StoreError, TokenRecord,
 };
 
 async fn register_app(store: &Store, client_id: &str, launch_url: Option<&str>) -> SmartAppRecord {
@@ -134,4 +134,180 @@ pub async fn a_launch_context_is_spent_once(store: Store) {
     assert!(!dir.use_launch_context("l1").await.unwrap());
     assert!(dir.launch_context("l1").await.unwrap().unwrap().used);
     assert_eq!(dir.launch_context("l2").await.unwrap(), None);
+}
+
+fn system(client_id: &str) -> ClientRegistration {
+    ClientRegistration {
+        client: ClientRecord {
+            client_id: client_id.into(),
+            organisation_id: "org-home-a".into(),
+            role: "system".into(),
+            secret_hash: None,
+            public_key_pem: None,
+            created: 5,
+            disabled: false,
+        },
+        scope: Some("system/Patient.rs".into()),
+        launch: vec![
+            LaunchRegistration {
+                client_id: client_id.into(),
+                organisation_id: "org-home-a".into(),
+                roles: vec!["carer".into(), "nurse".into()],
+            },
+            LaunchRegistration {
+                client_id: client_id.into(),
+                organisation_id: "org-home-b".into(),
+                roles: vec!["carer".into()],
+            },
+        ],
+        jwks_uri: Some("https://ehr.example/jwks.json".into()),
+        app: None,
+    }
+}
+
+pub async fn a_registration_is_written_whole_or_not_at_all_and_listed(store: Store) {
+    let dir = store.directory();
+    let sys = system("care-sys");
+    dir.register_client(&sys).await.unwrap();
+    let app_client = ClientRecord {
+        client_id: "app-1".into(),
+        organisation_id: String::new(),
+        role: "smart-app".into(),
+        secret_hash: None,
+        public_key_pem: Some("{\"keys\":[]}".into()),
+        created: 6,
+        disabled: false,
+    };
+    let app = SmartAppRecord {
+        client_id: "app-1".into(),
+        name: "Falls Risk".into(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        scopes: "launch patient/*.rs".into(),
+        confidential: true,
+        launch_url: Some("https://app.example/launch".into()),
+        created: 6,
+    };
+    dir.register_client(&ClientRegistration {
+        client: app_client.clone(),
+        scope: None,
+        launch: vec![],
+        jwks_uri: None,
+        app: Some(app.clone()),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        dir.client_jwks_uri("care-sys").await.unwrap().as_deref(),
+        Some("https://ehr.example/jwks.json")
+    );
+    assert_eq!(dir.client_jwks_uri("app-1").await.unwrap(), None);
+    assert_eq!(dir.smart_app("app-1").await.unwrap(), Some(app.clone()));
+
+    let all = dir.registered_clients().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].client, app_client);
+    assert_eq!(all[0].app, Some(app));
+    assert!(all[0].launch.is_empty());
+    assert_eq!(all[1].client, sys.client);
+    assert_eq!(all[1].scope, sys.scope);
+    assert_eq!(all[1].launch, sys.launch);
+    assert_eq!(all[1].jwks_uri, sys.jwks_uri);
+    assert_eq!(all[1].app, None);
+
+    // A second registration under a taken id fails on its first row; one whose later row
+    // fails (a launch organisation twice) leaves nothing behind.
+    assert!(matches!(
+        dir.register_client(&sys).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let mut broken = system("half-sys");
+    let again = broken.launch[0].clone();
+    broken.launch.push(again);
+    assert!(dir.register_client(&broken).await.is_err());
+    assert_eq!(dir.client("half-sys").await.unwrap(), None);
+    assert_eq!(dir.client_scope("half-sys").await.unwrap(), None);
+    assert_eq!(dir.registered_clients().await.unwrap().len(), 2);
+}
+
+pub async fn disabling_a_client_revokes_its_tokens_and_those_issued_through_it(store: Store) {
+    let dir = store.directory();
+    dir.register_client(&system("care-sys")).await.unwrap();
+    dir.register_client(&system("other-sys")).await.unwrap();
+    let token = |hash: &str, subject: &str| TokenRecord {
+        token_hash: hash.into(),
+        subject: subject.into(),
+        principal: "{}".into(),
+        created: 1,
+        expires_at: 9_000,
+        last_used: 1,
+        revoked: false,
+    };
+    // Its own client-credentials token; a person's token from a code it was issued; one from
+    // a refresh family of it; another client's; a launch context not yet spent.
+    dir.create_token(&token("own", "care-sys")).await.unwrap();
+    dir.create_token(&token("by-code", "usr-1")).await.unwrap();
+    dir.create_token(&token("by-refresh", "usr-1"))
+        .await
+        .unwrap();
+    dir.create_token(&token("other", "other-sys"))
+        .await
+        .unwrap();
+    dir.create_token(&token("other-app", "usr-1"))
+        .await
+        .unwrap();
+    dir.create_auth_code(&AuthCodeRecord {
+        code_hash: "code-1".into(),
+        client_id: "care-sys".into(),
+        redirect_uri: "https://x/cb".into(),
+        code_challenge: "c".into(),
+        grant: "{}".into(),
+        expires_at: i64::MAX / 2,
+        used: true,
+    })
+    .await
+    .unwrap();
+    dir.add_family_token("by-code", "code-1").await.unwrap();
+    dir.create_refresh_token(&RefreshTokenRecord {
+        token_hash: "r1".into(),
+        family: "fam-2".into(),
+        client_id: "care-sys".into(),
+        subject: "usr-1".into(),
+        grant: "{}".into(),
+        created: 1,
+        expires_at: 9_000,
+        used: false,
+        revoked: false,
+    })
+    .await
+    .unwrap();
+    dir.add_family_token("by-refresh", "fam-2").await.unwrap();
+    dir.add_family_token("other-app", "fam-3").await.unwrap();
+    dir.create_launch_context(&LaunchContextRecord {
+        launch_hash: "l1".into(),
+        client_id: "care-sys".into(),
+        user_id: "usr-1".into(),
+        patient_id: "pat-1".into(),
+        expires_at: 300,
+        used: false,
+    })
+    .await
+    .unwrap();
+
+    assert!(dir.disable_client("care-sys").await.unwrap());
+    assert!(dir.client("care-sys").await.unwrap().unwrap().disabled);
+    for t in ["own", "by-code", "by-refresh"] {
+        assert!(
+            dir.token(t).await.unwrap().unwrap().revoked,
+            "{t} is revoked"
+        );
+    }
+    for t in ["other", "other-app"] {
+        assert!(!dir.token(t).await.unwrap().unwrap().revoked, "{t} is kept");
+    }
+    assert!(dir.refresh_token("r1").await.unwrap().unwrap().revoked);
+    assert!(!dir.use_launch_context("l1").await.unwrap());
+    assert!(!dir.client("other-sys").await.unwrap().unwrap().disabled);
+    // Once only; an unknown client is not an error.
+    assert!(!dir.disable_client("care-sys").await.unwrap());
+    assert!(!dir.disable_client("nobody").await.unwrap());
 }
