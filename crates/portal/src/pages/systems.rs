@@ -338,36 +338,14 @@ pub async fn system_submit(
     } else {
         Err(RegisterError::Invalid(problems))
     };
-    match result {
-        Ok(created) => {
-            audit(
-                &state,
-                &staff,
-                AuditOutcome::Allowed,
-                "client-register",
-                Some(&created.client_id),
-            )
-            .await?;
-            render(
-                StatusCode::OK,
-                &DonePage {
-                    chrome: Chrome::signed_in(
-                        "System registered",
-                        &staff.access.principal,
-                        "/systems",
-                    ),
-                    heading: "System registered".into(),
-                    client_id: created.client_id,
-                    secret: created.secret,
-                },
-            )
-        }
-        Err(RegisterError::Invalid(problems)) => render(
-            StatusCode::BAD_REQUEST,
-            &system_page(&staff, f, &roles, field_errors(problems)),
-        ),
-        Err(RegisterError::Failed(e)) => Err(PageError::Internal(e.to_string())),
-    }
+    answer_registration(
+        &state,
+        &staff,
+        result,
+        ("System registered", "System registered"),
+        |errors| system_page(&staff, f, &roles, errors),
+    )
+    .await
 }
 
 /// The app form's fields, as typed.
@@ -486,11 +464,30 @@ pub async fn app_submit(
     } else {
         Err(RegisterError::Invalid(problems))
     };
+    answer_registration(
+        &state,
+        &staff,
+        result,
+        ("App registered", "SMART app registered"),
+        |errors| app_page(&staff, f, errors),
+    )
+    .await
+}
+
+/// The answer to a registration form: audited and the done page (showing a generated secret
+/// once), or the same form again with each problem beside its field; nothing was written then.
+async fn answer_registration<T: Template>(
+    state: &AppState,
+    staff: &Staff,
+    result: Result<carerecord_identity::CreatedClient, RegisterError>,
+    (title, heading): (&str, &str),
+    form_again: impl FnOnce(Vec<FieldError>) -> T,
+) -> Result<Response, PageError> {
     match result {
         Ok(created) => {
             audit(
-                &state,
-                &staff,
+                state,
+                staff,
                 AuditOutcome::Allowed,
                 "client-register",
                 Some(&created.client_id),
@@ -499,21 +496,16 @@ pub async fn app_submit(
             render(
                 StatusCode::OK,
                 &DonePage {
-                    chrome: Chrome::signed_in(
-                        "App registered",
-                        &staff.access.principal,
-                        "/systems",
-                    ),
-                    heading: "SMART app registered".into(),
+                    chrome: Chrome::signed_in(title, &staff.access.principal, "/systems"),
+                    heading: heading.into(),
                     client_id: created.client_id,
                     secret: created.secret,
                 },
             )
         }
-        Err(RegisterError::Invalid(problems)) => render(
-            StatusCode::BAD_REQUEST,
-            &app_page(&staff, f, field_errors(problems)),
-        ),
+        Err(RegisterError::Invalid(problems)) => {
+            render(StatusCode::BAD_REQUEST, &form_again(field_errors(problems)))
+        }
         Err(RegisterError::Failed(e)) => Err(PageError::Internal(e.to_string())),
     }
 }
