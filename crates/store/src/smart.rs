@@ -345,13 +345,7 @@ pub async fn use_auth_code(
         vec![Arg::Int(now.saturating_sub(CODE_MEMORY_MICROS))],
     ))
     .await?;
-    let first_use = exec
-        .execute(&st(
-            "UPDATE smart_codes SET used = $1 WHERE code_hash = $2 AND used = $3",
-            vec![Arg::Bool(true), text(code_hash), Arg::Bool(false)],
-        ))
-        .await?
-        == 1;
+    let first_use = spend(exec, "smart_codes", "code_hash", code_hash).await?;
     let code = |row: Vec<Cell>| -> Result<AuthCodeRecord, StoreError> {
         let mut c = Cols(row.into_iter());
         Ok(AuthCodeRecord {
@@ -436,18 +430,30 @@ pub async fn refresh_token(
     .await
 }
 
+/// Marks a single-use row used, atomically: true only for the one caller that found it unused
+/// (a code, refresh token or launch context presented twice is spent once). `table` and
+/// `key` are this module's own constants, never input.
+async fn spend(
+    exec: &mut dyn SqlExec,
+    table: &'static str,
+    key: &'static str,
+    value: &str,
+) -> Result<bool, StoreError> {
+    Ok(exec
+        .execute(&st(
+            &format!("UPDATE {table} SET used = $1 WHERE {key} = $2 AND used = $3"),
+            vec![Arg::Bool(true), text(value), Arg::Bool(false)],
+        ))
+        .await?
+        == 1)
+}
+
 /// [`SmartDirectory::use_refresh_token`].
 pub async fn use_refresh_token(
     exec: &mut dyn SqlExec,
     token_hash: &str,
 ) -> Result<bool, StoreError> {
-    Ok(exec
-        .execute(&st(
-            "UPDATE smart_refresh_tokens SET used = $1 WHERE token_hash = $2 AND used = $3",
-            vec![Arg::Bool(true), text(token_hash), Arg::Bool(false)],
-        ))
-        .await?
-        == 1)
+    spend(exec, "smart_refresh_tokens", "token_hash", token_hash).await
 }
 
 /// [`SmartDirectory::add_family_token`].
@@ -544,13 +550,7 @@ pub async fn use_launch_context(
     exec: &mut dyn SqlExec,
     launch_hash: &str,
 ) -> Result<bool, StoreError> {
-    Ok(exec
-        .execute(&st(
-            "UPDATE smart_launches SET used = $1 WHERE launch_hash = $2 AND used = $3",
-            vec![Arg::Bool(true), text(launch_hash), Arg::Bool(false)],
-        ))
-        .await?
-        == 1)
+    spend(exec, "smart_launches", "launch_hash", launch_hash).await
 }
 
 /// [`SmartDirectory::register_client`], inside the caller's transaction.
