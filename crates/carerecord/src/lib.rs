@@ -115,6 +115,7 @@ pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
             max_page_size: config.max_page_size,
             policy: config.policy.settings(),
         }),
+        people: Some(Arc::new(carerecord_ingest::submission::SubmittedPeople)),
     }
 }
 

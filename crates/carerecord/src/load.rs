@@ -71,6 +71,9 @@ fn options() -> BundleOptions {
         access: carerecord_server::access::Access::service("carerecord-import"),
         audited: false,
         client_address: None,
+        // The import is carerecord's own service identity loading files it trusts.
+        people: None,
+        once: false,
     }
 }
 

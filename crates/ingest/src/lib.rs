@@ -4,7 +4,9 @@
 //!   demographics), uncertain ones queued for review;
 //! - [`merge`]: one Patient absorbing another (HL7 A40, a linked review item), reversible;
 //! - [`review`]: the data-quality queue (list, link, reject) as functions the CLI and the
-//!   server call.
+//!   server call;
+//! - [`submission`]: the same matching for the Patients in FHIR submissions, which the server
+//!   asks for through the store's `PersonMatcher`.
 //!
 //! Nothing here knows HTTP or a particular database: it works over the store's traits.
 #![forbid(unsafe_code)]
@@ -15,6 +17,7 @@ pub mod merge;
 pub mod mllp;
 pub mod pipeline;
 pub mod review;
+pub mod submission;
 pub mod systems;
 
 /// What can go wrong while gathering.

@@ -51,6 +51,7 @@ async fn main() -> Result<()> {
         store: store.clone(),
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
+        people: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin = format!("http://{}", listener.local_addr()?);

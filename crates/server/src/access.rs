@@ -432,6 +432,14 @@ impl Access {
     /// its source, so a writer must not choose it. carerecord's own service identity (loaders
     /// of data from the organisations themselves) keeps the tag it is given.
     pub fn stamp_source(&self, body: &mut Value) {
+        self.stamp_source_of(body, None);
+    }
+
+    /// [`stamp_source`](Self::stamp_source), and for a registered source system also
+    /// `meta.source`: `urn:carerecord:system:{client id}`, with `#{message}` when the resource
+    /// came in a submission that names itself (a Bundle's identifier or id), as an HL7 v2
+    /// message's resources carry `urn:hl7v2:{application}@{facility}#{control id}`.
+    pub fn stamp_source_of(&self, body: &mut Value, message: Option<&str>) {
         if self.principal.role == carerecord_access::Role::Service {
             return;
         }
@@ -444,6 +452,16 @@ impl Access {
         let Some(meta) = meta.as_object_mut() else {
             return;
         };
+        if let (carerecord_access::Role::System, carerecord_access::PrincipalId::System(client)) =
+            (self.principal.role, &self.principal.id)
+        {
+            let mut source = format!("urn:carerecord:system:{}", uri_part(client));
+            if let Some(m) = message {
+                source.push('#');
+                source.push_str(&uri_part(m));
+            }
+            meta.insert("source".into(), Value::String(source));
+        }
         let tags = meta
             .entry("tag")
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -528,4 +546,17 @@ pub fn withheld_issue(n: u64) -> Option<carerecord_fhir::Issue> {
             ),
         )
     })
+}
+
+/// `s` with everything but URI unreserved characters percent-encoded, so it fits in a URN.
+fn uri_part(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -60,6 +60,10 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Sign-in, tokens and the principal behind a bearer token.
     pub identity: Arc<Identity>,
+    /// Identity matching for the Patients source systems submit (`fhir::people`): the
+    /// ingest's, which the binary supplies. `None` writes them as sent (tests of other things,
+    /// benchmarks).
+    pub people: Option<Arc<dyn carerecord_store::ingest::PersonMatcher>>,
 }
 
 /// The whole application router.

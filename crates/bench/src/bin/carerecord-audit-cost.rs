@@ -169,6 +169,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         store: store.clone(),
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
+        people: None,
     };
     let audited = serve(carerecord_server::app(state.clone())).await?;
     let unaudited = serve(carerecord_server::app_unaudited_for_benchmarks(state)).await?;

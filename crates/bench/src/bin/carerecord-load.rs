@@ -249,6 +249,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         store: store.clone(),
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
+        people: None,
     };
     let server = tokio::spawn(async move {
         carerecord_server::serve(state, listener, async {

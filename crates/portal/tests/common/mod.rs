@@ -103,6 +103,7 @@ pub async fn spawn(name: &str) -> App {
         store: store.clone(),
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
+        people: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());

@@ -16,11 +16,13 @@
 //! or a refusal before the response leaves.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType, VersionId};
+use carerecord_store::ingest::{PersonMatch, PersonMatcher};
 use carerecord_store::{
     AuditAction, AuditOutcome, AuditRecord, PreparedBody, ResourceKey, StoreTx, StoredResource,
     VersionHead, format_instant, now_micros, prepare_body, write,
@@ -65,7 +67,13 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(IssueCode::Invalid, msg)
 }
 
-fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError> {
+/// Parses entry `e`; `message` names the Bundle it came in (for `meta.source`).
+fn parse_entry(
+    e: &Value,
+    base: &str,
+    access: &Access,
+    message: Option<&str>,
+) -> Result<Entry, ApiError> {
     let request = e
         .get("request")
         .ok_or_else(|| bad("every entry needs a request (method and url)"))?;
@@ -105,7 +113,7 @@ fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError
     if let Some(r) = resource.as_mut()
         && matches!(method, Method::Post | Method::Put)
     {
-        access.stamp_source(r);
+        access.stamp_source_of(r, message);
     }
     if matches!(method, Method::Post | Method::Put) && resource.is_none() {
         return Err(bad("POST and PUT entries need a resource"));
@@ -130,6 +138,16 @@ fn parse_entry(e: &Value, base: &str, access: &Access) -> Result<Entry, ApiError
         n.refuse_conditional()?;
     }
     Ok(entry)
+}
+
+/// What a submitted Bundle calls itself: its `identifier` value (a sender's message id),
+/// else its `id`.
+fn message_of(bundle: &Value) -> Option<&str> {
+    bundle
+        .pointer("/identifier/value")
+        .or_else(|| bundle.get("id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn write_interaction(m: Method) -> Option<Interaction> {
@@ -176,6 +194,13 @@ pub struct BundleOptions {
     pub audited: bool,
     /// The client's network address, for the audit entries.
     pub client_address: Option<String>,
+    /// Identity matching for the Patients the Bundle creates, when a source system sends it
+    /// (`super::people`); `None` writes them as sent.
+    pub people: Option<Arc<dyn PersonMatcher>>,
+    /// A transaction whose first entry is a conditional create standing for the whole (a
+    /// filed document, `super::document`): when it finds its resource, the rest is not
+    /// written — the Bundle was filed before.
+    pub once: bool,
 }
 
 pub async fn handler(
@@ -189,6 +214,8 @@ pub async fn handler(
         base: ctx.base.clone(),
         prefer_return: ctx.prefer_return,
         handling: ctx.handling,
+        people: super::people::matcher_for(&state, &access),
+        once: false,
         access,
         audited: true,
         client_address,
@@ -232,7 +259,11 @@ enum Prepared {
         entries: Vec<Entry>,
         plan: Option<Plan>,
     },
-    Batch(Vec<Value>),
+    Batch {
+        entries: Vec<Value>,
+        /// What the Bundle calls itself ([`message_of`]).
+        message: Option<String>,
+    },
 }
 
 /// What a transaction without conditions decides before its store transaction starts.
@@ -276,17 +307,27 @@ fn prepare_inner(bundle: &Value, opts: &BundleOptions) -> Result<Prepared, ApiEr
     }
     match kind {
         "transaction" => {
+            let message = message_of(bundle);
             let entries = raw_entries
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    parse_entry(e, &opts.base, &opts.access).map_err(|err| err.in_entry(i))
+                    parse_entry(e, &opts.base, &opts.access, message).map_err(|err| err.in_entry(i))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let plan = plan(&entries);
+            // A Patient to match is found or created inside the store transaction, so the
+            // entries that refer to it are decided there too.
+            let matches_people = opts.people.is_some()
+                && entries
+                    .iter()
+                    .any(|e| e.method == Method::Post && e.rt == ResourceType::Patient);
+            let plan = if matches_people { None } else { plan(&entries) };
             Ok(Prepared::Transaction { entries, plan })
         }
-        "batch" => Ok(Prepared::Batch(raw_entries.clone())),
+        "batch" => Ok(Prepared::Batch {
+            entries: raw_entries.clone(),
+            message: message_of(bundle).map(str::to_owned),
+        }),
         other => Err(bad(format!(
             "the Bundle type must be batch or transaction, not '{other}'"
         ))),
@@ -301,7 +342,9 @@ pub async fn process_prepared(
 ) -> Result<Value, ApiError> {
     match prepared.0? {
         Prepared::Transaction { entries, plan } => transaction(state, opts, &entries, plan).await,
-        Prepared::Batch(raw) => batch(state, opts, &raw).await,
+        Prepared::Batch { entries, message } => {
+            batch(state, opts, &entries, message.as_deref()).await
+        }
     }
 }
 
@@ -469,7 +512,7 @@ impl PreparedBundle {
             Ok(Prepared::Transaction { entries, .. }) => {
                 entries.iter().all(|e| e.method != Method::Get)
             }
-            Ok(Prepared::Batch(_)) => false,
+            Ok(Prepared::Batch { .. }) => false,
             Err(_) => true,
         }
     }
@@ -540,13 +583,28 @@ async fn write_entries(
 
     // 2. Decide every POST's and PUT's target before writing anything, so references between
     //    entries can be rewritten (already done when the transaction was planned).
-    let (targets, ids, mut ready) = match plan {
-        Some(p) => (p.targets, p.ids, p.ready),
+    let (targets, ids, mut ready, mut people) = match plan {
+        Some(p) => (p.targets, p.ids, p.ready, HashMap::new()),
         None => {
-            let (targets, ids) = decide_targets(tx, ctx, entries).await?;
-            (targets, ids, HashMap::new())
+            let d = decide_targets(tx, ctx, entries).await?;
+            (d.targets, d.ids, HashMap::new(), d.people)
         }
     };
+    // Filed before: the first entry's resource is all there is to answer.
+    if ctx.once
+        && let (Some((id, true)), Some(e)) = (targets.get(&0), entries.first())
+        && e.method == Method::Post
+        && !people.contains_key(&0)
+    {
+        let found = tx
+            .current(e.rt, id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("matched resource vanished".into()))?;
+        let w = Written::Existing(found);
+        results[0] = Some(written_entry(ctx, &w)?);
+        notes.push((0, write_note(e.method, &w)));
+        return Ok((results, notes));
+    }
 
     // 3. Write: POSTs, then PUTs. Versions are held back and written together (at the flush
     //    after the PUTs); a version a concurrent writer took first shows there, as `Busy`.
@@ -557,6 +615,15 @@ async fn write_entries(
         let Some((id, exists)) = targets.get(&i).cloned() else {
             continue;
         };
+        // A person matched (or created) when the targets were decided: already written.
+        if let Some((w, m)) = people.remove(&i) {
+            if let Written::Created(r) | Written::Existing(r) = &w {
+                check_scoped(ctx, e, r).map_err(|err| err.in_entry(i))?;
+            }
+            results[i] = Some(matched_entry(ctx, &w, &m)?);
+            notes.push((i, write_note(e.method, &w)));
+            continue;
+        }
         let r = match ready.remove(&i) {
             Some(r) => r?,
             None => {
@@ -750,18 +817,43 @@ async fn record_all(state: &AppState, records: Vec<AuditRecord>) -> Result<(), A
     })
 }
 
+/// The targets of a transaction's POSTs and PUTs, decided inside its store transaction.
+struct Targets {
+    /// Each entry's id and whether it exists already.
+    targets: HashMap<usize, (LogicalId, bool)>,
+    /// fullUrl → `Type/id`.
+    ids: HashMap<String, String>,
+    /// The Patient entries identity matching has resolved (and written): what each is now.
+    people: HashMap<usize, (Written, PersonMatch)>,
+}
+
 /// Targets of a transaction's POSTs and PUTs, decided inside its store transaction (for those
-/// with conditions): each entry's id and whether it exists already, and fullUrl → `Type/id`.
-#[allow(clippy::type_complexity)]
+/// with conditions, and when a source system's Patients are matched).
 async fn decide_targets(
     tx: &mut dyn StoreTx,
     ctx: &BundleOptions,
     entries: &[Entry],
-) -> Result<(HashMap<usize, (LogicalId, bool)>, HashMap<String, String>), ApiError> {
+) -> Result<Targets, ApiError> {
     let mut targets: HashMap<usize, (LogicalId, bool)> = HashMap::new(); // (id, exists already)
     let mut ids: HashMap<String, String> = HashMap::new();
+    let mut people = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         let target = match e.method {
+            // Matching stands in for `ifNoneExist`: the person is found by the national rules,
+            // not by whatever condition the source chose.
+            Method::Post
+                if e.rt == ResourceType::Patient
+                    && let Some(matcher) = &ctx.people =>
+            {
+                let body = e.resource.clone().unwrap_or(Value::Null);
+                let (w, m) = super::people::resolve(tx, matcher.as_ref(), &ctx.access, &body)
+                    .await
+                    .map_err(|err| err.in_entry(i))?;
+                let id = LogicalId::parse(&m.patient_id)
+                    .map_err(|err| ApiError::Internal(err.to_string()))?;
+                people.insert(i, (w, m));
+                (id, true)
+            }
             Method::Post => {
                 let existing = match &e.if_none_exist {
                     Some(cond) => {
@@ -779,6 +871,15 @@ async fn decide_targets(
                     None => None,
                 };
                 match existing {
+                    Some(id) if ctx.once && i == 0 => {
+                        // Nothing else is decided (nor matched, nor written).
+                        targets.insert(i, (id, true));
+                        return Ok(Targets {
+                            targets,
+                            ids,
+                            people,
+                        });
+                    }
                     Some(id) => (id, true),
                     None => (interactions::new_id()?, false),
                 }
@@ -796,7 +897,23 @@ async fn decide_targets(
         }
         targets.insert(i, target);
     }
-    Ok((targets, ids))
+    Ok(Targets {
+        targets,
+        ids,
+        people,
+    })
+}
+
+/// The response entry of a Patient entry identity matching resolved: a new person as any
+/// created entry, plus how it was decided; a known one with its location and version and how
+/// it was found, not its body (the Patient as others wrote it is theirs).
+fn matched_entry(ctx: &BundleOptions, w: &Written, m: &PersonMatch) -> Result<Value, ApiError> {
+    let mut entry = written_entry(ctx, w)?;
+    if let (Written::Existing(_), Some(o)) = (w, entry.as_object_mut()) {
+        o.remove("resource");
+    }
+    entry["response"]["outcome"] = super::people::outcome(m);
+    Ok(entry)
 }
 
 /// Where a PUT entry writes: the id in its URL, or the single match of its condition (a new id
@@ -1031,11 +1148,16 @@ fn parse_body(r: &StoredResource) -> Result<Value, ApiError> {
 
 /// A batch: each entry on its own, each with its own audit entry — a write's in its own
 /// transaction, a read's or a refusal's through the group commit before the response leaves.
-async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Result<Value, ApiError> {
+async fn batch(
+    state: &AppState,
+    ctx: &BundleOptions,
+    raw: &[Value],
+    message: Option<&str>,
+) -> Result<Value, ApiError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut records = Vec::new();
     for e in raw {
-        let e = match parse_entry(e, &ctx.base, &ctx.access) {
+        let e = match parse_entry(e, &ctx.base, &ctx.access, message) {
             Ok(e) => e,
             Err(err) => {
                 if ctx.audited {
@@ -1077,8 +1199,19 @@ async fn batch(state: &AppState, ctx: &BundleOptions, raw: &[Value]) -> Result<V
 /// One write entry of a batch, in its own transaction, committed with its audit entry.
 async fn batch_write(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<Value, ApiError> {
     let mut tx = state.store.begin().await?;
+    let mut matched = None;
     let w = match e.method {
         Method::Delete => delete_entry(tx.as_mut(), ctx, e).await?,
+        Method::Post
+            if e.rt == ResourceType::Patient
+                && let Some(matcher) = &ctx.people =>
+        {
+            let body = e.resource.clone().unwrap_or(Value::Null);
+            let (w, m) =
+                super::people::resolve(tx.as_mut(), matcher.as_ref(), &ctx.access, &body).await?;
+            matched = Some(m);
+            w
+        }
         Method::Post => {
             let body = e.resource.clone().unwrap_or(Value::Null);
             interactions::create(
@@ -1121,5 +1254,8 @@ async fn batch_write(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result
             .await?;
     }
     tx.commit().await?;
-    written_entry(ctx, &w)
+    match &matched {
+        Some(m) => matched_entry(ctx, &w, m),
+        None => written_entry(ctx, &w),
+    }
 }

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use carerecord_access::scope::Interaction;
+use carerecord_fhir::ResourceType;
 
 use super::body::FhirBody;
 use super::context::Ctx;
@@ -11,7 +12,7 @@ use super::interactions::{self, Written};
 use super::render::write_response;
 use crate::AppState;
 use crate::access::Access;
-use crate::audit::commit_audited;
+use crate::audit::{ClientAddress, commit_audited};
 use crate::error::ApiError;
 use carerecord_store::AuditAction;
 
@@ -20,9 +21,14 @@ pub async fn handler(
     access: Access,
     Path(type_name): Path<String>,
     ctx: Ctx,
+    ClientAddress(client_address): ClientAddress,
     FhirBody(mut body): FhirBody,
 ) -> Result<Response, ApiError> {
     let rt = super::resource_type(&type_name)?;
+    // A document is filed into the record, not kept as a Bundle nobody reads.
+    if rt == ResourceType::Bundle && super::document::is_document(&body) {
+        return super::document::file(&state, access, &ctx, client_address, &body).await;
+    }
     if crate::residency::guarded(&access, rt) {
         residency_scopes(&access, rt, Interaction::Create)?;
         // A care home's stay grants its staff the person's record: its own rules.
@@ -34,6 +40,18 @@ pub async fn handler(
     access.stamp_source(&mut body);
     let scopes = access.narrow_write(rt, Interaction::Create)?;
     let mut tx = state.store.begin().await?;
+    // A source system's Patient is the person it names: matched, not created twice.
+    if rt == ResourceType::Patient
+        && let Some(matcher) = super::people::matcher_for(&state, &access)
+    {
+        let (written, matched) =
+            super::people::resolve(tx.as_mut(), matcher.as_ref(), &access, &body).await?;
+        if let (Some(n), Written::Created(r) | Written::Existing(r)) = (&scopes, &written) {
+            n.check(r)?;
+        }
+        let note = commit_audited(tx, &access, AuditAction::Create, &written).await?;
+        return Ok(note.attach(super::people::respond(&ctx, &written, &matched)?));
+    }
     let written = interactions::create(
         tx.as_mut(),
         rt,

@@ -129,6 +129,7 @@ pub async fn spawn_app_routes(
         store: store.clone(),
         settings: Arc::new(settings),
         identity: identity.clone(),
+        people: Some(Arc::new(carerecord_ingest::submission::SubmittedPeople)),
     };
     let extra = extra(&store);
     tokio::spawn(async move {

@@ -24,3 +24,4 @@ mod residency;
 mod rest;
 mod scopes;
 mod search;
+mod submissions;

@@ -11,7 +11,8 @@
 //! One module per table group: [`messages`] (senders, the message log, feed freshness),
 //! [`letters`] (dead letters), [`reviews`] (the match review queue), [`merges`], and [`lookup`]
 //! (the resource look-ups matching and merging need). [`calls`] has the typed entry points
-//! callers use, [`decisions`] the trait through which the server decides on the review queue.
+//! callers use, [`decisions`] the trait through which the server decides on the review queue, [`people`] the
+//! one through which it has the people in FHIR submissions matched.
 
 use carerecord_fhir::ResourceType;
 
@@ -28,6 +29,7 @@ mod lookup;
 mod merges;
 mod messages;
 mod model;
+mod people;
 mod reviews;
 
 pub use calls::{
@@ -40,6 +42,7 @@ pub use model::{
     DeadLetter, DeadLetterStatus, FeedStatus, Hl7System, MergeRecord, MessageRecord, ReviewItem,
     ReviewStatus,
 };
+pub use people::{PersonFound, PersonMatch, PersonMatchError, PersonMatcher, Submitter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOp {
