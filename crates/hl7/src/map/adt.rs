@@ -7,6 +7,7 @@ use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, pe
 use crate::message::{Piece, Segment};
 
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 
 pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
     let pid = c.required_segment("PID")?;
@@ -81,6 +82,31 @@ fn destination(text: &str) -> Value {
     } else {
         json!({"display": text})
     }
+}
+
+/// PV1-7 attending, PV1-8 referring, PV1-9 consulting and PV1-17 admitting doctors (XCN,
+/// repeating) as participants typed in v3 ParticipationType.
+fn participants(c: &Ctx<'_>, pv1: &Segment) -> Option<Value> {
+    let mut out = Vec::new();
+    for (field, code, display) in [
+        (7, "ATND", "attender"),
+        (8, "REF", "referrer"),
+        (9, "CON", "consultant"),
+        (17, "ADM", "admitter"),
+    ] {
+        for xcn in pv1.field(field).repetitions() {
+            if let Some(individual) = c.practitioner(xcn, false) {
+                out.push(obj([
+                    (
+                        "type",
+                        json!([{"coding": [{"system": PARTICIPATION, "code": code, "display": display}]}]),
+                    ),
+                    ("individual", individual),
+                ]));
+            }
+        }
+    }
+    (!out.is_empty()).then_some(Value::Array(out))
 }
 
 /// The encounter a PV1 describes, as this event leaves it.
@@ -166,12 +192,23 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
     }
     e.insert("class".into(), class);
     e.insert("subject".into(), json!({"reference": PATIENT_PLACEHOLDER}));
+    put(&mut e, "participant", participants(c, pv1));
     if start.is_some() || end.is_some() {
         let mut period = Map::new();
         put_str(&mut period, "start", start);
         put_str(&mut period, "end", end);
         e.insert("period".into(), Value::Object(period));
     }
+
+    // PV2-3 admit reason.
+    put(
+        &mut e,
+        "reasonCode",
+        c.msg
+            .segment("PV2")
+            .and_then(|pv2| c.concept(pv2.field(3)))
+            .map(|r| Value::Array(vec![r])),
+    );
 
     let mut hospitalization = Map::new();
     put(
