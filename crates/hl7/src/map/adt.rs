@@ -1,9 +1,13 @@
-//! ADT events: the person (PID/PD1), the encounter (PV1/PV2) and merges (MRG).
+//! ADT events: the person (PID/PD1), the encounter (PV1/PV2), merges (MRG), and the
+//! allergies (AL1), diagnoses (DG1) and contacts (NK1) of the events whose structure has them.
 
 use serde_json::{Map, Value, json};
 
 use super::common::{Ctx, ODS_SYSTEM, missing, obj, put, put_str};
-use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
+use super::{
+    Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, allergy, diagnosis, kin,
+    person,
+};
 use crate::message::{Piece, Segment};
 
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
@@ -34,6 +38,30 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             let pv1 = c.required_segment("PV1")?;
             mapped.entries.push(encounter(c, event, pv1)?);
         }
+    }
+    // DG1 belongs to the visit: only events that upsert it (not A02, whose structure has no
+    // DG1, nor the cancellations, whose visit may never have been stored).
+    if matches!(
+        event,
+        Event::AdtA01 | Event::AdtA03 | Event::AdtA04 | Event::AdtA05 | Event::AdtA08
+    ) && let Some(visit) = c.msg.segment("PV1").and_then(|p| p.text(19))
+    {
+        mapped.entries.extend(diagnosis::diagnoses(c, &visit)?);
+    }
+    // AL1 and NK1 belong to the person: the events whose structure (ADT_A01, ADT_A05) has them.
+    if matches!(
+        event,
+        Event::AdtA01
+            | Event::AdtA04
+            | Event::AdtA05
+            | Event::AdtA08
+            | Event::AdtA13
+            | Event::AdtA28
+            | Event::AdtA31
+    ) && let Some(key) = person::key(c, &mapped.person)
+    {
+        mapped.entries.extend(allergy::allergies(c, &key)?);
+        mapped.entries.extend(kin::contacts(c, &key)?);
     }
     Ok(mapped)
 }

@@ -37,7 +37,7 @@ pub(crate) fn pct(s: &str, colon: bool) -> String {
 /// The identifier system for identifiers a sender (by ODS code or assigning authority) issues:
 /// `https://fhir.carerecord.example/Id/{ods}/{kind}`, kind one of `patient-id`,
 /// `visit-number`, `filler-order-number`, `placer-order-number`, `observation`,
-/// `document-number`, `location`, `practitioner`.
+/// `document-number`, `location`, `practitioner`, `allergy`, `diagnosis`, `related-person`.
 pub fn identifier_system(ods: &str, kind: &str) -> String {
     format!("{ID_BASE}/{}/{kind}", pct(ods, false))
 }
@@ -57,6 +57,30 @@ pub(crate) fn org_ref(ods: &str, display: Option<String>) -> Value {
         o.insert("display".into(), Value::String(d));
     }
     r
+}
+
+/// Upper case with single spaces: text compared as part of a key.
+pub(crate) fn normalised(text: &str) -> String {
+    text.split_whitespace()
+        .map(str::to_uppercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What identifies a mapped concept within a key: `system|code` of its first coding (the
+/// FHIR system, so `SCT` and `SNOMED` agree), else `text|` and its normalised text.
+pub(crate) fn concept_key(cc: &Value) -> String {
+    match cc.pointer("/coding/0") {
+        Some(coding) => format!(
+            "{}|{}",
+            coding.get("system").and_then(Value::as_str).unwrap_or(""),
+            coding.get("code").and_then(Value::as_str).unwrap_or("")
+        ),
+        None => format!(
+            "text|{}",
+            normalised(cc.get("text").and_then(Value::as_str).unwrap_or(""))
+        ),
+    }
 }
 
 /// A FHIR decimal from HL7 NM text, keeping the digits as sent (no float round trip).
