@@ -1,12 +1,17 @@
-//! ADT events: the person (PID/PD1), the encounter (PV1/PV2) and merges (MRG).
+//! ADT events: the person (PID/PD1), the encounter (PV1/PV2), merges (MRG), and the
+//! allergies (AL1), diagnoses (DG1) and contacts (NK1) of the events whose structure has them.
 
 use serde_json::{Map, Value, json};
 
 use super::common::{Ctx, ODS_SYSTEM, missing, obj, put, put_str};
-use super::{Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, person};
+use super::{
+    Entry, EntryAction, Event, MapError, Mapped, PATIENT_PLACEHOLDER, allergy, diagnosis, kin,
+    person,
+};
 use crate::message::{Piece, Segment};
 
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 
 pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
     let pid = c.required_segment("PID")?;
@@ -33,6 +38,30 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             let pv1 = c.required_segment("PV1")?;
             mapped.entries.push(encounter(c, event, pv1)?);
         }
+    }
+    // DG1 belongs to the visit: only events that upsert it (not A02, whose structure has no
+    // DG1, nor the cancellations, whose visit may never have been stored).
+    if matches!(
+        event,
+        Event::AdtA01 | Event::AdtA03 | Event::AdtA04 | Event::AdtA05 | Event::AdtA08
+    ) && let Some(visit) = c.msg.segment("PV1").and_then(|p| p.text(19))
+    {
+        mapped.entries.extend(diagnosis::diagnoses(c, &visit)?);
+    }
+    // AL1 and NK1 belong to the person: the events whose structure (ADT_A01, ADT_A05) has them.
+    if matches!(
+        event,
+        Event::AdtA01
+            | Event::AdtA04
+            | Event::AdtA05
+            | Event::AdtA08
+            | Event::AdtA13
+            | Event::AdtA28
+            | Event::AdtA31
+    ) && let Some(key) = person::key(c, &mapped.person)
+    {
+        mapped.entries.extend(allergy::allergies(c, &key)?);
+        mapped.entries.extend(kin::contacts(c, &key)?);
     }
     Ok(mapped)
 }
@@ -81,6 +110,31 @@ fn destination(text: &str) -> Value {
     } else {
         json!({"display": text})
     }
+}
+
+/// PV1-7 attending, PV1-8 referring, PV1-9 consulting and PV1-17 admitting doctors (XCN,
+/// repeating) as participants typed in v3 ParticipationType.
+fn participants(c: &Ctx<'_>, pv1: &Segment) -> Option<Value> {
+    let mut out = Vec::new();
+    for (field, code, display) in [
+        (7, "ATND", "attender"),
+        (8, "REF", "referrer"),
+        (9, "CON", "consultant"),
+        (17, "ADM", "admitter"),
+    ] {
+        for xcn in pv1.field(field).repetitions() {
+            if let Some(individual) = c.practitioner(xcn, false) {
+                out.push(obj([
+                    (
+                        "type",
+                        json!([{"coding": [{"system": PARTICIPATION, "code": code, "display": display}]}]),
+                    ),
+                    ("individual", individual),
+                ]));
+            }
+        }
+    }
+    (!out.is_empty()).then_some(Value::Array(out))
 }
 
 /// The encounter a PV1 describes, as this event leaves it.
@@ -166,12 +220,23 @@ fn encounter(c: &Ctx<'_>, event: Event, pv1: &Segment) -> Result<Entry, MapError
     }
     e.insert("class".into(), class);
     e.insert("subject".into(), json!({"reference": PATIENT_PLACEHOLDER}));
+    put(&mut e, "participant", participants(c, pv1));
     if start.is_some() || end.is_some() {
         let mut period = Map::new();
         put_str(&mut period, "start", start);
         put_str(&mut period, "end", end);
         e.insert("period".into(), Value::Object(period));
     }
+
+    // PV2-3 admit reason.
+    put(
+        &mut e,
+        "reasonCode",
+        c.msg
+            .segment("PV2")
+            .and_then(|pv2| c.concept(pv2.field(3)))
+            .map(|r| Value::Array(vec![r])),
+    );
 
     let mut hospitalization = Map::new();
     put(

@@ -14,6 +14,9 @@ pub const SOURCE_ORGANISATION_TAG: &str =
 pub(crate) const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 const ID_BASE: &str = "https://fhir.carerecord.example/Id";
 const CODE_SYSTEM_BASE: &str = "https://fhir.carerecord.example/CodeSystem";
+/// UK Core identifier systems for practitioners' national codes.
+pub(crate) const GMC_SYSTEM: &str = "https://fhir.hl7.org.uk/Id/gmc-number";
+pub(crate) const GMP_SYSTEM: &str = "https://fhir.hl7.org.uk/Id/gmp-number";
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (and `:` when `colon`).
 pub(crate) fn pct(s: &str, colon: bool) -> String {
@@ -34,7 +37,7 @@ pub(crate) fn pct(s: &str, colon: bool) -> String {
 /// The identifier system for identifiers a sender (by ODS code or assigning authority) issues:
 /// `https://fhir.carerecord.example/Id/{ods}/{kind}`, kind one of `patient-id`,
 /// `visit-number`, `filler-order-number`, `placer-order-number`, `observation`,
-/// `document-number`, `location`.
+/// `document-number`, `location`, `practitioner`, `allergy`, `diagnosis`, `related-person`.
 pub fn identifier_system(ods: &str, kind: &str) -> String {
     format!("{ID_BASE}/{}/{kind}", pct(ods, false))
 }
@@ -54,6 +57,30 @@ pub(crate) fn org_ref(ods: &str, display: Option<String>) -> Value {
         o.insert("display".into(), Value::String(d));
     }
     r
+}
+
+/// Upper case with single spaces: text compared as part of a key.
+pub(crate) fn normalised(text: &str) -> String {
+    text.split_whitespace()
+        .map(str::to_uppercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What identifies a mapped concept within a key: `system|code` of its first coding (the
+/// FHIR system, so `SCT` and `SNOMED` agree), else `text|` and its normalised text.
+pub(crate) fn concept_key(cc: &Value) -> String {
+    match cc.pointer("/coding/0") {
+        Some(coding) => format!(
+            "{}|{}",
+            coding.get("system").and_then(Value::as_str).unwrap_or(""),
+            coding.get("code").and_then(Value::as_str).unwrap_or("")
+        ),
+        None => format!(
+            "text|{}",
+            normalised(cc.get("text").and_then(Value::as_str).unwrap_or(""))
+        ),
+    }
 }
 
 /// A FHIR decimal from HL7 NM text, keeping the digits as sent (no float round trip).
@@ -166,6 +193,12 @@ impl<'a> Ctx<'a> {
     /// A concept from a CE/CWE piece (whole field): codings from components 1-3 and 4-6, text
     /// from component 2 (or CWE-9 original text).
     pub(crate) fn concept(&self, p: Piece<'_>) -> Option<Value> {
+        self.concept_in(p, None)
+    }
+
+    /// As [`Ctx::concept`], with `default_system` for codings whose CE-3 is empty (a field
+    /// bound to an HL7 table, e.g. `v2-0063` for NK1-3).
+    pub(crate) fn concept_in(&self, p: Piece<'_>, default_system: Option<&str>) -> Option<Value> {
         let mut codings = Vec::new();
         for base in [1, 4] {
             let code = p.component(base).text();
@@ -173,8 +206,14 @@ impl<'a> Ctx<'a> {
             let system = p.component(base + 2).text();
             if let Some(code) = code {
                 let mut c = Map::new();
-                if let Some(s) = &system {
-                    c.insert("system".into(), Value::String(coding_system(s, self.ods())));
+                match (&system, default_system) {
+                    (Some(s), _) => {
+                        c.insert("system".into(), Value::String(coding_system(s, self.ods())));
+                    }
+                    (None, Some(d)) => {
+                        c.insert("system".into(), Value::String(d.to_owned()));
+                    }
+                    (None, None) => {}
                 }
                 c.insert("code".into(), Value::String(code));
                 if let Some(d) = display {
@@ -205,6 +244,58 @@ impl<'a> Ctx<'a> {
             o.insert("display".into(), Value::String(d));
         }
         Some(obj([("coding", Value::Array(vec![c]))]))
+    }
+
+    /// A practitioner from one XCN (id^family^given^middle^suffix^prefix^degree^source
+    /// table^authority^…^type code (13)): a conditional reference by identifier with the name
+    /// as display, or the name alone when no id is sent. The identifier is a GMC number when
+    /// XCN-9 or XCN-13 says `GMC`, a GP national (GMP) code when they say `GMP` or, for a GP
+    /// (`gp`), when the id has that shape (`G` and 7 digits); otherwise it is scoped to XCN-9
+    /// or, without one, to the sender.
+    pub(crate) fn practitioner(&self, xcn: Piece<'_>, gp: bool) -> Option<Value> {
+        let id = xcn.component(1).text();
+        let display = {
+            let parts: Vec<String> = [6, 3, 4, 2]
+                .iter()
+                .filter_map(|n| xcn.component(*n).sub(1).text())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        };
+        let mut r = Map::new();
+        r.insert("type".into(), Value::String("Practitioner".into()));
+        match id {
+            Some(id) => {
+                let authority = xcn.component(9).sub(1).text();
+                let says = |name: &str| {
+                    authority
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(name))
+                        || xcn
+                            .component(13)
+                            .text()
+                            .is_some_and(|t| t.eq_ignore_ascii_case(name))
+                };
+                let gmp_shaped = id.len() == 8
+                    && id.starts_with('G')
+                    && id[1..].bytes().all(|b| b.is_ascii_digit());
+                let system = if says("GMC") {
+                    GMC_SYSTEM.to_owned()
+                } else if says("GMP") || (gp && gmp_shaped) {
+                    GMP_SYSTEM.to_owned()
+                } else {
+                    identifier_system(authority.as_deref().unwrap_or(self.ods()), "practitioner")
+                };
+                r.insert(
+                    "reference".into(),
+                    Value::String(conditional("Practitioner", &system, &id)),
+                );
+                r.insert("identifier".into(), json!({"system": system, "value": id}));
+            }
+            None if display.is_none() => return None,
+            None => {}
+        }
+        put_str(&mut r, "display", display);
+        Some(Value::Object(r))
     }
 
     fn time(&self, seg: &Segment, field: usize) -> Result<Option<Hl7Time>, MapError> {

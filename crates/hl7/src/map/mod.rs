@@ -8,7 +8,10 @@
 //! must replace an earlier version of itself carries the identifier to upsert by.
 
 mod adt;
+mod allergy;
 mod common;
+mod diagnosis;
+mod kin;
 mod mdm;
 mod oru;
 mod person;

@@ -25,18 +25,21 @@ fn verification_display(code: &str) -> &'static str {
     }
 }
 
-/// Identifiers of a CX list (PID-3, MRG-1): the NHS number and the local ones.
+/// Identifiers of CX lists (PID-3 and PID-2, MRG-1): the NHS number and the local ones.
 struct Ids {
     nhs: Option<NhsNumber>,
     local: Vec<(String, String)>,
 }
 
-fn identifiers(c: &Ctx<'_>, seg: &Segment, field: usize) -> Result<Ids, MapError> {
+fn identifiers(c: &Ctx<'_>, seg: &Segment, fields: &[usize]) -> Result<Ids, MapError> {
     let mut ids = Ids {
         nhs: None,
         local: Vec::new(),
     };
-    for rep in seg.field(field).repetitions() {
+    for (field, rep) in fields
+        .iter()
+        .flat_map(|f| seg.field(*f).repetitions().map(move |r| (*f, r)))
+    {
         let Some(value) = rep.component(1).text() else {
             continue;
         };
@@ -87,7 +90,7 @@ fn name_use(code: Option<&str>) -> Option<&'static str> {
     }
 }
 
-fn human_names(field: Piece<'_>) -> Vec<Value> {
+pub(crate) fn human_names(field: Piece<'_>) -> Vec<Value> {
     field
         .repetitions()
         .filter_map(|rep| {
@@ -142,7 +145,7 @@ fn gender(seg: &Segment) -> Result<Option<String>, MapError> {
     ))
 }
 
-fn addresses(field: Piece<'_>) -> Vec<Value> {
+pub(crate) fn addresses(field: Piece<'_>) -> Vec<Value> {
     field
         .repetitions()
         .filter_map(|rep| {
@@ -178,9 +181,10 @@ fn addresses(field: Piece<'_>) -> Vec<Value> {
         .collect()
 }
 
-fn telecoms(seg: &Segment) -> Vec<Value> {
+/// Phones and e-mail addresses from XTN fields, each with its `use`.
+pub(crate) fn telecoms(seg: &Segment, fields: &[(usize, &str)]) -> Vec<Value> {
     let mut out = Vec::new();
-    for (field, use_) in [(13, "home"), (14, "work")] {
+    for &(field, use_) in fields {
         for rep in seg.field(field).repetitions() {
             let email = rep.component(4).text();
             let number = rep.component(1).text().or_else(|| rep.component(12).text());
@@ -232,7 +236,9 @@ pub(crate) fn from_pid(
     pid: &Segment,
     pd1: Option<&Segment>,
 ) -> Result<IncomingPerson, MapError> {
-    let ids = identifiers(c, pid, 3)?;
+    // PID-2 (patient ID, external) is deprecated since 2.3.1 but older UK feeds still send
+    // it: it is read as one more PID-3 repetition.
+    let ids = identifiers(c, pid, &[3, 2])?;
     if ids.nhs.is_none() && ids.local.is_empty() {
         return Err(missing(pid, 3));
     }
@@ -272,7 +278,7 @@ pub(crate) fn from_pid(
     if !names.is_empty() {
         p.insert("name".into(), Value::Array(names.clone()));
     }
-    let telecom = telecoms(pid);
+    let telecom = telecoms(pid, &[(13, "home"), (14, "work")]);
     if !telecom.is_empty() {
         p.insert("telecom".into(), Value::Array(telecom));
     }
@@ -286,8 +292,17 @@ pub(crate) fn from_pid(
     if !address.is_empty() {
         p.insert("address".into(), Value::Array(address.clone()));
     }
-    if let Some(gp) = pd1.and_then(practice) {
-        p.insert("generalPractitioner".into(), Value::Array(vec![gp]));
+    // PD1-3 the practice, then PD1-4 (repeats) the GP.
+    let mut gps: Vec<Value> = pd1.and_then(practice).into_iter().collect();
+    if let Some(pd1) = pd1 {
+        gps.extend(
+            pd1.field(4)
+                .repetitions()
+                .filter_map(|xcn| c.practitioner(xcn, true)),
+        );
+    }
+    if !gps.is_empty() {
+        p.insert("generalPractitioner".into(), Value::Array(gps));
     }
 
     // The matching fields come from the first (or the official) name and first address.
@@ -325,7 +340,7 @@ pub(crate) fn from_pid(
 
 /// The person merged away in an A40, from MRG-1 (identifiers) and MRG-7 (name).
 pub(crate) fn from_mrg(c: &Ctx<'_>, mrg: &Segment) -> Result<IncomingPerson, MapError> {
-    let ids = identifiers(c, mrg, 1)?;
+    let ids = identifiers(c, mrg, &[1])?;
     if ids.nhs.is_none() && ids.local.is_empty() {
         return Err(missing(mrg, 1));
     }
@@ -369,4 +384,22 @@ pub(crate) fn from_mrg(c: &Ctx<'_>, mrg: &Segment) -> Result<IncomingPerson, Map
         postcode: None,
         patient: Value::Object(p),
     })
+}
+
+/// The part of a key that names the person, for entries that nothing else in the message makes
+/// unique to them (allergies, contacts): the entries' keys are looked up across all patients.
+/// The sender's own local identifier comes first (a PAS always sends its MRN; an NHS number may
+/// only arrive after a trace), then any local identifier, then the NHS number.
+pub(crate) fn key(c: &Ctx<'_>, person: &IncomingPerson) -> Option<String> {
+    let local = person
+        .local_ids
+        .iter()
+        .find(|(a, _)| a == c.ods())
+        .or_else(|| person.local_ids.first());
+    match (local, &person.nhs_number) {
+        (Some((authority, value)), _) => Some(format!("{authority}|{value}")),
+        (None, Some(nhs)) => Some(format!("nhs|{nhs}")),
+        // from_pid refuses a PID without identifiers, so this is not reached.
+        (None, None) => None,
+    }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod adt;
+mod adt_clinical;
 mod codec;
 mod errors;
 mod mdm;
@@ -81,6 +82,8 @@ fn every_mapped_resource_is_valid_fhir() {
         ("adt_a28_add_person.hl7", "ZRH01"),
         ("adt_a31_update_person.hl7", "ZRH01"),
         ("adt_a40_merge.hl7", "ZRH01"),
+        ("adt_a01_allergies_diagnoses_kin.hl7", "ZRH01"),
+        ("adt_a28_empty_al1.hl7", "ZRH01"),
         ("oru_r01_results.hl7", "ZLB01"),
         ("oru_r01_correction.hl7", "ZLB01"),
         ("oru_r01_500_obx.hl7", "ZLB01"),

@@ -48,6 +48,7 @@ fn mapped_shapes() -> impl Strategy<Value = Vec<u8>> {
     let segment = (
         prop::sample::select(vec![
             "PID", "PD1", "PV1", "PV2", "EVN", "MRG", "ORC", "OBR", "OBX", "NTE", "TXA", "ZU1",
+            "AL1", "DG1", "NK1",
         ]),
         prop::collection::vec(field, 0..40),
     )
@@ -63,7 +64,7 @@ fn mapped_shapes() -> impl Strategy<Value = Vec<u8>> {
     (
         prop::sample::select(vec![
             "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A05", "ADT^A08", "ADT^A11", "ADT^A13", "ADT^A28",
-            "ADT^A40", "ORU^R01", "MDM^T02",
+            "ADT^A31", "ADT^A40", "ORU^R01", "MDM^T02",
         ]),
         prop::sample::select(vec!["2.3", "2.4", "2.5.1"]),
         prop::collection::vec(segment, 0..12),
@@ -103,6 +104,7 @@ proptest! {
         which in prop::sample::select(vec![
             "adt_a01_admit.hl7", "adt_a03_discharge_to_care_home.hl7", "adt_a40_merge.hl7",
             "oru_r01_results.hl7", "mdm_t02_pdf.hl7", "nasty_escapes.hl7", "nasty_latin1_declared.hl7",
+            "adt_a01_allergies_diagnoses_kin.hl7", "adt_a28_empty_al1.hl7",
         ]),
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
     ) {
