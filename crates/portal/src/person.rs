@@ -58,9 +58,17 @@ pub fn born(patient: &Value) -> Option<String> {
 
 /// The registered GP practice, as the Patient names it.
 pub fn gp(patient: &Value) -> Option<String> {
-    patient["generalPractitioner"]
-        .as_array()?
-        .iter()
+    let gps = patient["generalPractitioner"].as_array()?;
+    // The practice first (HL7 PD1-3); a named GP (PD1-4) only when no practice has a name.
+    let is_doctor = |g: &&Value| {
+        g["type"] == "Practitioner"
+            || g["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Practitioner"))
+    };
+    gps.iter()
+        .filter(|g| !is_doctor(g))
+        .chain(gps.iter().filter(is_doctor))
         .find_map(|g| g["display"].as_str().map(str::to_owned))
 }
 
@@ -79,6 +87,13 @@ mod tests {
         assert_eq!(born(&p).as_deref(), Some("2 March 1941"));
         assert_eq!(nhs_number(&p).as_deref(), Some("999 000 0018"));
         assert_eq!(gp(&p).as_deref(), Some("Zed Practice"));
+        let doctor_first = json!({"generalPractitioner": [
+            {"type": "Practitioner", "identifier": {"value": "G1234567"}, "display": "Dr Who"},
+            {"reference": "Organization/x", "display": "Zed Practice"}]});
+        assert_eq!(gp(&doctor_first).as_deref(), Some("Zed Practice"));
+        let doctor_only =
+            json!({"generalPractitioner": [{"type": "Practitioner", "display": "Dr Who"}]});
+        assert_eq!(gp(&doctor_only).as_deref(), Some("Dr Who"));
         let empty = json!({"birthDate": "1941"});
         assert_eq!(name(&empty), "Name not recorded");
         assert_eq!(born(&empty).as_deref(), Some("1941"));

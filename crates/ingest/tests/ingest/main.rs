@@ -9,6 +9,7 @@
     reason = "tests fail loudly"
 )]
 
+mod clinical;
 mod matching;
 mod mllp;
 mod tls;
