@@ -438,6 +438,14 @@ impl ResourceStore for SqliteStore {
         break_glass::grant(&mut Exec(&mut c), grant_id).await
     }
 
+    async fn audit_last_looks(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut c = self.reader().await?;
+        carerecord_store::sql::audit::last_looks(&mut Exec(&mut c), filter).await
+    }
+
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError> {
         audit::entry(&self.reader, seq).await
     }

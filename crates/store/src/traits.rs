@@ -110,6 +110,13 @@ pub trait ResourceStore: Send + Sync + 'static {
     /// One audit entry by sequence number.
     async fn audit_entry(&self, seq: i64) -> Result<AuditEntry, StoreError>;
 
+    /// For each person the entries matching `filter` touched, the time (µs) of the newest —
+    /// "when did this member of staff last open each record" — without reading the entries.
+    async fn audit_last_looks(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// The privacy officers' review queue: break-glass grants made by organisation `org_id`'s
     /// staff, in `status`, newest first, `limit` to a page, keyset-paged (`cursor` from the
     /// previous page's `next_cursor`; `total` is not counted).

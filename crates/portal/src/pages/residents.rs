@@ -28,10 +28,6 @@ const PEOPLE_PER_QUERY: usize = 200;
 /// How far back a viewer's looks at records matter: as long as a care plan change is news.
 const LOOK_WINDOW_DAYS: i64 = 8;
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
-/// Audit entries read per page of looks, and at most this many pages: a busier week than
-/// that only means an older look is not known, and a change shows as news once more.
-const LOOK_PAGE: u32 = 500;
-const MAX_LOOK_PAGES: usize = 4;
 /// Versions of a changed care plan read to find its last change of content: a plan sent
 /// again unchanged more often than this in a week shows as changed once more.
 const PLAN_VERSIONS: u32 = 10;
@@ -298,8 +294,8 @@ async fn earlier_plan_versions(
 }
 
 /// When the signed-in person last opened each person's record (µs), within the window a
-/// change stays news: read from their own entries in the audit trail (every record page
-/// view writes one), newest first — one query for the usual week of looks.
+/// change stays news: from their own entries in the audit trail (every record page view
+/// writes one), one grouped query that reads only each entry's time and people.
 async fn last_looks(state: &AppState, access: &Access) -> Result<HashMap<String, i64>, PageError> {
     let filter = AuditFilter {
         agent_id: Some(agent(&access.principal).id),
@@ -308,25 +304,12 @@ async fn last_looks(state: &AppState, access: &Access) -> Result<HashMap<String,
         since: Some(access.now - LOOK_WINDOW_DAYS * MICROS_PER_DAY),
         ..AuditFilter::default()
     };
-    let mut out: HashMap<String, i64> = HashMap::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_LOOK_PAGES {
-        let page = state
-            .store
-            .audit_search(&filter, LOOK_PAGE, cursor.as_deref())
-            .await?;
-        for e in &page.items {
-            for p in &e.record.patient_ids {
-                // Newest first: the first entry seen for a person is their last look.
-                out.entry(p.clone()).or_insert(e.record.time);
-            }
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    Ok(out)
+    Ok(state
+        .store
+        .audit_last_looks(&filter)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// µs since the epoch as the record crate's clock.

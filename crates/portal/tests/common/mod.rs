@@ -465,6 +465,13 @@ impl ResourceStore for Counting {
         self.inner.audit_entry(seq).await
     }
 
+    async fn audit_last_looks(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.audit_last_looks(filter).await
+    }
+
     async fn break_glass_queue(
         &self,
         org_id: &str,

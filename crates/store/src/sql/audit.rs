@@ -148,6 +148,29 @@ pub fn entry_statement(seq: i64) -> Statement {
 /// `limit + 1` rows so the caller knows whether there is a next page.
 pub fn search_statement(f: &AuditFilter, limit: u32, before_seq: Option<i64>) -> Statement {
     let mut st = Statement::default();
+    let w = filter_where(&mut st, f, before_seq);
+    let l = st.bind(Arg::Int(i64::from(limit) + 1));
+    st.sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log a{w} ORDER BY a.seq DESC LIMIT {l}");
+    st
+}
+
+/// For each person the entries matching `f` touched, the time of the newest of them: rows of
+/// `patient_id, recorded`. Reads two short columns per entry, never an entry's JSON lists of
+/// resources (≈ 90 KB for a long record's page view), so "when did I last look at each of my
+/// residents" costs the same however much each look read.
+pub fn last_looks_statement(f: &AuditFilter) -> Statement {
+    let mut st = Statement::default();
+    let w = filter_where(&mut st, f, None);
+    st.sql = format!(
+        "SELECT ap.patient_id, MAX(a.recorded) FROM audit_log a \
+         JOIN audit_patient ap ON ap.seq = a.seq{w} GROUP BY ap.patient_id"
+    );
+    st
+}
+
+/// The `WHERE` clause (with its leading space, or empty) of entries matching `f` with
+/// sequence numbers below `before_seq`, over `audit_log a`.
+fn filter_where(st: &mut Statement, f: &AuditFilter, before_seq: Option<i64>) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(p) = &f.patient_id {
         let p = st.text(p);
@@ -203,14 +226,27 @@ pub fn search_statement(f: &AuditFilter, limit: u32, before_seq: Option<i64>) ->
         let c = st.bind(Arg::Int(c));
         parts.push(format!("a.seq < {c}"));
     }
-    let w = if parts.is_empty() {
+    if parts.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", parts.join(" AND "))
-    };
-    let l = st.bind(Arg::Int(i64::from(limit) + 1));
-    st.sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log a{w} ORDER BY a.seq DESC LIMIT {l}");
-    st
+    }
+}
+
+/// [`last_looks_statement`] run over `exec`: person → the newest matching entry's time (µs).
+pub async fn last_looks(
+    exec: &mut dyn crate::engine::SqlExec,
+    f: &AuditFilter,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    use crate::cells::{Cols, Kind};
+    exec.cells(&last_looks_statement(f), &[Kind::Text, Kind::Int])
+        .await?
+        .into_iter()
+        .map(|row| {
+            let mut c = Cols(row.into_iter());
+            Ok((c.text()?, c.int()?))
+        })
+        .collect()
 }
 
 /// The page from rows read with [`search_statement`] (`limit + 1` at most).

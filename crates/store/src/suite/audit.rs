@@ -188,6 +188,45 @@ pub async fn concurrent_audit_appends_are_gap_free_and_the_chain_verifies(store:
     assert_eq!(report.head.map(|(s, _)| s), Some(n));
 }
 
+pub async fn audit_last_looks_are_each_persons_newest_matching_entry(store: Store) {
+    let r = |outcome, user: &str, patients: &[&str], time| {
+        record(AuditAction::Read, outcome, user, "A99999", patients, time)
+    };
+    store
+        .append_audit(vec![
+            r(AuditOutcome::Allowed, "u-1", &["pat-b"], 500),
+            r(AuditOutcome::Allowed, "u-1", &["pat-a"], 1_000),
+            r(AuditOutcome::Allowed, "u-1", &["pat-a", "pat-b"], 2_000),
+            // Someone else's look, a refusal, and a look at nobody do not count.
+            r(AuditOutcome::Allowed, "u-2", &["pat-a"], 3_000),
+            r(AuditOutcome::Denied, "u-1", &["pat-c"], 4_000),
+            r(AuditOutcome::Allowed, "u-1", &[], 5_000),
+        ])
+        .await
+        .unwrap();
+    let filter = AuditFilter {
+        agent_id: Some("u-1".into()),
+        outcome: Some(AuditOutcome::Allowed),
+        since: Some(600),
+        ..AuditFilter::default()
+    };
+    let mut looks = store.audit_last_looks(&filter).await.unwrap();
+    looks.sort();
+    assert_eq!(
+        looks,
+        vec![("pat-a".to_owned(), 2_000), ("pat-b".to_owned(), 2_000)]
+    );
+    let mut earlier = store
+        .audit_last_looks(&AuditFilter {
+            before: Some(1_500),
+            ..filter
+        })
+        .await
+        .unwrap();
+    earlier.sort();
+    assert_eq!(earlier, vec![("pat-a".to_owned(), 1_000)]);
+}
+
 pub async fn audit_search_filters_and_pages_newest_first(store: Store) {
     let mut denied = record(
         AuditAction::Denial,

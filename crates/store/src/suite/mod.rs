@@ -181,6 +181,7 @@ macro_rules! backend_suite {
                 audit_entries_commit_with_their_write_and_roll_back_with_it,
                 concurrent_audit_appends_are_gap_free_and_the_chain_verifies,
                 audit_search_filters_and_pages_newest_first,
+                audit_last_looks_are_each_persons_newest_matching_entry,
                 rolling_back_to_a_savepoint_drops_the_audit_records_appended_after_it,
             ],
             directory: [
