@@ -73,6 +73,17 @@ impl Awkward {
     }
 }
 
+/// What happened to a resident in the last few days that their home needs to know: every home
+/// has one of each, so the residents list always has an "in hospital" and a "discharged, new
+/// discharge summary" to show (and test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recent {
+    /// Admitted to hospital one to five days ago and still there.
+    InHospital,
+    /// Discharged back to the home one to three days ago, with a discharge summary.
+    JustDischarged,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PersonPlan {
     /// The care home (index into `homes`) for residents.
@@ -83,6 +94,7 @@ pub(crate) struct PersonPlan {
     pub ics: usize,
     pub borough: usize,
     pub awkward: Option<Awkward>,
+    pub recent: Option<Recent>,
 }
 
 /// A synthetic London: built once from [`Options`], then asked for organisations and people.
@@ -279,6 +291,7 @@ impl London {
                 ics,
                 borough,
                 awkward: None,
+                recent: None,
             });
         }
         // The awkward cases go to the first residents after person 0 (then anyone left).
@@ -291,6 +304,25 @@ impl London {
                 p.awkward = Some(case);
                 if case == Awkward::TwoHospitals {
                     p.second_trust = Some((p.trust + 3) % TRUSTS.len());
+                }
+            }
+        }
+        // In every home, its first two residents without an awkward case (person 0 aside):
+        // one in hospital now, one just back.
+        for h in 0..homes.len() {
+            let residents: Vec<usize> = (1..plan.len())
+                .filter(|i| {
+                    plan.get(*i)
+                        .is_some_and(|p| p.home == Some(h) && p.awkward.is_none())
+                })
+                .take(2)
+                .collect();
+            for (recent, i) in [Recent::InHospital, Recent::JustDischarged]
+                .into_iter()
+                .zip(residents)
+            {
+                if let Some(p) = plan.get_mut(i) {
+                    p.recent = Some(recent);
                 }
             }
         }

@@ -498,3 +498,61 @@ fn as_of_dates_are_parsed_strictly() {
     assert_eq!(AsOf::new(2026, 12, 2).unwrap().to_string(), "2026-12-02");
     assert!(AsOf::new(2026, 4, 31).is_none());
 }
+
+/// Days since the epoch of a FHIR date or dateTime's date part.
+fn day_of(s: &str) -> i64 {
+    let d = |a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok()).unwrap();
+    date::days_from_civil(d(0, 4), d(5, 7), d(8, 10))
+}
+
+#[test]
+fn every_home_has_a_resident_in_hospital_now_and_one_just_discharged_and_no_stay_ends_in_the_future()
+ {
+    let london = small();
+    let today = london.today;
+    // home organisation → (in hospital now, discharged in the last three days with a summary)
+    let mut homes: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    for i in 0..london.people() {
+        let b = london.person_bundle(i);
+        let rs = resources(&b);
+        let Some(home) = rs
+            .iter()
+            .find(|r| r["resourceType"] == "EpisodeOfCare")
+            .and_then(|e| e["managingOrganization"]["reference"].as_str())
+        else {
+            continue;
+        };
+        let seen = homes.entry(home.to_owned()).or_default();
+        for e in rs.iter().filter(|r| r["resourceType"] == "Encounter") {
+            if e["class"]["code"] != "IMP" {
+                continue;
+            }
+            match e["period"]["end"].as_str() {
+                None => {
+                    assert_eq!(e["status"], "in-progress", "{e}");
+                    assert!(e["hospitalization"].get("dischargeDisposition").is_none());
+                    let start = day_of(e["period"]["start"].as_str().unwrap());
+                    assert!((today - 5..today).contains(&start), "{e}");
+                    seen.0 = true;
+                }
+                Some(end) => {
+                    assert_eq!(e["status"], "finished", "{e}");
+                    let end = day_of(end);
+                    assert!(end < today, "a finished stay ends by yesterday: {e}");
+                    let id = format!("Encounter/{}", e["id"].as_str().unwrap());
+                    let summarised = rs.iter().any(|r| {
+                        r["resourceType"] == "Composition" && r["encounter"]["reference"] == id
+                    });
+                    if end >= today - 3 && summarised {
+                        seen.1 = true;
+                    }
+                }
+            }
+        }
+    }
+    assert!(!homes.is_empty());
+    for (home, (in_hospital, discharged)) in &homes {
+        assert!(in_hospital, "{home} has nobody in hospital now");
+        assert!(discharged, "{home} has nobody just discharged");
+    }
+}

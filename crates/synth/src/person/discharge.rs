@@ -15,6 +15,9 @@ pub(super) struct Stay {
     pub(super) start: i64,
     pub(super) end: i64,
     pub(super) latest: bool,
+    /// Still in hospital: the Encounter is in progress (no end, no discharge), the diagnosis
+    /// active, and there is no discharge summary yet; `end` is unused.
+    pub(super) ongoing: bool,
     pub(super) to_home: bool,
     pub(super) first_to_home: bool,
 }
@@ -81,7 +84,7 @@ pub(super) fn admission(
     };
     let admitted = g.at(s.start);
     let discharged = g.at(s.end);
-    let body = json!({
+    let mut body = json!({
         "resourceType": "Encounter",
         "status": "finished",
         "class": coding(ACT_CODE, "IMP", "inpatient encounter"),
@@ -96,8 +99,15 @@ pub(super) fn admission(
         },
         "serviceProvider": trust_ref.clone()
     });
+    if s.ongoing {
+        body["status"] = json!("in-progress");
+        body["period"] = json!({"start": admitted.clone()});
+        if let Some(h) = body["hospitalization"].as_object_mut() {
+            h.remove("dischargeDisposition");
+        }
+    }
     g.push_as(&enc_id, Src::Trust(s.trust), body, &[]);
-    let body = json!({
+    let mut body = json!({
         "resourceType": "Condition",
         "clinicalStatus": concept(CLINICAL, "resolved", "Resolved"),
         "verificationStatus": concept(VERIFICATION, "confirmed", "Confirmed"),
@@ -110,6 +120,12 @@ pub(super) fn admission(
         "recordedDate": admitted.clone(),
         "recorder": trust_ref.clone()
     });
+    if s.ongoing {
+        body["clinicalStatus"] = concept(CLINICAL, "active", "Active");
+        if let Some(o) = body.as_object_mut() {
+            o.remove("abatementDateTime");
+        }
+    }
     g.push_as(&diag_id, Src::Trust(s.trust), body, &[]);
 
     // Investigations.
@@ -148,6 +164,11 @@ pub(super) fn admission(
         });
         investigations.push(g.push("report", Src::Trust(s.trust), body));
         imaging_text = Some(format!("{display}: {conclusion}"));
+    }
+
+    // Still in hospital: no discharge yet, so no medicines on discharge and no summary.
+    if s.ongoing {
+        return;
     }
 
     // Medicines on discharge: the GP's repeats, with changes.

@@ -10,7 +10,7 @@
 //! - `discharge`: hospital stays and their discharge summaries.
 
 use crate::date::{date, date_time, days_from_civil};
-use crate::london::{Awkward, London, Org, PersonPlan};
+use crate::london::{Awkward, London, Org, PersonPlan, Recent};
 use crate::refdata::{self, FAMILY, FEMALE_GIVEN, MALE_GIVEN, MEDS, Med, PROBLEMS};
 use crate::rng::{Rng, mix};
 use crate::{LOINC, RESIDENCY_TYPE_SYSTEM, SNOMED, SOURCE_ORGANISATION_TAG, SOURCE_SYSTEM_TAG};
@@ -337,13 +337,30 @@ pub(crate) fn bundle(l: &London, i: u32, plan: &PersonPlan) -> Value {
     adm_days.dedup_by(|a, b| (*b - *a).abs() < 30);
     let mut moved_in = g.days_ago(120, 1800);
     let came_from_hospital = resident && !adm_days.is_empty() && g.rng.chance(0.35);
-    let admissions: Vec<(i64, i64)> = adm_days
+    // A stay is over by yesterday: a finished stay never ends in the future.
+    let mut admissions: Vec<(i64, i64)> = adm_days
         .iter()
         .map(|ago| {
             let start = g.today - ago;
-            (start, start + g.rng.range(2, 16))
+            (start, (start + g.rng.range(2, 16)).min(g.today - 1))
         })
         .collect();
+    // The last few days' news for the home (one of each per home): a stay that has not ended
+    // (its end is today, and it is written as in progress), or one that just has.
+    let recent = if resident { plan.recent } else { None };
+    let recent_stay = match recent {
+        Some(Recent::InHospital) => Some((g.today - g.rng.range(1, 5), g.today)),
+        Some(Recent::JustDischarged) => {
+            let end = g.today - g.rng.range(1, 3);
+            Some((end - g.rng.range(3, 10), end))
+        }
+        None => None,
+    };
+    if let Some((start, end)) = recent_stay {
+        // Nobody is admitted twice within a fortnight here.
+        admissions.retain(|(_, e)| *e < start - 14);
+        admissions.push((start, end));
+    }
     if came_from_hospital && let Some((_, end)) = admissions.first() {
         moved_in = *end;
     }
@@ -480,6 +497,7 @@ pub(crate) fn bundle(l: &London, i: u32, plan: &PersonPlan) -> Value {
             start: *start,
             end: *end,
             latest: k + 1 == n,
+            ongoing: k + 1 == n && recent == Some(Recent::InHospital),
             to_home: resident && *end >= moved_in,
             first_to_home: came_from_hospital && k == 0,
         };
