@@ -487,4 +487,15 @@ test('systems and apps: the programme administrator lists, registers and is told
   await check(page, 'systems-new-system-errors');
   await page.goto(`${BASE}/systems/new-app`);
   await check(page, 'systems-new-app');
+  // Disabling is asked first: the list's button leads to the question, which disables nothing.
+  await page.goto(`${BASE}/systems`);
+  await Promise.all([
+    page.waitForURL(/\/systems\/demo-care-system\/disable$/),
+    page.click('a[href="/systems/demo-care-system/disable"]'),
+  ]);
+  await check(page, 'systems-disable');
+  assert.match(await page.textContent('h1'), /Disable demo-care-system\?/);
+  await page.click('text=Keep demo-care-system active and go back');
+  await page.waitForURL(/\/systems$/);
+  assert.equal(await page.locator('a[href="/systems/demo-care-system/disable"]').count(), 1, 'still active');
 });

@@ -83,7 +83,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/systems/{client_id}/disable",
-            post(pages::systems::disable),
+            get(pages::systems::disable_confirm).post(pages::systems::disable),
         )
         .route("/assets/{version}/{*path}", get(assets::handler))
         .fallback(page::not_found)

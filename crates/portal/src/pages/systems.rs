@@ -510,6 +510,56 @@ async fn answer_registration<T: Template>(
     }
 }
 
+#[derive(Template)]
+#[template(path = "systems_disable.html")]
+struct DisablePage {
+    chrome: Chrome,
+    r: ClientRow,
+}
+
+/// `GET /systems/{client_id}/disable`: what disabling will do, and the button that does it —
+/// a hospital feed or a home's record system stops at once, so it is never one click from the
+/// list. A client already disabled, or unknown, has nothing to confirm.
+pub async fn disable_confirm(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(client_id): Path<String>,
+) -> Result<Response, PageError> {
+    administrator(&state, &staff, "client-disable").await?;
+    let clients = state
+        .identity
+        .registered_clients()
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let Some(c) = clients.iter().find(|c| c.client.client_id == client_id) else {
+        return Err(PageError::NotFound);
+    };
+    if c.client.disabled {
+        return Err(PageError::BadRequest(
+            "This system or app was disabled already.".into(),
+        ));
+    }
+    audit(
+        &state,
+        &staff,
+        AuditOutcome::Allowed,
+        "client-disable-confirm",
+        Some(&client_id),
+    )
+    .await?;
+    render(
+        StatusCode::OK,
+        &DisablePage {
+            chrome: Chrome::signed_in(
+                "Disable a system or app",
+                &staff.access.principal,
+                "/systems",
+            ),
+            r: client_row(c),
+        },
+    )
+}
+
 /// `POST /systems/{client_id}/disable`: no more tokens, launches or authorisations, and its
 /// live tokens revoked, at once.
 pub async fn disable(

@@ -162,7 +162,29 @@ async fn an_administrator_registers_a_system_with_a_jwks_url_and_an_app_and_sees
         );
     }
 
-    // Disabling: once, audited; the list says so.
+    // Disabling: asked first (the list links to the question, which changes nothing), then
+    // once, audited; the list says so.
+    let list = app.get(&admin, "/systems").await;
+    assert!(
+        list.text.contains("href=\"/systems/sunrise-ehr/disable\""),
+        "{}",
+        list.text
+    );
+    let ask = app.get(&admin, "/systems/sunrise-ehr/disable").await;
+    assert_eq!(ask.status, 200, "{}", ask.text);
+    assert!(ask.text.contains("Disable sunrise-ehr?"), "{}", ask.text);
+    assert!(ask.text.contains("action=\"/systems/sunrise-ehr/disable\""));
+    assert!(
+        !app.identity
+            .directory()
+            .client("sunrise-ehr")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled,
+        "asking disables nothing"
+    );
+    assert_eq!(app.get(&admin, "/systems/nobody/disable").await.status, 404);
     let off = app.post(&admin, "/systems/sunrise-ehr/disable", &[]).await;
     assert_eq!(off.status, 303, "{}", off.text);
     assert!(
@@ -176,6 +198,11 @@ async fn an_administrator_registers_a_system_with_a_jwks_url_and_an_app_and_sees
     );
     let again = app.post(&admin, "/systems/sunrise-ehr/disable", &[]).await;
     assert_eq!(again.status, 400);
+    assert_eq!(
+        app.get(&admin, "/systems/sunrise-ehr/disable").await.status,
+        400,
+        "nothing to confirm once disabled"
+    );
     let unknown = app.post(&admin, "/systems/nobody/disable", &[]).await;
     assert_eq!(unknown.status, 404);
     assert!(
