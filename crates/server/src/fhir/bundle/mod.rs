@@ -40,6 +40,14 @@ use crate::error::ApiError;
 use carerecord_access::scope::Interaction;
 use carerecord_search::query::Handling;
 
+mod batch;
+mod references;
+
+use batch::batch;
+use references::{
+    collect_references, is_conditional_reference, rewrite_local, rewrite_references,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
     Get,
@@ -974,118 +982,6 @@ async fn delete_entry(
     }
 }
 
-/// Replaces references to other entries' fullUrls with their ids, and resolves conditional
-/// references (`Patient?identifier=…`) to the one resource they match.
-async fn rewrite_references(
-    tx: &mut dyn StoreTx,
-    ctx: &BundleOptions,
-    v: &mut Value,
-    ids: &HashMap<String, String>,
-) -> Result<(), ApiError> {
-    // Collect the references first (the walk is synchronous), then resolve them.
-    let mut refs: Vec<String> = Vec::new();
-    collect_references(v, &mut refs);
-    let mut resolved: HashMap<String, String> = HashMap::new();
-    for r in refs {
-        if resolved.contains_key(&r) {
-            continue;
-        }
-        if let Some(target) = ids.get(&r) {
-            resolved.insert(r, target.clone());
-        } else if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
-            return Err(unresolved(&r));
-        } else if let Some((type_name, cond)) = r.split_once('?') {
-            if type_name.contains('/') || type_name.contains(':') {
-                continue;
-            }
-            let rt = super::resource_type(type_name)?;
-            let found = interactions::matches(tx, rt, cond, &ctx.base).await?;
-            match found.as_slice() {
-                [one] => {
-                    resolved.insert(r.clone(), format!("{rt}/{one}"));
-                }
-                [] => {
-                    return Err(ApiError::PreconditionFailed(format!(
-                        "the conditional reference to {rt} matched no resource"
-                    )));
-                }
-                _ => {
-                    return Err(ApiError::PreconditionFailed(format!(
-                        "the conditional reference to {rt} matched more than one resource"
-                    )));
-                }
-            }
-        }
-    }
-    replace_references(v, &resolved);
-    Ok(())
-}
-
-/// A reference to the one resource a search matches (`Patient?identifier=…`).
-fn is_conditional_reference(r: &str) -> bool {
-    r.split_once('?')
-        .is_some_and(|(type_name, _)| !type_name.contains('/') && !type_name.contains(':'))
-}
-
-/// [`rewrite_references`] for a body without conditional references: needs no store.
-fn rewrite_local(
-    v: &mut Value,
-    refs: Vec<String>,
-    ids: &HashMap<String, String>,
-) -> Result<(), ApiError> {
-    let mut resolved: HashMap<String, String> = HashMap::new();
-    for r in refs {
-        if let Some(target) = ids.get(&r) {
-            resolved.insert(r, target.clone());
-        } else if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
-            return Err(unresolved(&r));
-        }
-    }
-    replace_references(v, &resolved);
-    Ok(())
-}
-
-fn unresolved(r: &str) -> ApiError {
-    bad(format!(
-        "the reference {r} does not match the fullUrl of any entry in this transaction"
-    ))
-}
-
-fn collect_references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, child) in o {
-                match (k.as_str(), child) {
-                    ("reference", Value::String(s)) => out.push(s.clone()),
-                    _ => collect_references(child, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|c| collect_references(c, out)),
-        _ => {}
-    }
-}
-
-fn replace_references(v: &mut Value, map: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, child) in o.iter_mut() {
-                if k == "reference" {
-                    if let Value::String(s) = child
-                        && let Some(new) = map.get(s.as_str())
-                    {
-                        *s = new.clone();
-                    }
-                } else {
-                    replace_references(child, map);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|c| replace_references(c, map)),
-        _ => {}
-    }
-}
-
 /// A GET entry: read, vread or search; its response entry and what it returned.
 async fn read_entry(
     state: &AppState,
@@ -1144,118 +1040,4 @@ async fn read_entry(
 
 fn parse_body(r: &StoredResource) -> Result<Value, ApiError> {
     serde_json::from_str(&r.body).map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
-}
-
-/// A batch: each entry on its own, each with its own audit entry — a write's in its own
-/// transaction, a read's or a refusal's through the group commit before the response leaves.
-async fn batch(
-    state: &AppState,
-    ctx: &BundleOptions,
-    raw: &[Value],
-    message: Option<&str>,
-) -> Result<Value, ApiError> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut records = Vec::new();
-    for e in raw {
-        let e = match parse_entry(e, &ctx.base, &ctx.access, message) {
-            Ok(e) => e,
-            Err(err) => {
-                if ctx.audited {
-                    let (outcome, rule) = crate::audit::outcome_of_error(&err);
-                    records.push(crate::audit::record(
-                        &ctx.access.principal,
-                        AuditAction::Transaction,
-                        outcome,
-                        rule,
-                        &AuditNote::default(),
-                        ctx.client_address.clone(),
-                    ));
-                }
-                out.push(error_entry(&err));
-                continue;
-            }
-        };
-        if e.method == Method::Get {
-            let (v, record) = audited_read(state, ctx, &e).await;
-            out.push(v);
-            records.extend(record);
-            continue;
-        }
-        match batch_write(state, ctx, &e).await {
-            Ok(v) => out.push(v),
-            Err(err) => {
-                if ctx.audited {
-                    let note = refused_note(state, &e, &err).await;
-                    records.push(entry_record(ctx, &e, &note, Err(&err)));
-                }
-                out.push(error_entry(&err));
-            }
-        }
-    }
-    record_all(state, records).await?;
-    Ok(response_bundle("batch-response", out))
-}
-
-/// One write entry of a batch, in its own transaction, committed with its audit entry.
-async fn batch_write(state: &AppState, ctx: &BundleOptions, e: &Entry) -> Result<Value, ApiError> {
-    let mut tx = state.store.begin().await?;
-    let mut matched = None;
-    let w = match e.method {
-        Method::Delete => delete_entry(tx.as_mut(), ctx, e).await?,
-        Method::Post
-            if e.rt == ResourceType::Patient
-                && let Some(matcher) = &ctx.people =>
-        {
-            let body = e.resource.clone().unwrap_or(Value::Null);
-            let (w, m) =
-                super::people::resolve(tx.as_mut(), matcher.as_ref(), &ctx.access, &body).await?;
-            matched = Some(m);
-            w
-        }
-        Method::Post => {
-            let body = e.resource.clone().unwrap_or(Value::Null);
-            interactions::create(
-                tx.as_mut(),
-                e.rt,
-                body,
-                e.if_none_exist.as_deref(),
-                &ctx.base,
-                None,
-            )
-            .await?
-        }
-        _ => {
-            let body = e.resource.clone().unwrap_or(Value::Null);
-            match &e.query {
-                Some(cond) => {
-                    interactions::conditional_update(tx.as_mut(), e.rt, cond, body, &ctx.base)
-                        .await?
-                }
-                None => {
-                    let id = put_target(tx.as_mut(), ctx, e).await?;
-                    let if_match = interactions::if_match(e.if_match.as_deref())?;
-                    if needs_checks(ctx, e)
-                        && let Some(old) = tx.current(e.rt, &id).await?
-                        && !old.deleted
-                    {
-                        check_scoped(ctx, e, &old)?;
-                    }
-                    interactions::update(tx.as_mut(), e.rt, &id, body, if_match).await?
-                }
-            }
-        }
-    };
-    if let Written::Created(r) | Written::Updated(r) | Written::Existing(r) = &w {
-        check_scoped(ctx, e, r)?;
-    }
-    if ctx.audited {
-        let note = write_note(e.method, &w);
-        tx.append_audit(vec![entry_record(ctx, e, &note, Ok(()))])
-            .await?;
-    }
-    tx.commit().await?;
-    match &matched {
-        Some(m) => matched_entry(ctx, &w, m),
-        None => written_entry(ctx, &w),
-    }
 }
