@@ -4,17 +4,20 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use carerecord_server::AppState;
 use carerecord_server::error::ApiError;
 use carerecord_server::fhir::bundle::{
-    BundleOptions, PreparedBundle, prepare, process, process_prepared, process_within,
+    BundleOptions, PreparedBundle, Unisolated, prepare, process, process_prepared,
+    process_unisolated, process_within,
 };
 use carerecord_server::fhir::{Handling, PreferReturn};
 use carerecord_store::{
-    AuditAction, AuditAgent, AuditOutcome, AuditRecord, Channel, PrincipalKind, StoreTx, now_micros,
+    AuditAction, AuditAgent, AuditOutcome, AuditRecord, Channel, PrincipalKind, ResourceStore,
+    StoreTx, now_micros,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -22,8 +25,8 @@ use tokio::task::JoinHandle;
 /// Plain resources (not in a Bundle) are written this many to a transaction.
 const RESOURCES_PER_TRANSACTION: usize = 200;
 
-/// Transaction Bundles share one store transaction (each under its own savepoint) until it
-/// holds this many resources or has been open this long; then it commits. Commits — an fsync
+/// Transaction Bundles share one store transaction until it holds this many resources or has
+/// been open this long; then it commits (see [`Group`] for how a refused Bundle is kept out). Commits — an fsync
 /// each, and on SQLite every page touched written to the log again — are the largest cost of a
 /// small transaction; an interrupted import loses only what was not yet committed, and none
 /// of it was reported as accepted.
@@ -298,30 +301,79 @@ struct Done {
     line: usize,
     entries: u64,
     outcome: Result<Value, String>,
+    /// The Bundle as read, kept until its group commits, in case the group must be written
+    /// again Bundle by Bundle.
+    source: Arc<Value>,
 }
 
-/// Bundles sharing one store transaction, each under a savepoint.
+/// Bundles sharing one store transaction. Almost every Bundle is accepted, so a group is first
+/// written without savepoints: a savepoint per Bundle cost SQLite a journal copy of every page
+/// the Bundle touched (`docs/benchmarks.md`). When a Bundle is refused after writing part of
+/// itself, the transaction is rolled back and the group written again, from then on each
+/// Bundle under its own savepoint, so that only the refused one is left out.
 struct Group {
     tx: Box<dyn StoreTx>,
     started: Instant,
     resources: u64,
     /// Bundles written and waiting for the commit.
     written: Vec<Done>,
+    /// Whether each Bundle is written under its own savepoint.
+    isolated: bool,
 }
 
 impl Group {
+    fn new(tx: Box<dyn StoreTx>) -> Group {
+        Group {
+            tx,
+            started: Instant::now(),
+            resources: 0,
+            written: Vec::new(),
+            isolated: false,
+        }
+    }
+
     /// Writes one Bundle into the group; commits when the group is full.
-    async fn write(mut self, mut done: Done, prepared: PreparedBundle) -> Written {
+    async fn write(
+        mut self,
+        mut done: Done,
+        prepared: PreparedBundle,
+        store: Arc<dyn ResourceStore>,
+    ) -> Written {
         let mut settled = Vec::new();
-        match process_within(self.tx.as_mut(), prepared, &options()).await {
+        let outcome = if self.isolated {
+            process_within(self.tx.as_mut(), prepared, &options())
+                .await
+                .map_err(Unisolated::Refused)
+        } else {
+            process_unisolated(self.tx.as_mut(), prepared, &options()).await
+        };
+        match outcome {
             Ok(response) => {
                 done.outcome = Ok(response);
                 self.resources += done.entries;
                 self.written.push(done);
             }
-            Err(e) => {
+            Err(Unisolated::Refused(e)) => {
                 done.outcome = Err(reason(&e));
                 settled.push(done);
+            }
+            Err(Unisolated::Abandoned(_)) => {
+                // Part of it may be in the transaction: start again, isolating each Bundle.
+                let Group {
+                    tx,
+                    started,
+                    written: mut again,
+                    ..
+                } = self;
+                // Rolled back, and the writer is free for the next transaction (SQLite has one).
+                drop(tx);
+                again.push(done);
+                let (group, refused) = Group::isolating(store.as_ref(), started, again).await;
+                settled.extend(refused);
+                match group {
+                    Some(g) => self = g,
+                    None => return (None, settled),
+                }
             }
         }
         if self.resources >= GROUP_RESOURCES || self.started.elapsed() >= GROUP_TIME {
@@ -330,6 +382,53 @@ impl Group {
         } else {
             (Some(self), settled)
         }
+    }
+
+    /// A new group (the earlier attempt's transaction dropped, so rolled back) with `bundles`
+    /// written again, each under its own savepoint; and those refused. When no transaction can
+    /// be begun, no group, and every Bundle refused.
+    async fn isolating(
+        store: &dyn ResourceStore,
+        started: Instant,
+        bundles: Vec<Done>,
+    ) -> (Option<Group>, Vec<Done>) {
+        let mut refused = Vec::new();
+        let tx = match store.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = reason(&ApiError::from(e));
+                return (
+                    None,
+                    bundles
+                        .into_iter()
+                        .map(|d| Done {
+                            outcome: Err(why.clone()),
+                            ..d
+                        })
+                        .collect(),
+                );
+            }
+        };
+        let mut g = Group {
+            started,
+            isolated: true,
+            ..Group::new(tx)
+        };
+        for mut d in bundles {
+            let prepared = prepare(&d.source, &options());
+            match process_within(g.tx.as_mut(), prepared, &options()).await {
+                Ok(response) => {
+                    d.outcome = Ok(response);
+                    g.resources += d.entries;
+                    g.written.push(d);
+                }
+                Err(e) => {
+                    d.outcome = Err(reason(&e));
+                    refused.push(d);
+                }
+            }
+        }
+        (Some(g), refused)
     }
 
     /// Commits the group: its Bundles are accepted, or all refused if the commit fails.
@@ -385,7 +484,7 @@ impl Loader<'_> {
         let is_bundle = v.get("resourceType").and_then(Value::as_str) == Some("Bundle");
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
         if is_bundle && matches!(kind, "transaction" | "batch") {
-            self.bundle(file, line, &v).await;
+            self.bundle(file, line, v).await;
         } else if v.get("resourceType").and_then(Value::as_str).is_some() {
             self.pending.push((file.to_owned(), line, v));
             if self.pending.len() >= RESOURCES_PER_TRANSACTION {
@@ -403,17 +502,18 @@ impl Loader<'_> {
     /// Bundles are pipelined: this one is prepared (parsed, validated, indexed — the CPU work)
     /// here while the one before it is written on its own task, then written once that one is
     /// done. Writes stay one at a time and in order. Transaction Bundles are written into a
-    /// shared transaction ([`Group`]), each all-or-nothing under its own savepoint; others (with
+    /// shared transaction ([`Group`]), each all-or-nothing; others (with
     /// reads, or batches) after the group commits, in transactions of their own.
-    async fn bundle(&mut self, file: &str, line: usize, v: &Value) {
+    async fn bundle(&mut self, file: &str, line: usize, v: Value) {
         let entries = v.get("entry").and_then(Value::as_array).map_or(0, Vec::len) as u64;
-        let prepared = prepare(v, &options());
+        let prepared = prepare(&v, &options());
         self.settle_write().await;
         let mut done = Done {
             file: file.to_owned(),
             line,
             entries,
             outcome: Ok(Value::Null),
+            source: Arc::new(v),
         };
         if !prepared.can_share_transaction() {
             self.commit_group().await;
@@ -426,12 +526,7 @@ impl Loader<'_> {
         let group = match self.group.take() {
             Some(g) => g,
             None => match self.state.store.begin().await {
-                Ok(tx) => Group {
-                    tx,
-                    started: Instant::now(),
-                    resources: 0,
-                    written: Vec::new(),
-                },
+                Ok(tx) => Group::new(tx),
                 Err(e) => {
                     done.outcome = Err(reason(&ApiError::from(e)));
                     self.record(done);
@@ -439,7 +534,8 @@ impl Loader<'_> {
                 }
             },
         };
-        self.writing = Some(tokio::spawn(group.write(done, prepared)));
+        let store = self.state.store.clone();
+        self.writing = Some(tokio::spawn(group.write(done, prepared, store)));
     }
 
     /// Waits for the Bundle being written, and records what is settled.

@@ -113,6 +113,74 @@ fn import_reports_refused_lines_keeps_the_good_ones_and_can_be_rerun() {
     assert_eq!(accepted(&String::from_utf8_lossy(&second.stdout)), n);
 }
 
+/// Bundles share one store transaction, written without savepoints; a Bundle refused after
+/// part of it was written is left out whole — the transaction is rolled back and the others
+/// written again — and the Bundles before and after it are kept.
+#[test]
+fn a_bundle_refused_midway_leaves_nothing_and_its_neighbours_are_kept() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let put = |id: &str, birth: &str| {
+        format!(
+            r#"{{"resource":{{"resourceType":"Patient","id":"{id}","birthDate":"{birth}"}},"request":{{"method":"PUT","url":"Patient/{id}"}}}}"#
+        )
+    };
+    let bundle = |entries: &[String]| {
+        format!(
+            r#"{{"resourceType":"Bundle","type":"transaction","entry":[{}]}}"#,
+            entries.join(",")
+        )
+    };
+    let lines = [
+        bundle(&[put("kept-a", "1940-01-01"), put("kept-b", "1941-01-01")]),
+        // Its first entry is fine and written before the second is refused.
+        bundle(&[put("left-out", "1942-01-01"), put("refused", "1942-13-01")]),
+        bundle(&[put("kept-c", "1943-01-01")]),
+    ];
+    std::fs::write(data.join("bundles.ndjson"), lines.join("\n") + "\n").unwrap();
+    let db = t.path().join("db");
+    let out = carerecord(&[
+        "import",
+        data.to_str().unwrap(),
+        "--data-dir",
+        db.to_str().unwrap(),
+        "--metrics-listen",
+        "off",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bundles.ndjson:2: "), "{stderr}");
+    assert!(!stderr.contains("bundles.ndjson:1"), "{stderr}");
+    assert!(!stderr.contains("bundles.ndjson:3"), "{stderr}");
+
+    let config = carerecord::config::Config {
+        data_dir: db.clone(),
+        ..carerecord::config::Config::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = carerecord::open_store(&config).await.unwrap();
+        for (id, present) in [
+            ("kept-a", true),
+            ("kept-b", true),
+            ("left-out", false),
+            ("refused", false),
+            ("kept-c", true),
+        ] {
+            let found = store
+                .read(
+                    carerecord_fhir::ResourceType::Patient,
+                    &carerecord_fhir::LogicalId::parse(id).unwrap(),
+                    &carerecord_access::Visibility::All,
+                )
+                .await
+                .is_ok();
+            assert_eq!(found, present, "Patient/{id}");
+        }
+    });
+}
+
 /// A store under `data_dir` holding `n` audit entries, written through the library as the
 /// server would.
 fn audited_store(data_dir: &Path, n: i64) {

@@ -44,9 +44,7 @@ mod batch;
 mod references;
 
 use batch::batch;
-use references::{
-    collect_references, is_conditional_reference, rewrite_local, rewrite_references,
-};
+use references::{collect_references, is_conditional_reference, rewrite_local, rewrite_references};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -561,6 +559,42 @@ pub async fn process_within(
             tx.rollback_to_savepoint().await?;
             Err(e)
         }
+    }
+}
+
+/// How [`process_unisolated`] refused a Bundle.
+#[derive(Debug)]
+pub enum Unisolated {
+    /// Refused before anything was written (it did not parse, or it cannot share a
+    /// transaction): `tx` is as it was.
+    Refused(ApiError),
+    /// Refused after part of it may have been written into `tx`: the caller rolls `tx` back.
+    Abandoned(ApiError),
+}
+
+/// [`process_within`] without its savepoint, for a caller that shares one transaction among
+/// many Bundles that are almost always accepted (bulk import). A savepoint per Bundle costs
+/// SQLite a journal copy of every page the Bundle touches; without it, a Bundle refused
+/// midway leaves what it wrote in `tx` ([`Unisolated::Abandoned`]), and the caller must roll
+/// `tx` back and run the Bundles again, each with [`process_within`].
+pub async fn process_unisolated(
+    tx: &mut dyn StoreTx,
+    prepared: PreparedBundle,
+    opts: &BundleOptions,
+) -> Result<Value, Unisolated> {
+    let Prepared::Transaction { entries, plan } = prepared.0.map_err(Unisolated::Refused)? else {
+        return Err(Unisolated::Refused(ApiError::Internal(
+            "a batch Bundle cannot share a transaction".into(),
+        )));
+    };
+    if entries.iter().any(|e| e.method == Method::Get) {
+        return Err(Unisolated::Refused(ApiError::Internal(
+            "a transaction with reads cannot share a transaction".into(),
+        )));
+    }
+    match write_entries(tx, opts, &entries, plan).await {
+        Ok((results, _)) => Ok(transaction_response(results)),
+        Err(e) => Err(Unisolated::Abandoned(e)),
     }
 }
 
