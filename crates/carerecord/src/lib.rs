@@ -445,6 +445,9 @@ pub async fn demo(
                     }
                 );
             }
+            println!(
+                "\nSign in at http://{addr}/ as the nurse or a carer: My residents shows a resident in hospital now and one just back with a new discharge summary (every home has both)."
+            );
             let secret = client.secret.as_deref().unwrap_or_default();
             println!(
                 "\nA service client (sees everything): {} / {secret}",
