@@ -5,7 +5,7 @@
 //! a record open under emergency access says so, and until when.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -134,23 +134,27 @@ fn summary_results_cutoff(now_micros: i64) -> String {
 }
 
 /// What `section`'s page parses of `r`. Observations are most of a long record (a lab sends
-/// many a week): the results, reports and discharge pages need them all; the summary only
-/// those of the last 90 days; the medicines, problems, care plans and encounters pages none.
+/// many a week): the results page needs them all; the summary only those of the last 90
+/// days; the discharge page only those a discharge summary's sections list (`in_summaries`,
+/// as `Observation/{id}`); the reports page (imaging and other non-laboratory reports, shown
+/// by their conclusions) and the medicines, problems, care plans and encounters pages none.
 /// Everything else is parsed whole. When in doubt (a body it cannot read), the whole.
-fn parse_for(section: Section, r: &StoredResource, cutoff: &str) -> Parse {
-    if r.resource_type != ResourceType::Observation
-        || matches!(
-            section,
-            Section::Results | Section::Reports | Section::Discharge
-        )
-    {
+fn parse_for(
+    section: Section,
+    r: &StoredResource,
+    cutoff: &str,
+    in_summaries: &HashSet<String>,
+) -> Parse {
+    if r.resource_type != ResourceType::Observation || section == Section::Results {
         return Parse::Whole;
     }
     let Ok(g) = serde_json::from_str::<Glance<'_>>(&r.body) else {
         return Parse::Whole;
     };
     let needed = match section {
-        Section::Results | Section::Reports | Section::Discharge => true,
+        Section::Results => true,
+        Section::Discharge => in_summaries.contains(&format!("Observation/{}", r.id)),
+        Section::Reports => false,
         // The record crate dates a result by the first of these it can read, else by its
         // arrival: parse it when any of them may be recent (a superset of what it shows).
         Section::Summary => {
@@ -184,6 +188,38 @@ fn parse_for(section: Section, r: &StoredResource, cutoff: &str) -> Parse {
         })),
         _ => Parse::Whole,
     }
+}
+
+/// Every `Type/id` the Compositions among `resources` refer to (their sections' entries
+/// among them), for the discharge page: the Observations it may show.
+fn referenced_by_compositions(resources: &[StoredResource]) -> HashSet<String> {
+    fn walk(v: &Value, out: &mut HashSet<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("reference") {
+                    // `Type/id`, also of an absolute or versioned reference.
+                    let r = r.split("/_history/").next().unwrap_or(r);
+                    let mut parts = r.rsplit('/');
+                    if let (Some(id), Some(rt)) = (parts.next(), parts.next()) {
+                        out.insert(format!("{rt}/{id}"));
+                    }
+                }
+                o.values().for_each(|c| walk(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    let mut out = HashSet::new();
+    for r in resources
+        .iter()
+        .filter(|r| r.resource_type == ResourceType::Composition)
+    {
+        if let Ok(v) = serde_json::from_str::<Value>(&r.body) {
+            walk(&v, &mut out);
+        }
+    }
+    out
 }
 
 /// The few fields of an Observation that [`parse_for`] looks at, read without building the
@@ -390,10 +426,15 @@ async fn show(
     // Parsing a body into a `Value` (and freeing it) is most of what a long record costs, so
     // only what the section shows is parsed; of the rest only the source is read.
     let cutoff = summary_results_cutoff(access.now);
+    let in_summaries = if section == Section::Discharge {
+        referenced_by_compositions(&loaded.resources)
+    } else {
+        HashSet::new()
+    };
     let mut bodies: Vec<Value> = Vec::new();
     let mut glanced: Vec<Value> = Vec::new();
     for r in &loaded.resources {
-        match parse_for(section, r, &cutoff) {
+        match parse_for(section, r, &cutoff, &in_summaries) {
             Parse::Whole => bodies.extend(serde_json::from_str::<Value>(&r.body).ok()),
             Parse::SourceOnly(v) => glanced.push(v),
         }
@@ -498,4 +539,67 @@ async fn show(
     )?;
     super::authorize::allow_form_to(&mut resp, launch_urls.iter().map(String::as_str));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use carerecord_fhir::VersionId;
+
+    fn row(rt: ResourceType, id: &str, body: Value) -> StoredResource {
+        StoredResource {
+            resource_type: rt,
+            id: LogicalId::parse(id).unwrap(),
+            version_id: VersionId::FIRST,
+            last_updated: 0,
+            deleted: false,
+            body: body.to_string(),
+            patient_id: Some("p1".into()),
+        }
+    }
+
+    fn observation(id: &str) -> StoredResource {
+        row(
+            ResourceType::Observation,
+            id,
+            serde_json::json!({"resourceType": "Observation", "id": id, "status": "final",
+                "effectiveDateTime": "2020-01-01",
+                "meta": {"tag": [{"system": "https://fhir.carerecord.example/CodeSystem/source-organisation", "code": "LAB1"}]}}),
+        )
+    }
+
+    fn whole(p: &Parse) -> bool {
+        matches!(p, Parse::Whole)
+    }
+
+    #[test]
+    fn each_page_parses_only_the_observations_it_shows() {
+        let summary = row(
+            ResourceType::Composition,
+            "c1",
+            serde_json::json!({"resourceType": "Composition", "section": [
+                {"entry": [{"reference": "Observation/o1"}]},
+                {"section": [{"entry": [{"reference": "https://h.example/fhir/Observation/o2/_history/3"}]}]}]}),
+        );
+        let rows = vec![
+            summary,
+            observation("o1"),
+            observation("o2"),
+            observation("o3"),
+        ];
+        let listed = referenced_by_compositions(&rows);
+        assert!(listed.contains("Observation/o1") && listed.contains("Observation/o2"));
+        let cutoff = "2026-01-01";
+        let parsed = |section, r: &StoredResource| whole(&parse_for(section, r, cutoff, &listed));
+        // The discharge page: what a summary lists; the results page: every result; the
+        // reports page (imaging, by conclusion) and the summary (old results): none.
+        assert!(parsed(Section::Discharge, &rows[1]));
+        assert!(parsed(Section::Discharge, &rows[2]));
+        assert!(!parsed(Section::Discharge, &rows[3]));
+        assert!(rows[1..].iter().all(|r| parsed(Section::Results, r)));
+        assert!(rows[1..].iter().all(|r| !parsed(Section::Reports, r)));
+        assert!(!parsed(Section::Summary, &rows[3]));
+        assert!(parsed(Section::Reports, &rows[0]), "not an Observation");
+    }
 }
