@@ -38,6 +38,10 @@ use time::OffsetDateTime;
 pub use badges::{BadgeSearch, badge_searches, badges, badges_since, care_plan_changed};
 pub use trend::{TrendPoint, TrendSeries, trend_svg};
 
+/// The most results of one test the results section shows (its chart and its table), newest
+/// first by [the date it is of](read::item_date): a caller may leave older ones unparsed.
+pub const RESULTS_SHOWN_PER_TEST: usize = sections::results::SHOWN;
+
 /// A part of the record, shown as a tab of the resident's page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Section {

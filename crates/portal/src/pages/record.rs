@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::residents::rec_now;
 use crate::page::{Chrome, PageError, render};
-use crate::record::{PersonHeader, RecordInput, RecordView, Section};
+use crate::record::{PersonHeader, RESULTS_SHOWN_PER_TEST, RecordInput, RecordView, Section};
 use crate::session::Staff;
 use crate::{audit, person};
 
@@ -134,26 +134,21 @@ fn summary_results_cutoff(now_micros: i64) -> String {
 }
 
 /// What `section`'s page parses of `r`. Observations are most of a long record (a lab sends
-/// many a week): the results page needs them all; the summary only those of the last 90
-/// days; the discharge page only those a discharge summary's sections list (`in_summaries`,
-/// as `Observation/{id}`); the reports page (imaging and other non-laboratory reports, shown
-/// by their conclusions) and the medicines, problems, care plans and encounters pages none.
-/// Everything else is parsed whole. When in doubt (a body it cannot read), the whole.
-fn parse_for(
-    section: Section,
-    r: &StoredResource,
-    cutoff: &str,
-    in_summaries: &HashSet<String>,
-) -> Parse {
-    if r.resource_type != ResourceType::Observation || section == Section::Results {
+/// many a week): the results page needs each test's newest ([`results_shown`]); the discharge
+/// page only those a discharge summary's sections list ([`referenced_by_compositions`]) —
+/// either way `shown`, as `Observation/{id}`; the summary those of the last 90 days; the
+/// reports page (imaging and other non-laboratory reports, shown by their conclusions) and the
+/// medicines, problems, care plans and encounters pages none. Everything else is parsed
+/// whole. When in doubt (a body it cannot read), the whole.
+fn parse_for(section: Section, r: &StoredResource, cutoff: &str, shown: &HashSet<String>) -> Parse {
+    if r.resource_type != ResourceType::Observation {
         return Parse::Whole;
     }
     let Ok(g) = serde_json::from_str::<Glance<'_>>(&r.body) else {
         return Parse::Whole;
     };
     let needed = match section {
-        Section::Results => true,
-        Section::Discharge => in_summaries.contains(&format!("Observation/{}", r.id)),
+        Section::Results | Section::Discharge => shown.contains(&format!("Observation/{}", r.id)),
         Section::Reports => false,
         // The record crate dates a result by the first of these it can read, else by its
         // arrival: parse it when any of them may be recent (a superset of what it shows).
@@ -220,6 +215,114 @@ fn referenced_by_compositions(resources: &[StoredResource]) -> HashSet<String> {
         }
     }
     out
+}
+
+/// The Observations the results page may show, as `Observation/{id}`: of each test, at least
+/// its newest [`RESULTS_SHOWN_PER_TEST`] results — a superset, read from a glance at each
+/// one's code, status and dates, never from a whole parse.
+///
+/// The page groups results by test (a function of `code`) and orders them by the first
+/// clinical date it can read, else their arrival (`carerecord_record`). Here, results are
+/// grouped by their `code` exactly as written (a finer grouping than the page's, so each
+/// page group's newest are among its parts' newest), and each is given the earliest and the
+/// latest day among all its dates, one of which is the page's. If a group's
+/// `RESULTS_SHOWN_PER_TEST`-th latest *earliest* day is `L`, at least that many results are
+/// of `L` or later, so every result the page shows is of `L` or later, and so has a *latest*
+/// day of `L` or later: those are kept, with a day's margin for time zones. Results that
+/// cannot be dated (or carry a partial date), grouped or read, and those the page leaves out
+/// (cancelled, entered in error), are kept too, and do not count towards `L`.
+fn results_shown(resources: &[StoredResource]) -> HashSet<String> {
+    let mut shown = HashSet::new();
+    let mut groups: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    for r in resources
+        .iter()
+        .filter(|r| r.resource_type == ResourceType::Observation && !r.deleted)
+    {
+        let key = format!("Observation/{}", r.id);
+        let Ok(g) = serde_json::from_str::<ResultGlance<'_>>(&r.body) else {
+            shown.insert(key);
+            continue;
+        };
+        if matches!(g.status.as_deref(), Some("cancelled" | "entered-in-error")) {
+            shown.insert(key);
+            continue;
+        }
+        let period = g.effective_period.as_ref();
+        let dates: Vec<&str> = [
+            g.effective_date_time.as_deref(),
+            g.effective_instant.as_deref(),
+            g.issued.as_deref(),
+            period.and_then(|p| p.start.as_deref()),
+            period.and_then(|p| p.end.as_deref()),
+            g.meta.as_ref().and_then(|m| m.last_updated.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // A partial date ("2019-05") may be the one the page goes by: not judged here.
+        let days: Vec<&str> = dates.iter().filter_map(|d| d.get(..10)).collect();
+        if days.len() != dates.len() {
+            shown.insert(key);
+            continue;
+        }
+        let (Some(lo), Some(hi)) = (days.iter().min(), days.iter().max()) else {
+            shown.insert(key);
+            continue;
+        };
+        let (lo, hi) = ((*lo).to_owned(), (*hi).to_owned());
+        let test = g.code.map(|c| c.to_string()).unwrap_or_default();
+        groups.entry(test).or_default().push((key, lo, hi));
+    }
+    for (_, mut list) in groups {
+        if list.len() <= RESULTS_SHOWN_PER_TEST {
+            shown.extend(list.into_iter().map(|(k, _, _)| k));
+            continue;
+        }
+        list.sort_by(|a, b| b.1.cmp(&a.1));
+        let threshold = list
+            .get(RESULTS_SHOWN_PER_TEST - 1)
+            .and_then(|(_, lo, _)| day_before(lo));
+        match threshold {
+            Some(t) => shown.extend(
+                list.into_iter()
+                    .filter(|(_, _, hi)| hi.as_str() >= t.as_str())
+                    .map(|(k, _, _)| k),
+            ),
+            None => shown.extend(list.into_iter().map(|(k, _, _)| k)),
+        }
+    }
+    shown
+}
+
+/// The day before `YYYY-MM-DD`, in the same form; `None` if it is not such a day.
+fn day_before(day: &str) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(day, &format).ok()?.previous_day()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    ))
+}
+
+/// What [`results_shown`] reads of an Observation.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultGlance<'a> {
+    code: Option<Value>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    meta: Option<GlanceMeta<'a>>,
+    #[serde(borrow)]
+    effective_date_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_instant: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_period: Option<GlancePeriod<'a>>,
+    #[serde(borrow)]
+    issued: Option<Cow<'a, str>>,
 }
 
 /// The few fields of an Observation that [`parse_for`] looks at, read without building the
@@ -426,15 +529,15 @@ async fn show(
     // Parsing a body into a `Value` (and freeing it) is most of what a long record costs, so
     // only what the section shows is parsed; of the rest only the source is read.
     let cutoff = summary_results_cutoff(access.now);
-    let in_summaries = if section == Section::Discharge {
-        referenced_by_compositions(&loaded.resources)
-    } else {
-        HashSet::new()
+    let shown = match section {
+        Section::Discharge => referenced_by_compositions(&loaded.resources),
+        Section::Results => results_shown(&loaded.resources),
+        _ => HashSet::new(),
     };
     let mut bodies: Vec<Value> = Vec::new();
     let mut glanced: Vec<Value> = Vec::new();
     for r in &loaded.resources {
-        match parse_for(section, r, &cutoff, &in_summaries) {
+        match parse_for(section, r, &cutoff, &shown) {
             Parse::Whole => bodies.extend(serde_json::from_str::<Value>(&r.body).ok()),
             Parse::SourceOnly(v) => glanced.push(v),
         }
@@ -597,9 +700,56 @@ mod tests {
         assert!(parsed(Section::Discharge, &rows[1]));
         assert!(parsed(Section::Discharge, &rows[2]));
         assert!(!parsed(Section::Discharge, &rows[3]));
-        assert!(rows[1..].iter().all(|r| parsed(Section::Results, r)));
+        let results = results_shown(&rows);
+        assert!(
+            rows[1..]
+                .iter()
+                .all(|r| whole(&parse_for(Section::Results, r, cutoff, &results))),
+            "a few results: all of them"
+        );
         assert!(rows[1..].iter().all(|r| !parsed(Section::Reports, r)));
         assert!(!parsed(Section::Summary, &rows[3]));
         assert!(parsed(Section::Reports, &rows[0]), "not an Observation");
+    }
+
+    fn result(id: &str, code: &str, when: &str) -> StoredResource {
+        row(
+            ResourceType::Observation,
+            id,
+            serde_json::json!({"resourceType": "Observation", "id": id, "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "effectiveDateTime": when,
+                "meta": {"lastUpdated": when}}),
+        )
+    }
+
+    #[test]
+    fn the_results_page_parses_each_tests_newest_and_whatever_it_cannot_judge() {
+        let n = RESULTS_SHOWN_PER_TEST;
+        // 2n daily potassium results (newest last), a handful of sodium, and odd ones.
+        let day = |k: usize| {
+            let d = time::Date::from_calendar_date(2020, time::Month::January, 1).unwrap()
+                + time::Duration::days(k as i64);
+            format!("{}T09:00:00Z", d)
+        };
+        let mut rows: Vec<StoredResource> = (0..2 * n)
+            .map(|k| result(&format!("k{k}"), "2823-3", &day(k)))
+            .collect();
+        rows.extend((0..5).map(|k| result(&format!("na{k}"), "2951-2", &day(k))));
+        rows.push(result("partial", "2823-3", "2019-05"));
+        let mut cancelled = result("cancelled", "2823-3", &day(0));
+        cancelled.body = cancelled.body.replace("\"final\"", "\"cancelled\"");
+        rows.push(cancelled);
+        let shown = results_shown(&rows);
+        let has = |id: &str| shown.contains(&format!("Observation/{id}"));
+        // Every one of the newest n potassium results, and none much older.
+        assert!((n..2 * n).all(|k| has(&format!("k{k}"))));
+        assert!(!has("k0") && !has(&format!("k{}", n - 3)));
+        assert!(shown.len() < 2 * n, "older results are left unparsed");
+        // A test with few results: all of them. What cannot be judged: kept.
+        assert!((0..5).all(|k| has(&format!("na{k}"))));
+        assert!(has("partial") && has("cancelled"));
+        assert_eq!(day_before("2021-03-01").as_deref(), Some("2021-02-28"));
+        assert_eq!(day_before("not a day"), None);
     }
 }

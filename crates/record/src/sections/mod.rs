@@ -4,7 +4,7 @@
 mod clinical;
 mod discharge;
 mod medicines;
-mod results;
+pub(crate) mod results;
 mod summary;
 
 use carerecord_fhir::NhsNumber;

@@ -16,6 +16,12 @@ use crate::trend::{TrendPoint, TrendSeries, trend_svg};
 const MAX_ROWS: usize = 20;
 /// Points per trend chart.
 const MAX_POINTS: usize = 100;
+/// The most results of one test the page shows (in its chart or its table), newest first.
+pub(crate) const SHOWN: usize = if MAX_POINTS > MAX_ROWS {
+    MAX_POINTS
+} else {
+    MAX_ROWS
+};
 
 /// How abnormal a result is.
 #[derive(Debug, Clone, PartialEq, Eq)]
