@@ -32,6 +32,9 @@ pub(crate) struct Index<'a> {
     by_type: HashMap<&'a str, Vec<Item<'a>>>,
     /// `(type, id)` → item, borrowed from the resources (no allocation per resource).
     by_ref: HashMap<(&'a str, &'a str), Item<'a>>,
+    /// Results the caller did not parse (read for their source, test and status only), per
+    /// test: the results section still says how many there are.
+    unparsed_results: HashMap<(String, String), usize>,
 }
 
 const EMPTY: &[Item<'static>] = &[];
@@ -47,6 +50,7 @@ impl<'a> Index<'a> {
             sources: Sources::default(),
             by_type: HashMap::new(),
             by_ref: HashMap::with_capacity(input.resources.len()),
+            unparsed_results: HashMap::new(),
         };
         if input.view == View::None {
             return idx;
@@ -79,12 +83,29 @@ impl<'a> Index<'a> {
                 continue;
             }
             idx.sources.add(v, input.organisations, input.feeds);
+            if read::resource_type(v) == "Observation"
+                && v.get("code").is_some()
+                && crate::sections::results::is_result(v)
+            {
+                let (system, code) = crate::sections::results::test_key(v);
+                *idx.unparsed_results
+                    .entry((system.to_owned(), code.into_owned()))
+                    .or_default() += 1;
+            }
         }
         for list in idx.by_type.values_mut() {
             // Newest first; undated at the end.
             list.sort_by_key(|b| std::cmp::Reverse(b.date));
         }
         idx
+    }
+
+    /// How many results of test `key` (the results section's grouping) were left unparsed.
+    pub(crate) fn unparsed_results(&self, key: &(&str, std::borrow::Cow<'_, str>)) -> usize {
+        self.unparsed_results
+            .get(&(key.0.to_owned(), key.1.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Items of a type, newest first.

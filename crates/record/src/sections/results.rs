@@ -189,7 +189,7 @@ fn range_text(v: &Value) -> String {
 
 /// The key results are grouped by: the test's LOINC code, else its SNOMED CT code, else any
 /// code, else its name. Borrowed from the resource when it can be (a page has thousands).
-fn test_key(v: &Value) -> (&str, Cow<'_, str>) {
+pub(crate) fn test_key(v: &Value) -> (&str, Cow<'_, str>) {
     let Some(c) = v.get("code") else {
         return ("name", Cow::Borrowed(""));
     };
@@ -206,7 +206,7 @@ fn test_key(v: &Value) -> (&str, Cow<'_, str>) {
         })
 }
 
-fn is_result(v: &Value) -> bool {
+pub(crate) fn is_result(v: &Value) -> bool {
     !matches!(str_of(v, "status"), Some("cancelled" | "entered-in-error"))
 }
 
@@ -343,13 +343,15 @@ pub(super) fn render(h: &mut Html, idx: &Index<'_>) {
             h.raw("</td></tr>");
         }
         h.raw("</tbody></table>");
-        if list.len() > MAX_ROWS {
+        // Older results the caller left unparsed still count.
+        let total = list.len() + idx.unparsed_results(&test_key(first.v));
+        if total > MAX_ROWS {
             h.raw("<p class=\"nhsuk-body-s\">Showing the ")
                 .num(MAX_ROWS)
                 .raw(" most recent of ")
-                .num(list.len())
+                .num(total)
                 .raw(" results")
-                .raw(if list.len() > MAX_POINTS {
+                .raw(if total > MAX_POINTS {
                     "; the chart shows the most recent 100."
                 } else {
                     "; the chart shows them all."

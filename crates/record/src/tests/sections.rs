@@ -441,3 +441,49 @@ fn odd_and_empty_input_renders_without_panicking() {
     }
     let _ = badges(&odd, NOW);
 }
+
+#[test]
+fn results_left_unparsed_still_count_in_how_many_there_are() {
+    let p = patient();
+    let o = orgs();
+    let r: Vec<Value> = (0..25)
+        .map(|k| {
+            potassium(
+                &format!("k{k}"),
+                &format!("2026-10-{:02}T09:00:00Z", k + 1),
+                "4.1",
+                None,
+            )
+        })
+        .collect();
+    // Older potassium results the caller read only for their source, test and status, and
+    // one cancelled (never counted).
+    let mut older: Vec<Value> = (0..10)
+        .map(|_| {
+            json!({"resourceType": "Observation", "status": "final",
+                "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()})
+        })
+        .collect();
+    older.push(json!({"resourceType": "Observation", "status": "cancelled",
+        "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()}));
+    let input = |sources_only| RecordInput {
+        patient: &p,
+        resources: &r,
+        organisations: &o,
+        feeds: &NO_FEEDS,
+        now: NOW,
+        view: View::Full,
+        withheld: 0,
+        sources_only,
+    };
+    let all_parsed = RecordView::build(input(&[])).render(Section::Results);
+    assert!(
+        all_parsed.contains("20 most recent of 25 results"),
+        "{all_parsed}"
+    );
+    let some_unparsed = RecordView::build(input(&older)).render(Section::Results);
+    assert!(
+        some_unparsed.contains("20 most recent of 35 results"),
+        "{some_unparsed}"
+    );
+}
