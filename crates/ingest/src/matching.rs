@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use carerecord_fhir::{LogicalId, NhsNumber, NhsNumberError, ResourceType};
-use carerecord_search::query::{Handling, SearchQuery, parse};
+use carerecord_search::query::{Handling, SearchQuery, escape_value, parse};
 use carerecord_search::text::normalize;
 use carerecord_store::ingest::{IngestOp, tx_id};
 use carerecord_store::{StoreError, StoreTx, StoredResource, write};
@@ -322,18 +322,6 @@ fn query(pairs: &[(&str, &str)]) -> Result<SearchQuery, IngestError> {
     .map_err(|issues| IngestError::Internal(format!("matching query: {issues:?}")))
 }
 
-/// Escapes a token search value (`,`, `|`, `$` and `\` are special).
-fn token_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, ',' | '|' | '$' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn body(r: &StoredResource) -> Result<Value, IngestError> {
     serde_json::from_str(&r.body).map_err(|e| IngestError::Internal(format!("stored body: {e}")))
 }
@@ -344,7 +332,7 @@ async fn by_identifier(
     system: &str,
     value: &str,
 ) -> Result<Vec<StoredResource>, IngestError> {
-    let token = format!("{}|{}", token_escape(system), token_escape(value));
+    let token = format!("{}|{}", escape_value(system), escape_value(value));
     let keys = tx.find(&query(&[("identifier", &token)])?, 10).await?;
     let mut out: Vec<StoredResource> = Vec::new();
     for k in keys {

@@ -297,5 +297,7 @@ mod criteria;
 mod results;
 mod values;
 
+pub use values::escape as escape_value;
+
 #[cfg(test)]
 mod tests;

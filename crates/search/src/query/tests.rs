@@ -81,6 +81,34 @@ fn escaped_commas_and_pipes_stay_in_the_value() {
 }
 
 #[test]
+fn an_escaped_value_is_read_back_whole() {
+    for raw in [
+        "plain",
+        "a,b",
+        "x|y",
+        "$1",
+        "back\\slash",
+        "all ,|$\\ of them",
+    ] {
+        let token = format!(
+            "{}|{}",
+            escape_value("https://x.example/id|sys"),
+            escape_value(raw)
+        );
+        let q = ok(ResourceType::Patient, &[("identifier", token.as_str())]);
+        let Criterion::Token { values, .. } = &q.criteria[0] else {
+            panic!()
+        };
+        assert_eq!(values.len(), 1, "{raw}");
+        assert_eq!(
+            values[0].system,
+            TokenSystem::Is("https://x.example/id|sys".into())
+        );
+        assert_eq!(values[0].code.as_deref(), Some(raw));
+    }
+}
+
+#[test]
 fn token_modifiers_not_text_and_missing() {
     let q = ok(
         ResourceType::Observation,

@@ -111,6 +111,19 @@ pub(super) fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
     parts
 }
 
+/// Escapes a value for a search parameter (`,` `|` `$` `\` get a `\`), so that
+/// [`unescape`] gives it back whole: an identifier value that contains a `|` is one value.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, ',' | '|' | '$' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Removes search escapes: `\,` `\|` `\$` `\\`.
 pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -17,6 +17,7 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use carerecord_fhir::{Issue, IssueCode, ResourceType, operation_outcome};
+use carerecord_search::query::escape_value;
 use carerecord_store::{AuditAction, format_instant, now_micros};
 use serde_json::{Value, json};
 
@@ -43,16 +44,9 @@ fn invalid(expression: &str, msg: impl Into<String>) -> ApiError {
     }])
 }
 
-/// Escapes a token search value (`,`, `|`, `$` and `\` are special) and percent-encodes it
-/// for a query string.
+/// A token search value, escaped and percent-encoded for a query string.
 fn token_value(s: &str) -> String {
-    let mut escaped = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, ',' | '|' | '$' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
+    let escaped = escape_value(s);
     let mut out = String::with_capacity(escaped.len());
     for b in escaped.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/') {
