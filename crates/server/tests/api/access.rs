@@ -355,31 +355,6 @@ async fn break_glass_opens_one_record_for_a_while_and_is_in_the_audit_trail() {
     );
 }
 
-/// A system token for a registered system of `org`, by client credentials.
-async fn system_token(app: &TestApp, client_id: &str, org: &str) -> String {
-    let client = app
-        .identity
-        .create_client(carerecord_identity::NewClient {
-            client_id: client_id.into(),
-            role: Role::System,
-            organisation_id: org.into(),
-            secret: true,
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    let r = app
-        .send(
-            app.anonymous
-                .post(format!("{}/auth/token", app.origin))
-                .basic_auth(client_id, client.secret.as_deref())
-                .form(&[("grant_type", "client_credentials")]),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["access_token"].as_str().unwrap().to_owned()
-}
-
 fn source_of(resource: &Value) -> Vec<String> {
     resource["meta"]["tag"]
         .as_array()
@@ -394,7 +369,7 @@ fn source_of(resource: &Value) -> Vec<String> {
 async fn a_system_writes_as_its_own_organisation_whatever_the_body_claims() {
     let app = spawn_app().await;
     population(&app).await;
-    let feed = system_token(&app, "home-b-system", "org-home-b").await;
+    let feed = app.system_token("home-b-system", "org-home-b").await;
     let claimed = json!({"resourceType": "Observation", "id": "claimed-source", "status": "final",
         "meta": {"tag": [{"system": SOURCE_TAG, "code": "HA1"}]},
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},

@@ -255,6 +255,35 @@ impl TestApp {
     }
 
     /// All entries' resources of a search, following `next` links.
+    /// A registered source system (role `system`) of organisation `org`, and a bearer token
+    /// for it from the token endpoint (client credentials with a secret).
+    pub async fn system_token(&self, client_id: &str, org: &str) -> String {
+        let client = self
+            .identity
+            .create_client(NewClient {
+                client_id: client_id.into(),
+                role: Role::System,
+                organisation_id: org.into(),
+                secret: true,
+                public_key: None,
+            })
+            .await
+            .expect("register the system");
+        let r = self
+            .send(
+                self.anonymous
+                    .post(format!("{}/auth/token", self.origin))
+                    .basic_auth(client_id, client.secret.as_deref())
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     pub async fn search_all(&self, path: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut url = self.url(path);

@@ -4,7 +4,7 @@
 //! change is in the audit trail.
 
 use carerecord_access::Role;
-use carerecord_identity::{NewClient, NewUser, totp};
+use carerecord_identity::{NewUser, totp};
 use carerecord_store::now_micros;
 use serde_json::{Value, json};
 
@@ -35,31 +35,6 @@ async fn population(app: &TestApp) -> String {
     let mut p = patient(NHS_NUMBER, "Moved", "Iris", BORN);
     p["meta"] = json!({"tag": [{"system": SOURCE_TAG, "code": "ZGP1"}]});
     app.create(&p).await
-}
-
-/// A registered record system of `org`, with a token from the token endpoint.
-async fn system(app: &TestApp, client_id: &str, org: &str) -> String {
-    let c = app
-        .identity
-        .create_client(NewClient {
-            client_id: client_id.into(),
-            role: Role::System,
-            organisation_id: org.into(),
-            secret: true,
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    let r = app
-        .send(
-            app.anonymous
-                .post(format!("{}/auth/token", app.origin))
-                .basic_auth(client_id, c.secret.as_deref())
-                .form(&[("grant_type", "client_credentials")]),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// A person signed in with one role at `org`.
@@ -135,7 +110,7 @@ fn today() -> String {
 async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay_is_finished() {
     let app = spawn_app().await;
     let pid = population(&app).await;
-    let system_a = system(&app, "home-a-system", "org-home-a").await;
+    let system_a = app.system_token("home-a-system", "org-home-a").await;
     let nurse_a = person(&app, "rn.a", Role::RegisteredNurse, "org-home-a").await;
 
     // Not in the home's care yet: neither the system nor the nurse can read them.
@@ -336,8 +311,8 @@ async fn a_care_home_system_admits_a_person_so_its_staff_see_them_until_the_stay
 async fn a_system_of_one_home_cannot_admit_to_or_discharge_from_another() {
     let app = spawn_app().await;
     let pid = population(&app).await;
-    let system_a = system(&app, "home-a-system", "org-home-a").await;
-    let system_b = system(&app, "home-b-system", "org-home-b").await;
+    let system_a = app.system_token("home-a-system", "org-home-a").await;
+    let system_b = app.system_token("home-b-system", "org-home-b").await;
     let nurse_b = person(&app, "rn.b", Role::RegisteredNurse, "org-home-b").await;
 
     // Home A's system cannot start a stay at home B.

@@ -3,7 +3,6 @@
 //! demographics) inside the submission's transaction, what refers to them is filed under the
 //! person carerecord already knows, and every resource carries where it came from.
 
-use carerecord_access::Role;
 use serde_json::{Value, json};
 
 use crate::helpers::{NHS, Resp, TestApp, spawn_app};
@@ -45,30 +44,6 @@ async fn known_person(app: &TestApp) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-}
-
-async fn hospital_token(app: &TestApp) -> String {
-    let client = app
-        .identity
-        .create_client(carerecord_identity::NewClient {
-            client_id: "rho-pas".into(),
-            role: Role::System,
-            organisation_id: "org-hosp".into(),
-            secret: true,
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    let r = app
-        .send(
-            app.anonymous
-                .post(format!("{}/auth/token", app.origin))
-                .basic_auth("rho-pas", client.secret.as_deref())
-                .form(&[("grant_type", "client_credentials")]),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> Resp {
@@ -116,7 +91,7 @@ async fn patients_named(app: &TestApp, family: &str) -> Vec<Value> {
 async fn a_hospitals_transaction_is_filed_under_the_person_found_by_nhs_number() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     let ids = json!([verified("9990000018"), {"system": MRN, "value": "RHO-77"}]);
     let r = post_as(&app, &feed, "", &admission(ids, "msg-1")).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -179,7 +154,7 @@ async fn a_hospitals_transaction_is_filed_under_the_person_found_by_nhs_number()
 async fn a_resent_submission_and_one_with_only_the_local_number_find_the_same_person() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     let ids = json!([verified("9990000018"), {"system": MRN, "value": "RHO-77"}]);
     assert_eq!(
         post_as(&app, &feed, "", &admission(ids.clone(), "msg-1"))
@@ -217,7 +192,7 @@ async fn a_resent_submission_and_one_with_only_the_local_number_find_the_same_pe
 async fn an_invalid_nhs_number_refuses_the_submission_and_writes_nothing() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     // 9990000019 fails the Modulus 11 check.
     let r = post_as(
         &app,
@@ -250,7 +225,7 @@ async fn an_invalid_nhs_number_refuses_the_submission_and_writes_nothing() {
 async fn someone_who_only_resembles_a_known_person_is_a_new_record_and_a_review_item() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     // Same family name, birth date, gender and postcode; another first name; no NHS number.
     let mut bundle = admission(json!([{"system": MRN, "value": "RHO-90"}]), "msg-4");
     bundle["entry"][0]["resource"]["name"] = json!([{"family": "Quill", "given": ["Alma"]}]);
@@ -276,7 +251,7 @@ async fn someone_who_only_resembles_a_known_person_is_a_new_record_and_a_review_
 async fn a_source_systems_patient_create_is_matched_but_a_services_is_written_as_sent() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     let body = json!({"resourceType": "Patient", "identifier": [verified("9990000018")],
         "name": [{"family": "Quill", "given": ["Ada"]}], "birthDate": "1938-04-02"});
     let r = post_as(&app, &feed, "Patient", &body).await;
@@ -340,7 +315,7 @@ fn discharge_document(identifier: Option<&str>) -> Value {
 async fn a_discharge_summary_document_is_filed_under_the_person_once() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     let r = post_as(&app, &feed, "Bundle", &discharge_document(Some("DS-1"))).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["type"], "transaction-response", "{}", r.text);
@@ -405,7 +380,7 @@ async fn a_discharge_summary_document_is_filed_under_the_person_once() {
 async fn a_document_without_an_identifier_or_a_composition_first_is_refused() {
     let app = spawn_app().await;
     known_person(&app).await;
-    let feed = hospital_token(&app).await;
+    let feed = app.system_token("rho-pas", "org-hosp").await;
     let r = post_as(&app, &feed, "Bundle", &discharge_document(None)).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.body["issue"][0]["expression"][0], "Bundle.identifier");
