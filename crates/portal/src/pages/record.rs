@@ -232,9 +232,13 @@ fn referenced_by_compositions(resources: &[StoredResource]) -> HashSet<String> {
 /// day of `L` or later: those are kept, with a day's margin for time zones. Results that
 /// cannot be dated (or carry a partial date), grouped or read, and those the page leaves out
 /// (cancelled, entered in error), are kept too, and do not count towards `L`.
-fn results_shown(resources: &[StoredResource]) -> HashSet<String> {
+///
+/// Returns the ids to parse whole and, for every other result, its stand-in
+/// ([`ResultGlance::stand_in`]) — from the same one glance.
+fn results_shown(resources: &[StoredResource]) -> (HashSet<String>, HashMap<String, Value>) {
     let mut shown = HashSet::new();
-    let mut groups: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    let mut groups: HashMap<String, Vec<(String, String, String, ResultGlance<'_>)>> =
+        HashMap::new();
     for r in resources
         .iter()
         .filter(|r| r.resource_type == ResourceType::Observation && !r.deleted)
@@ -275,42 +279,50 @@ fn results_shown(resources: &[StoredResource]) -> HashSet<String> {
             continue;
         };
         let (lo, hi) = ((*lo).to_owned(), (*hi).to_owned());
-        let test = g.code.map(|c| c.to_string()).unwrap_or_default();
-        groups.entry(test).or_default().push((key, lo, hi));
+        let test = g.code.as_ref().map(Value::to_string).unwrap_or_default();
+        groups.entry(test).or_default().push((key, lo, hi, g));
     }
+    let mut stand_ins = HashMap::new();
     for (_, mut list) in groups {
-        if list.len() <= RESULTS_SHOWN_PER_TEST {
-            shown.extend(list.into_iter().map(|(k, _, _)| k));
-            continue;
-        }
-        list.sort_by(|a, b| b.1.cmp(&a.1));
-        let threshold = list
-            .get(RESULTS_SHOWN_PER_TEST - 1)
-            .and_then(|(_, lo, _)| day_before(lo));
-        match threshold {
-            Some(t) => shown.extend(
-                list.into_iter()
-                    .filter(|(_, _, hi)| hi.as_str() >= t.as_str())
-                    .map(|(k, _, _)| k),
-            ),
-            None => shown.extend(list.into_iter().map(|(k, _, _)| k)),
+        let threshold = if list.len() <= RESULTS_SHOWN_PER_TEST {
+            None
+        } else {
+            list.sort_by(|a, b| b.1.cmp(&a.1));
+            // Not a day: keep them all.
+            Some(
+                list.get(RESULTS_SHOWN_PER_TEST - 1)
+                    .and_then(|(_, lo, _, _)| day_before(lo))
+                    .unwrap_or_default(),
+            )
+        };
+        for (key, _, hi, g) in list {
+            let kept = threshold.as_deref().is_none_or(|t| hi.as_str() >= t);
+            match (kept, g.stand_in()) {
+                (false, Some(v)) => {
+                    stand_ins.insert(key, v);
+                }
+                _ => {
+                    shown.insert(key);
+                }
+            }
         }
     }
-    shown
+    (shown, stand_ins)
 }
 
-/// What the results page keeps of a result it does not show: its source and arrival (for each
-/// source's freshness), its test and status (so the page can still say how many results of
-/// the test there are). `None` when the body cannot be read so.
-fn result_stand_in(r: &StoredResource) -> Option<Value> {
-    let g = serde_json::from_str::<ResultGlance<'_>>(&r.body).ok()?;
-    let meta = g.meta?;
-    Some(serde_json::json!({
-        "resourceType": "Observation",
-        "meta": {"lastUpdated": meta.last_updated, "tag": meta.tag},
-        "code": g.code,
-        "status": g.status,
-    }))
+impl ResultGlance<'_> {
+    /// What the results page keeps of a result it does not show: its source and arrival (for
+    /// each source's freshness), its test and status (so the page can still say how many
+    /// results of the test there are). `None` without a `meta` to say where it came from.
+    fn stand_in(self) -> Option<Value> {
+        let meta = self.meta?;
+        Some(serde_json::json!({
+            "resourceType": "Observation",
+            "meta": {"lastUpdated": meta.last_updated, "tag": meta.tag},
+            "code": self.code,
+            "status": self.status,
+        }))
+    }
 }
 
 /// The day before `YYYY-MM-DD`, in the same form; `None` if it is not such a day.
@@ -325,7 +337,9 @@ fn day_before(day: &str) -> Option<String> {
     ))
 }
 
-/// What [`results_shown`] reads of an Observation.
+/// What [`results_shown`] reads of an Observation: [`Glance`]'s dates plus the test and the
+/// status. Its own struct because it builds `code` as a `Value`, which the other pages'
+/// glance over every Observation should not pay for.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResultGlance<'a> {
@@ -550,20 +564,21 @@ async fn show(
     let cutoff = summary_results_cutoff(access.now);
     let shown = match section {
         Section::Discharge => referenced_by_compositions(&loaded.resources),
-        Section::Results => results_shown(&loaded.resources),
         _ => HashSet::new(),
+    };
+    // The results page's selection and its stand-ins come from one glance at each result.
+    let (shown, mut stand_ins) = if section == Section::Results {
+        results_shown(&loaded.resources)
+    } else {
+        (shown, HashMap::new())
     };
     let mut bodies: Vec<Value> = Vec::new();
     let mut glanced: Vec<Value> = Vec::new();
     for r in &loaded.resources {
-        if section == Section::Results
-            && r.resource_type == ResourceType::Observation
-            && !shown.contains(&format!("Observation/{}", r.id))
+        if r.resource_type == ResourceType::Observation
+            && let Some(v) = stand_ins.remove(&format!("Observation/{}", r.id))
         {
-            match result_stand_in(r) {
-                Some(v) => glanced.push(v),
-                None => bodies.extend(serde_json::from_str::<Value>(&r.body).ok()),
-            }
+            glanced.push(v);
             continue;
         }
         match parse_for(section, r, &cutoff, &shown) {
@@ -729,7 +744,7 @@ mod tests {
         assert!(parsed(Section::Discharge, &rows[1]));
         assert!(parsed(Section::Discharge, &rows[2]));
         assert!(!parsed(Section::Discharge, &rows[3]));
-        let results = results_shown(&rows);
+        let (results, _) = results_shown(&rows);
         assert!(
             rows[1..]
                 .iter()
@@ -769,7 +784,7 @@ mod tests {
         let mut cancelled = result("cancelled", "2823-3", &day(0));
         cancelled.body = cancelled.body.replace("\"final\"", "\"cancelled\"");
         rows.push(cancelled);
-        let shown = results_shown(&rows);
+        let (shown, stand_ins) = results_shown(&rows);
         let has = |id: &str| shown.contains(&format!("Observation/{id}"));
         // Every one of the newest n potassium results, and none much older.
         assert!((n..2 * n).all(|k| has(&format!("k{k}"))));
@@ -778,6 +793,13 @@ mod tests {
         // A test with few results: all of them. What cannot be judged: kept.
         assert!((0..5).all(|k| has(&format!("na{k}"))));
         assert!(has("partial") && has("cancelled"));
+        // Every result is either parsed or stands in with its test (so it is still counted).
+        assert_eq!(shown.len() + stand_ins.len(), rows.len());
+        assert!(
+            stand_ins
+                .values()
+                .all(|v| v["code"]["coding"][0]["code"] == "2823-3" && v["status"] == "final")
+        );
         assert_eq!(day_before("2021-03-01").as_deref(), Some("2021-02-28"));
         assert_eq!(day_before("not a day"), None);
     }
