@@ -10,14 +10,16 @@
 //! `telecom` element or a `system` of phone/email/… → ContactPoint, `system`+`value` →
 //! Identifier, `system`/`code` → Coding, …). The parameter's type then decides which rows a
 //! value gives; values that make no sense for the parameter type are skipped. Composite and
-//! special parameters are not extracted.
+//! special parameters are not extracted, nor are the values a parameter repeats from another
+//! (`combo-code`, `patient`: see [`crate::registry::Stored`]), which are searched through the
+//! other's rows.
 
 use carerecord_fhir::ResourceType;
 use serde_json::Value;
 
 use crate::datetime::DateRange;
 use crate::registry::expr::{self, Item};
-use crate::registry::{self, ParamKind, SearchParamDef};
+use crate::registry::{self, ParamKind, SearchParamDef, Stored};
 use crate::text::normalize;
 
 /// All index rows for one resource version.
@@ -107,15 +109,18 @@ pub struct UriEntry {
 /// parameter the registry defines for that type.
 pub fn extract(resource_type: ResourceType, resource: &Value) -> IndexEntries {
     let mut out = IndexEntries::default();
-    for (def, parsed) in registry::params_with_expressions(resource_type) {
-        let Some(parsed) = parsed else {
-            continue;
-        };
-        if matches!(def.kind, ParamKind::Composite | ParamKind::Special) {
-            continue;
-        }
+    for (def, parsed, stored) in registry::indexed_params(resource_type) {
+        let before = out.references.len();
         for item in expr::evaluate(parsed, resource) {
             add_item(&mut out, def, &item);
+        }
+        if matches!(stored, Stored::Resolved { .. }) {
+            // Found through the other parameter's rows by their target type (see `Stored`).
+            let mut i = 0;
+            out.references.retain(|r| {
+                i += 1;
+                i <= before || r.target_type.is_none()
+            });
         }
     }
     out
@@ -124,20 +129,31 @@ pub fn extract(resource_type: ResourceType, resource: &Value) -> IndexEntries {
 fn add_item(out: &mut IndexEntries, def: &SearchParamDef, item: &Item<'_>) {
     let param = &def.code;
     let ty = expr::item_type(item);
-    let value: Value = match item {
-        Item::Node { value, .. } => (*value).clone(),
-        Item::Bool(b) => Value::Bool(*b),
-        Item::Str(s) => Value::String(s.clone()),
-        Item::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+    // Nodes are borrowed from the resource (a clone of each would copy whole sub-trees).
+    let made;
+    let value: &Value = match item {
+        Item::Node { value, .. } => value,
+        Item::Bool(b) => {
+            made = Value::Bool(*b);
+            &made
+        }
+        Item::Str(s) => {
+            made = Value::String(s.clone());
+            &made
+        }
+        Item::Num(n) => {
+            made = serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number);
+            &made
+        }
         Item::Resolved(_) => return,
     };
     match def.kind {
-        ParamKind::String => add_strings(out, param, ty, &value),
-        ParamKind::Token => add_tokens(out, param, ty, &value),
-        ParamKind::Date => add_dates(out, param, ty, &value),
-        ParamKind::Reference => add_reference(out, param, ty, &value),
+        ParamKind::String => add_strings(out, param, ty, value),
+        ParamKind::Token => add_tokens(out, param, ty, value),
+        ParamKind::Date => add_dates(out, param, ty, value),
+        ParamKind::Reference => add_reference(out, param, ty, value),
         ParamKind::Number => {
-            if let Some((v, low, high)) = number_of(&value) {
+            if let Some((v, low, high)) = number_of(value) {
                 out.numbers.push(NumberEntry {
                     param: param.clone(),
                     value: v,
@@ -146,7 +162,7 @@ fn add_item(out: &mut IndexEntries, def: &SearchParamDef, item: &Item<'_>) {
                 });
             }
         }
-        ParamKind::Quantity => add_quantity(out, param, ty, &value),
+        ParamKind::Quantity => add_quantity(out, param, ty, value),
         ParamKind::Uri => {
             if let Some(s) = value.as_str() {
                 out.uris.push(UriEntry {
@@ -682,9 +698,37 @@ mod tests {
         assert_eq!(code[0].code.as_deref(), Some("271649006"));
         assert_eq!(code[0].text.as_deref(), Some("systolic blood pressure"));
         assert_eq!(code[1].text.as_deref(), Some("systolic bp"));
-        assert_eq!(refs(&e, "patient")[0].target_id.as_deref(), Some("p1"));
-        assert_eq!(refs(&e, "subject").len(), 1);
+        assert_eq!(refs(&e, "subject")[0].target_id.as_deref(), Some("p1"));
         assert_eq!(dates(&e, "date")[0].low, range("2024-03-01T09:30:00Z").low);
+        // `patient` and `combo-*` repeat `subject`, `code` and `value-quantity`: not stored again.
+        assert!(refs(&e, "patient").is_empty());
+        assert!(tokens(&e, "combo-code").is_empty());
+        assert!(e.quantities.iter().all(|q| q.param == "value-quantity"));
+    }
+
+    #[test]
+    fn a_patient_reference_without_a_target_type_keeps_its_own_patient_row() {
+        let with = |reference: &str| {
+            let o = json!({"resourceType": "Observation", "status": "final",
+                "code": {"text": "x"}, "subject": {"reference": reference}});
+            extract(ResourceType::Observation, &o)
+        };
+        // An absolute URL has a target type: found through `subject`.
+        let e = with("https://elsewhere.example/fhir/Patient/7");
+        assert!(refs(&e, "patient").is_empty());
+        assert_eq!(
+            refs(&e, "subject")[0].target_type,
+            Some(ResourceType::Patient)
+        );
+        // A relative path of another shape resolves to a Patient but has no target type.
+        let e = with("a/Patient/7");
+        let p = refs(&e, "patient");
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].target_type, p[0].url.as_deref()),
+            (None, Some("a/Patient/7"))
+        );
+        assert!(refs(&with("a/Group/7"), "patient").is_empty());
     }
 
     #[test]

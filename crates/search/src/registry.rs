@@ -92,6 +92,109 @@ struct RawParam {
 struct Entry {
     def: SearchParamDef,
     expr: Option<expr::Expr>,
+    stored: Stored,
+}
+
+/// Where a parameter's index rows are kept.
+///
+/// Several R4 parameters are, by their expressions, the same values as others: `combo-code` is
+/// `code | component-code`, `phonetic` is `name`, and `patient` is `subject` where the reference
+/// is to a Patient. Writing their rows again costs every write a fifth or more of its index rows
+/// (an Observation's `patient`, `combo-code` and `combo-value-quantity` repeat `subject`, `code`
+/// and `value-quantity`), so such a parameter is stored as the rows of the others and searched
+/// through them. Which parameters qualify is derived from the expressions when the table is
+/// loaded, not listed by hand, so it stays true if the table is regenerated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Rows under the parameter's own code.
+    Own,
+    /// No rows of its own: its expression is the union of these parameters' expressions (same
+    /// type), so its values are exactly their rows.
+    As(Vec<String>),
+    /// Its expression is `param`'s with `.where(resolve() is target_type)`: the rows of `param`
+    /// whose `target_type` is `target_type`, plus rows under its own code for the references
+    /// whose type is known only from the URL (absolute references to another server, which
+    /// carry no `target_type`).
+    Resolved { param: String, target_type: String },
+}
+
+/// The top-level parts of a FHIRPath union `a | b | (c | d)` → `["a", "b", "(c | d)"]`.
+fn union_parts(expression: &str) -> Vec<&str> {
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    let mut parts = Vec::new();
+    for (i, ch) in expression.char_indices() {
+        match ch {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            '|' if !quoted && depth == 0 => {
+                parts.push(expression[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(expression[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// Decides [`Stored`] for each of one type's entries (see there). Parameters are settled in
+/// order of fewer union parts first, then by code, so that of two with the same expression the
+/// first by code keeps the rows, a filtered reference comes after the one it filters, and a parameter is only ever stored as ones that keep theirs.
+fn settle_storage(entries: &mut [Entry]) {
+    let indexed = |e: &Entry| {
+        !matches!(e.def.kind, ParamKind::Composite | ParamKind::Special) && e.expr.is_some()
+    };
+    let parts: Vec<Vec<&str>> = entries
+        .iter()
+        .map(|e| union_parts(&e.def.expression))
+        .collect();
+    // `X.where(resolve() is T)` is settled after `X`'s parameter, whatever their codes.
+    let filtered = |i: usize| parts[i].len() == 1 && parts[i][0].contains(".where(resolve() is ");
+    let mut order: Vec<usize> = (0..entries.len())
+        .filter(|&i| indexed(&entries[i]))
+        .collect();
+    order.sort_by_key(|&i| (filtered(i), parts[i].len(), &entries[i].def.code));
+    let mut stored = vec![Stored::Own; entries.len()];
+    let mut settled: Vec<usize> = Vec::new();
+    for &p in &order {
+        let kind = entries[p].def.kind;
+        let own = |q: usize| entries[q].def.kind == kind && stored[q] == Stored::Own;
+        if let [only] = parts[p].as_slice()
+            && let Some(rest) = only.strip_suffix(')')
+            && let Some((base, target)) = rest.rsplit_once(".where(resolve() is ")
+            && let Some(&q) = settled
+                .iter()
+                .find(|&&q| own(q) && parts[q].as_slice() == [base])
+        {
+            stored[p] = Stored::Resolved {
+                param: entries[q].def.code.clone(),
+                target_type: target.to_owned(),
+            };
+        } else {
+            let within: Vec<usize> = settled
+                .iter()
+                .copied()
+                .filter(|&q| own(q) && parts[q].iter().all(|x| parts[p].contains(x)))
+                .collect();
+            let covered = parts[p]
+                .iter()
+                .all(|x| within.iter().any(|&q| parts[q].contains(x)));
+            if !within.is_empty() && covered {
+                let mut codes: Vec<String> = within
+                    .iter()
+                    .map(|&q| entries[q].def.code.clone())
+                    .collect();
+                codes.sort();
+                stored[p] = Stored::As(codes);
+            }
+        }
+        settled.push(p);
+    }
+    for (e, s) in entries.iter_mut().zip(stored) {
+        e.stored = s;
+    }
 }
 
 struct Registry {
@@ -118,6 +221,7 @@ fn load(table: &str) -> Result<Registry, String> {
                 targets: p.targets.clone(),
             },
             expr: parsed,
+            stored: Stored::Own,
         })
     };
     let base = raw
@@ -138,6 +242,7 @@ fn load(table: &str) -> Result<Registry, String> {
             .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by(|a, b| a.def.code.cmp(&b.def.code));
+        settle_storage(&mut entries);
         by_type.insert(rt, entries);
     }
     let mut compartment = HashMap::new();
@@ -189,6 +294,37 @@ pub fn params_with_expressions(
     entries(resource_type)
         .iter()
         .map(|e| (&e.def, e.expr.as_ref()))
+}
+
+/// Every parameter of `resource_type` that has index rows of its own to extract (not composite,
+/// special or [`Stored::As`] others), with its parsed expression and whether it is
+/// [`Stored::Resolved`] (its rows with a known target type are then not kept: see there).
+pub fn indexed_params(
+    resource_type: ResourceType,
+) -> impl Iterator<
+    Item = (
+        &'static SearchParamDef,
+        &'static expr::Expr,
+        &'static Stored,
+    ),
+> {
+    entries(resource_type).iter().filter_map(|e| {
+        let parsed = e.expr.as_ref()?;
+        let indexed = !matches!(e.def.kind, ParamKind::Composite | ParamKind::Special)
+            && !matches!(e.stored, Stored::As(_));
+        indexed.then_some((&e.def, parsed, &e.stored))
+    })
+}
+
+/// Where the rows of parameter `code` of `resource_type` are kept ([`Stored::Own`] for a code the
+/// type does not have).
+pub fn stored(resource_type: ResourceType, code: &str) -> &'static Stored {
+    static OWN: Stored = Stored::Own;
+    let list = entries(resource_type);
+    match list.binary_search_by(|e| e.def.code.as_str().cmp(code)) {
+        Ok(i) => &list[i].stored,
+        Err(_) => &OWN,
+    }
 }
 
 /// Evaluates the expression of parameter `code` of `resource_type` over `resource`.
@@ -316,6 +452,60 @@ mod tests {
             sorted.sort();
             assert_eq!(codes, sorted);
         }
+    }
+
+    #[test]
+    fn parameters_that_repeat_others_are_stored_as_them() {
+        let o = ResourceType::Observation;
+        let codes = |v: &[&str]| Stored::As(v.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(stored(o, "code"), &Stored::Own);
+        assert_eq!(stored(o, "combo-code"), &codes(&["code", "component-code"]));
+        assert_eq!(
+            stored(o, "combo-value-quantity"),
+            &codes(&["component-value-quantity", "value-quantity"])
+        );
+        assert_eq!(
+            stored(o, "patient"),
+            &Stored::Resolved {
+                param: "subject".into(),
+                target_type: "Patient".into()
+            }
+        );
+        assert_eq!(stored(o, "subject"), &Stored::Own);
+        assert_eq!(stored(ResourceType::Patient, "name"), &Stored::Own);
+        assert_eq!(stored(ResourceType::Patient, "phonetic"), &codes(&["name"]));
+        // `AllergyIntolerance.patient` is its own element, not a filtered `subject`.
+        assert_eq!(
+            stored(ResourceType::AllergyIntolerance, "patient"),
+            &Stored::Own
+        );
+        // Nothing is ever stored as a parameter that is itself stored elsewhere.
+        for &rt in ResourceType::ALL {
+            for def in params_for(rt) {
+                let others = match stored(rt, &def.code) {
+                    Stored::Own => continue,
+                    Stored::As(v) => v.clone(),
+                    Stored::Resolved { param, .. } => vec![param.clone()],
+                };
+                for q in others {
+                    assert_eq!(stored(rt, &q), &Stored::Own, "{rt}.{} as {q}", def.code);
+                    assert_eq!(lookup(rt, &q).map(|d| d.kind), Some(def.kind));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn union_parts_split_only_at_the_top_level() {
+        assert_eq!(
+            union_parts("(A.value as Quantity) | A.b.where(c = 'x|y') | (A.c | A.d)"),
+            vec![
+                "(A.value as Quantity)",
+                "A.b.where(c = 'x|y')",
+                "(A.c | A.d)"
+            ]
+        );
+        assert_eq!(union_parts("A.code"), vec!["A.code"]);
     }
 
     #[test]

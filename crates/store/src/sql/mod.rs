@@ -11,7 +11,7 @@ use carerecord_search::query::{
     Criterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchQuery, SortKey,
     StringMode, TokenSystem, TokenValue, UriMode,
 };
-use carerecord_search::registry::{ParamKind, lookup};
+use carerecord_search::registry::{ParamKind, Stored, lookup, stored};
 
 use carerecord_access::Visibility;
 
@@ -355,7 +355,7 @@ fn sort_expr(
                     )));
                 }
             };
-            let p = st.text(code);
+            let p = param_rows("i", rt, code, st);
             // Resources without a value sort last in either direction.
             let sentinel = match (ty, key.descending) {
                 (SortType::Int, false) => i64::MAX.to_string(),
@@ -374,7 +374,7 @@ fn sort_expr(
             };
             (
                 format!(
-                    "COALESCE((SELECT {agg}({value}) FROM {table} i WHERE i.resource_type = r.resource_type AND i.id = r.id AND i.param = {p}), {sentinel})"
+                    "COALESCE((SELECT {agg}({value}) FROM {table} i WHERE i.resource_type = r.resource_type AND i.id = r.id AND {p}), {sentinel})"
                 ),
                 ty,
             )
@@ -388,13 +388,43 @@ fn sort_expr(
 }
 
 /// One criterion as a boolean SQL expression about the resource `(type_expr, id_expr)`.
-/// A criterion that is a match on one index table: the table, the bound parameter-code
-/// placeholder, the condition on the row's values, and whether the match is negated (`:not`).
+/// A criterion that is a match on one index table: the table, the condition choosing the
+/// parameter's rows (alias `i`, see [`param_rows`]), the condition on the row's values, and
+/// whether the match is negated (`:not`).
 struct IndexMatch {
     table: &'static str,
-    param: String,
+    rows: String,
     cond: String,
     negate: bool,
+}
+
+/// `{alias}.param …`: the condition choosing the index rows that hold parameter `code` of `rt`
+/// — its own, or those of the parameters it is stored as (`registry::Stored`: `combo-code` is
+/// searched in the `code` and `component-code` rows, `patient` in the `subject` rows that point
+/// to a Patient).
+pub(crate) fn param_rows(alias: &str, rt: ResourceType, code: &str, st: &mut Statement) -> String {
+    match stored(rt, code) {
+        Stored::Own => format!("{alias}.param = {}", st.text(code)),
+        Stored::As(codes) => {
+            let list: Vec<String> = codes.iter().map(|c| st.text(c)).collect();
+            match list.as_slice() {
+                [one] => format!("{alias}.param = {one}"),
+                _ => format!("{alias}.param IN ({})", list.join(", ")),
+            }
+        }
+        Stored::Resolved { param, target_type } => {
+            // `IN` first, so that the database seeks both codes in its index, then keeps the
+            // other's rows only where they point to the target type. (Each placeholder is used
+            // once: SQLite numbers `$n` parameters by first appearance.)
+            let own = st.text(code);
+            let other = st.text(param);
+            let own_again = st.text(code);
+            let tt = st.text(target_type);
+            format!(
+                "({alias}.param IN ({own}, {other}) AND ({alias}.param = {own_again} OR {alias}.target_type = {tt}))"
+            )
+        }
+    }
 }
 
 /// Whether `c` is a plain match on one index table (so it can be written as a probe of that
@@ -414,9 +444,10 @@ fn is_index_match(c: &Criterion) -> bool {
     }
 }
 
-/// Binds the parameter code, then the value condition, of an index-table criterion.
-fn index_match(c: &Criterion, st: &mut Statement) -> Option<IndexMatch> {
-    let m = |table, param: &str, st: &mut Statement| (table, st.text(param));
+/// Binds the parameter's rows, then the value condition, of an index-table criterion about a
+/// resource of type `rt`.
+fn index_match(c: &Criterion, rt: ResourceType, st: &mut Statement) -> Option<IndexMatch> {
+    let m = |table, param: &str, st: &mut Statement| (table, param_rows("i", rt, param, st));
     let (table, param, cond, negate) = match c {
         Criterion::Token {
             param,
@@ -502,7 +533,7 @@ fn index_match(c: &Criterion, st: &mut Statement) -> Option<IndexMatch> {
     };
     Some(IndexMatch {
         table,
-        param,
+        rows: param,
         cond,
         negate,
     })
@@ -541,7 +572,7 @@ fn driving_subquery(
         inner,
     } = c
     {
-        let p = st.text(param);
+        let p = param_rows("c", rt, param, st);
         let tt = st.text(target_type.as_str());
         let inner_ids = driving_subquery(inner, *target_type, vis, st)?;
         // Only through referenced resources the principal may see (see `criterion`).
@@ -557,15 +588,15 @@ fn driving_subquery(
             }
         };
         return Ok(format!(
-            "SELECT c.id FROM search_reference c WHERE c.resource_type = {t} AND c.param = {p} AND c.target_type = {tt} AND c.target_id IN ({inner_ids}){guard}"
+            "SELECT c.id FROM search_reference c WHERE c.resource_type = {t} AND {p} AND c.target_type = {tt} AND c.target_id IN ({inner_ids}){guard}"
         ));
     }
-    let m = index_match(c, st).ok_or_else(|| {
+    let m = index_match(c, rt, st).ok_or_else(|| {
         StoreError::UnsupportedSearch("this criterion cannot start a search".into())
     })?;
     Ok(format!(
-        "SELECT i.id FROM {} i WHERE i.resource_type = {t} AND i.param = {} AND ({})",
-        m.table, m.param, m.cond
+        "SELECT i.id FROM {} i WHERE i.resource_type = {t} AND {} AND ({})",
+        m.table, m.rows, m.cond
     ))
 }
 
@@ -579,11 +610,11 @@ fn criterion(
     st: &mut Statement,
 ) -> Result<String, StoreError> {
     if is_index_match(c)
-        && let Some(m) = index_match(c, st)
+        && let Some(m) = index_match(c, rt, st)
     {
         let probe = format!(
-            "SELECT 1 FROM {} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {} AND ({})",
-            m.table, m.param, m.cond
+            "SELECT 1 FROM {} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND {} AND ({})",
+            m.table, m.rows, m.cond
         );
         return Ok(has_row(&probe, m.negate));
     }
@@ -614,7 +645,7 @@ fn criterion(
             target_type,
             inner,
         } => {
-            let p = st.text(param);
+            let p = param_rows("c", rt, param, st);
             let tt = st.text(target_type.as_str());
             // The chained criterion is about the referenced resource, reached through `c`.
             let inner_sql =
@@ -634,7 +665,7 @@ fn criterion(
             };
             has_row(
                 &format!(
-                    "SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND c.param = {p} AND c.target_type = {tt} AND {inner_sql}{target_visible}"
+                    "SELECT 1 FROM search_reference c WHERE c.resource_type = {type_expr} AND c.id = {id_expr} AND {p} AND c.target_type = {tt} AND {inner_sql}{target_visible}"
                 ),
                 false,
             )
@@ -646,10 +677,10 @@ fn criterion(
             let table = table_for(def.kind).ok_or_else(|| {
                 StoreError::UnsupportedSearch(format!(":missing is not supported on '{param}'"))
             })?;
-            let p = st.text(param);
+            let p = param_rows("i", rt, param, st);
             has_row(
                 &format!(
-                    "SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND i.param = {p}"
+                    "SELECT 1 FROM {table} i WHERE i.resource_type = {type_expr} AND i.id = {id_expr} AND {p}"
                 ),
                 *missing,
             )

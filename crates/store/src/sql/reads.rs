@@ -51,8 +51,8 @@ pub fn include_statement(
         "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = {s} AND f.id IN ({list}) AND f.target_type = r.resource_type AND f.target_id = r.id"
     );
     if param != "*" {
-        let p = st.text(param);
-        sql.push_str(&format!(" AND f.param = {p}"));
+        let p = super::param_rows("f", source_type, param, &mut st);
+        sql.push_str(&format!(" AND {p}"));
     }
     if let Some(t) = target_type {
         let t = st.text(t.as_str());
@@ -81,8 +81,8 @@ pub fn revinclude_statement(
         "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.resource_type = {s} AND r.deleted = FALSE AND EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.id = r.id AND f.target_type = {t} AND f.target_id IN ({list})"
     );
     if param != "*" {
-        let p = st.text(param);
-        sql.push_str(&format!(" AND f.param = {p}"));
+        let p = super::param_rows("f", source_type, param, &mut st);
+        sql.push_str(&format!(" AND {p}"));
     }
     sql.push(')');
     visibility::and(&mut sql, "r", vis, &mut st);

@@ -131,6 +131,7 @@ macro_rules! backend_suite {
                 search_by_quantity_with_value_and_unit,
                 search_by_id_last_updated_and_tag,
                 deleted_and_superseded_versions_do_not_match_searches,
+                parameters_stored_as_others_are_searched_through_their_rows,
             ],
             paging: [
                 sort_by_date_ascending_and_descending,

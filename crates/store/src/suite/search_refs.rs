@@ -301,3 +301,127 @@ pub async fn deleted_and_superseded_versions_do_not_match_searches(store: Store)
         .unwrap();
     assert_eq!(out.total, Some(2));
 }
+
+/// `patient`, `combo-code`, `combo-value-quantity` and `phonetic` have no index rows of their
+/// own (they repeat `subject`, `code`/`component-code`, `value-quantity`/`component-value-quantity`
+/// and `name`): every way of searching them still finds what their expressions select, and
+/// nothing else.
+pub async fn parameters_stored_as_others_are_searched_through_their_rows(store: Store) {
+    two_patients(&store).await;
+    let o = ResourceType::Observation;
+    // A blood pressure panel: its codes and values are in components.
+    let mut bp = observation("pat-john", "85354-9", 0.0, "mm[Hg]", "2024-01-02T10:00:00Z");
+    if let Some(b) = bp.as_object_mut() {
+        b.remove("valueQuantity");
+    }
+    bp["component"] = json!([
+        {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+         "valueQuantity": {"value": 141, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+    ]);
+    create(&store, o, "obs-john-bp", bp).await;
+    // About a place, not a patient: `subject` finds it, `patient` must not.
+    let mut group = observation("x", "8867-4", 70.0, "/min", "2024-01-03T10:00:00Z");
+    group["subject"] = json!({"reference": "Location/ward-7"});
+    create(&store, o, "obs-group", group).await;
+
+    assert_eq!(
+        id_set(&store, o, &[("combo-code", &format!("{LOINC}|8867-4"))]).await,
+        strs(&["obs-group", "obs-jane-hr", "obs-john-hr"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("combo-code", "8480-6")]).await,
+        strs(&["obs-john-bp"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("code", "8480-6")]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        id_set(&store, o, &[("combo-code:not", "8867-4")]).await,
+        strs(&["obs-jane-wt", "obs-john-bp"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("combo-value-quantity", "gt140")]).await,
+        strs(&["obs-john-bp"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("combo-value-quantity", "gt70")]).await,
+        strs(&["obs-jane-hr", "obs-john-bp", "obs-john-hr"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("patient", "Patient/pat-john")]).await,
+        strs(&["obs-john-bp", "obs-john-hr"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("subject", "Location/ward-7")]).await,
+        strs(&["obs-group"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("patient", "Location/ward-7")]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        id_set(&store, o, &[("patient:missing", "true")]).await,
+        strs(&["obs-group"])
+    );
+    assert_eq!(
+        id_set(&store, o, &[("combo-code:missing", "true")]).await,
+        Vec::<String>::new()
+    );
+    let jane = format!("{NHS}|9990000018");
+    assert_eq!(
+        id_set(&store, o, &[("patient.identifier", &jane)]).await,
+        strs(&["obs-jane-hr", "obs-jane-wt"])
+    );
+    assert_eq!(
+        id_set(&store, ResourceType::Patient, &[("phonetic", "smi")]).await,
+        strs(&["pat-jane"])
+    );
+    // Sorted by a parameter stored as another: by the other's values.
+    assert_eq!(
+        super::ids(
+            &store,
+            o,
+            &[("patient", "pat-john"), ("_sort", "-combo-value-quantity")]
+        )
+        .await,
+        strs(&["obs-john-bp", "obs-john-hr"])
+    );
+
+    let out = store
+        .search(
+            &query(
+                o,
+                &[("code", "8867-4"), ("_include", "Observation:patient")],
+            ),
+            100,
+            &Visibility::All,
+        )
+        .await
+        .unwrap();
+    let mut inc: Vec<String> = out
+        .included
+        .iter()
+        .map(|r| format!("{}/{}", r.resource_type, r.id.as_str()))
+        .collect();
+    inc.sort();
+    assert_eq!(inc, strs(&["Patient/pat-jane", "Patient/pat-john"]));
+    let out = store
+        .search(
+            &query(
+                ResourceType::Patient,
+                &[("_id", "pat-john"), ("_revinclude", "Observation:patient")],
+            ),
+            100,
+            &Visibility::All,
+        )
+        .await
+        .unwrap();
+    let mut rev: Vec<String> = out
+        .included
+        .iter()
+        .map(|r| r.id.as_str().to_owned())
+        .collect();
+    rev.sort();
+    assert_eq!(rev, strs(&["obs-john-bp", "obs-john-hr"]));
+}
