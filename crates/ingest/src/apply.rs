@@ -1,11 +1,12 @@
 //! Applying one mapped HL7 v2 message inside a write transaction: match the person, merge
 //! (A40), then upsert the entries by their identifiers with every placeholder and conditional
-//! reference resolved.
+//! reference resolved, and retire what a list given in full no longer names.
 
 use std::collections::HashMap;
 
 use carerecord_fhir::{LogicalId, ResourceType};
-use carerecord_hl7::map::{EntryAction, Mapped, PATIENT_PLACEHOLDER};
+use carerecord_hl7::map::{EntryAction, Mapped, PATIENT_KEY, PATIENT_PLACEHOLDER};
+use carerecord_search::query::{Handling, escape_value, parse};
 use carerecord_store::ingest::{self, Hl7System};
 use carerecord_store::{StoreTx, write};
 use serde_json::{Value, json};
@@ -62,6 +63,65 @@ fn pct_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fills carerecord's id for the person into an entry's identifiers keyed on them
+/// ([`PATIENT_KEY`]).
+fn fill_patient_key(body: &mut Value, patient_id: &str) {
+    if let Some(Value::Array(ids)) = body.get_mut("identifier") {
+        for i in ids {
+            if let Some(Value::String(v)) = i.get_mut("value")
+                && v.contains(PATIENT_KEY)
+            {
+                *v = v.replace(PATIENT_KEY, patient_id);
+            }
+        }
+    }
+}
+
+/// Sets `active: false` on the person's stored `rt` resources carrying an identifier of
+/// `system` that are not among `listed` (the ones this message wrote): the message gave that
+/// list in full ([`Mapped::listed_in_full`]). Returns the versions written.
+async fn retire_unlisted(
+    tx: &mut dyn StoreTx,
+    rt: ResourceType,
+    system: &str,
+    patient_id: &str,
+    listed: &[&LogicalId],
+) -> Result<Vec<String>, IngestError> {
+    let pairs = [
+        ("patient".to_owned(), format!("Patient/{patient_id}")),
+        (
+            "identifier".to_owned(),
+            format!("{}|", escape_value(system)),
+        ),
+    ];
+    let query = parse(rt, &pairs, Handling::Strict, "urn:carerecord:ingest")
+        .map_err(|issues| IngestError::Internal(format!("retiring query: {issues:?}")))?;
+    // A person's contacts from one sender are a handful; the bound is only a guard.
+    let mut written = Vec::new();
+    for key in tx.find(&query, 1000).await? {
+        if listed.contains(&&key.id) {
+            continue;
+        }
+        let Some(stored) = tx.current(rt, &key.id).await? else {
+            continue;
+        };
+        if stored.deleted {
+            continue;
+        }
+        let mut body: Value = serde_json::from_str(&stored.body)
+            .map_err(|e| IngestError::Internal(format!("stored body: {e}")))?;
+        if body.get("active") == Some(&Value::Bool(false)) {
+            continue;
+        }
+        if let Some(o) = body.as_object_mut() {
+            o.insert("active".into(), Value::Bool(false));
+        }
+        let w = write::update(tx, rt, &key.id, body, None).await?;
+        written.push(version(rt, &key.id, w.resource.version_id.get()));
+    }
+    Ok(written)
 }
 
 /// `Type?identifier=system|value` → (type, system, value).
@@ -179,10 +239,20 @@ pub async fn apply(
         }
     }
 
+    // The entries' keys, with carerecord's id for the person filled in.
+    let entry_keys: Vec<Option<(String, String)>> = mapped
+        .entries
+        .iter()
+        .map(|e| {
+            e.key
+                .as_ref()
+                .map(|(s, v)| (s.clone(), v.replace(PATIENT_KEY, &patient_id)))
+        })
+        .collect();
     // Ids: an entry keyed by an identifier already stored replaces that resource.
     let mut by_type: HashMap<ResourceType, Vec<(String, String)>> = HashMap::new();
     let mut types = Vec::with_capacity(mapped.entries.len());
-    for e in &mapped.entries {
+    for (e, key) in mapped.entries.iter().zip(&entry_keys) {
         let rt: ResourceType = e
             .resource
             .get("resourceType")
@@ -190,7 +260,7 @@ pub async fn apply(
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| IngestError::Internal("a mapped entry has no resource type".into()))?;
         types.push(rt);
-        if let Some(k) = &e.key {
+        if let Some(k) = key {
             by_type.entry(rt).or_default().push(k.clone());
         }
     }
@@ -221,9 +291,8 @@ pub async fn apply(
     let existing = lookup(tx, keys).await?;
     let mut ids = Vec::with_capacity(mapped.entries.len());
     let mut resolved: HashMap<(ResourceType, String, String), String> = HashMap::new();
-    for (e, rt) in mapped.entries.iter().zip(&types) {
-        let found = e
-            .key
+    for (key, rt) in entry_keys.iter().zip(&types) {
+        let found = key
             .as_ref()
             .and_then(|(s, v)| existing.get(&(*rt, s.clone(), v.clone())).cloned());
         let is_new = found.is_none();
@@ -231,7 +300,7 @@ pub async fn apply(
             Some(id) => id,
             None => matching::new_id()?,
         };
-        if let Some((s, v)) = &e.key {
+        if let Some((s, v)) = key {
             resolved.insert((*rt, s.clone(), v.clone()), id.as_str().to_owned());
         }
         ids.push((id, is_new));
@@ -251,9 +320,11 @@ pub async fn apply(
         }
     }
 
+    let mut kept: Vec<(ResourceType, LogicalId)> = Vec::new();
     for ((e, rt), (id, is_new)) in mapped.entries.iter().zip(&types).zip(ids) {
         let mut body = e.resource.clone();
         rewrite(&mut body, &patient_id, &resolved);
+        fill_patient_key(&mut body, &patient_id);
         match (e.action, is_new) {
             // Nothing to cancel: the cancelled event never reached carerecord.
             (EntryAction::Cancel, true) => continue,
@@ -266,6 +337,18 @@ pub async fn apply(
                 written.push(version(*rt, &id, w.resource.version_id.get()));
             }
         }
+        kept.push((*rt, id));
+    }
+    for (rt, system) in &mapped.listed_in_full {
+        let rt: ResourceType = rt
+            .parse()
+            .map_err(|_| IngestError::Internal(format!("a list of unknown type {rt}")))?;
+        let listed: Vec<&LogicalId> = kept
+            .iter()
+            .filter(|(t, _)| *t == rt)
+            .map(|(_, id)| id)
+            .collect();
+        written.extend(retire_unlisted(tx, rt, system, &patient_id, &listed).await?);
     }
     Ok(Applied {
         patient_id,

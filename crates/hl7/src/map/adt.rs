@@ -21,6 +21,7 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
         person,
         merge_from: None,
         entries: Vec::new(),
+        listed_in_full: Vec::new(),
     };
     match event {
         Event::AdtA28 | Event::AdtA31 => {}
@@ -58,10 +59,17 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             | Event::AdtA13
             | Event::AdtA28
             | Event::AdtA31
-    ) && let Some(key) = person::key(c, &mapped.person)
-    {
-        mapped.entries.extend(allergy::allergies(c, &key)?);
-        mapped.entries.extend(kin::contacts(c, &key)?);
+    ) {
+        mapped.entries.extend(allergy::allergies(c)?);
+        let contacts = kin::contacts(c)?;
+        // A message naming nobody in NK1 says nothing about the contacts (many feeds leave
+        // NK1 out altogether); one naming some lists them all.
+        if !contacts.is_empty() {
+            mapped
+                .listed_in_full
+                .push(("RelatedPerson".to_owned(), c.system("related-person")));
+        }
+        mapped.entries.extend(contacts);
     }
     Ok(mapped)
 }

@@ -1,16 +1,16 @@
 //! AL1 → AllergyIntolerance (ADT A01, A04, A05, A08, A13, A28, A31: the events whose message
 //! structure carries AL1).
 //!
-//! Keyed on the person and the allergen (AL1-3), not on AL1-1: the set id only numbers the
-//! segments of one message, so a resend listing the allergies in another order would otherwise
-//! swap them.
+//! Keyed on the person ([`PATIENT_KEY`], carerecord's id for them) and the allergen (AL1-3),
+//! not on AL1-1: the set id only numbers the segments of one message, so a resend listing the
+//! allergies in another order would otherwise swap them.
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
 use super::common::{Ctx, concept_key, obj, put_str};
-use super::{Entry, EntryAction, MapError, PATIENT_PLACEHOLDER};
+use super::{Entry, EntryAction, MapError, PATIENT_KEY, PATIENT_PLACEHOLDER};
 use crate::message::Segment;
 
 const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical";
@@ -46,8 +46,8 @@ fn status(system: &str, code: &str, display: &str) -> Value {
     json!({"coding": [{"system": system, "code": code, "display": display}]})
 }
 
-/// One AllergyIntolerance per AL1 naming an allergen. `person` is [`super::person::key`].
-pub(crate) fn allergies(c: &Ctx<'_>, person: &str) -> Result<Vec<Entry>, MapError> {
+/// One AllergyIntolerance per AL1 naming an allergen.
+pub(crate) fn allergies(c: &Ctx<'_>) -> Result<Vec<Entry>, MapError> {
     let system = c.system("allergy");
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -56,7 +56,7 @@ pub(crate) fn allergies(c: &Ctx<'_>, person: &str) -> Result<Vec<Entry>, MapErro
         let Some(code) = c.concept(al1.field(3)) else {
             continue;
         };
-        let value = format!("{person}|{}", concept_key(&code));
+        let value = format!("{PATIENT_KEY}|{}", concept_key(&code));
         // The same allergen twice in one message: the first is kept (two entries with one key
         // would be stored as two resources).
         if !seen.insert(value.clone()) {

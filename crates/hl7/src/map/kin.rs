@@ -1,18 +1,19 @@
 //! NK1 → RelatedPerson (ADT A01, A04, A05, A08, A13, A28, A31).
 //!
-//! The key is the person, the contact's normalised name and relationship (NK1-3). NK1-1 only
-//! numbers the segments of one message and v2.4 feeds rarely send NK1-33 (the contact's
-//! identifiers), so nothing else is stable: keyed on the set id, a resend listing the contacts
-//! in another order would put one contact's phone numbers under another's name. The cost: a
-//! contact whose name or relationship is corrected becomes a new RelatedPerson and the old one
-//! stays (the ingest does not retire contacts a later message no longer lists).
+//! The key is the person ([`PATIENT_KEY`], carerecord's id for them), the contact's normalised
+//! name and relationship (NK1-3). NK1-1 only numbers the segments of one message and v2.4 feeds
+//! rarely send NK1-33 (the contact's identifiers), so nothing else is stable: keyed on the set
+//! id, a resend listing the contacts in another order would put one contact's phone numbers
+//! under another's name. A contact whose name or relationship is corrected therefore becomes a
+//! new RelatedPerson; the old one is retired (`active: false`) because a message that names
+//! contacts lists them all ([`super::Mapped::listed_in_full`]).
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
 use super::common::{Ctx, concept_key, normalised, put_str};
-use super::{Entry, EntryAction, MapError, PATIENT_PLACEHOLDER, person};
+use super::{Entry, EntryAction, MapError, PATIENT_KEY, PATIENT_PLACEHOLDER, person};
 
 const RELATIONSHIP: &str = "http://terminology.hl7.org/CodeSystem/v2-0063";
 const CONTACT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/v2-0131";
@@ -29,8 +30,8 @@ fn name_key(name: &Value) -> String {
     normalised(&parts.join(" "))
 }
 
-/// One RelatedPerson per NK1 naming someone. `person` is [`person::key`].
-pub(crate) fn contacts(c: &Ctx<'_>, person: &str) -> Result<Vec<Entry>, MapError> {
+/// One RelatedPerson per NK1 naming someone, each `active`.
+pub(crate) fn contacts(c: &Ctx<'_>) -> Result<Vec<Entry>, MapError> {
     let system = c.system("related-person");
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -44,7 +45,7 @@ pub(crate) fn contacts(c: &Ctx<'_>, person: &str) -> Result<Vec<Entry>, MapError
         let relationship = c.concept_in(nk1.field(3), Some(RELATIONSHIP));
         let role = c.concept_in(nk1.field(7), Some(CONTACT_ROLE));
         let value = format!(
-            "{person}|{}|{}",
+            "{PATIENT_KEY}|{}|{}",
             name_key(first),
             relationship.as_ref().map(concept_key).unwrap_or_default()
         );
@@ -56,6 +57,9 @@ pub(crate) fn contacts(c: &Ctx<'_>, person: &str) -> Result<Vec<Entry>, MapError
             "identifier".into(),
             json!([{"system": system, "value": value}]),
         );
+        // Said outright: a contact a later message drops is set inactive, and a resent one
+        // must then become active again.
+        r.insert("active".into(), Value::Bool(true));
         r.insert("patient".into(), json!({"reference": PATIENT_PLACEHOLDER}));
         let relationships: Vec<Value> = relationship.into_iter().chain(role).collect();
         if !relationships.is_empty() {

@@ -211,5 +211,6 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
             key: Some((system, number)),
             action: EntryAction::Upsert,
         }],
+        listed_in_full: Vec::new(),
     })
 }

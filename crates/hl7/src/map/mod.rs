@@ -28,6 +28,13 @@ pub use common::{SOURCE_ORGANISATION_TAG, identifier_system};
 /// ingest replaces it with `Patient/{id}` once it knows who the person is.
 pub const PATIENT_PLACEHOLDER: &str = "urn:carerecord:incoming-patient";
 
+/// Stands for the matched Patient's id in the keys of entries that belong to the person but
+/// that nothing in the message makes unique (allergies by allergen, contacts by name): the
+/// ingest replaces it, in the key and in the identifier that carries it, once it knows who the
+/// person is. The message's own identifiers for the person would not do: a sender may first
+/// send only an NHS number and later its MRN too, and each would key the same allergy anew.
+pub const PATIENT_KEY: &str = "{patient}";
+
 /// What the mapping needs to know about where a message came from.
 #[derive(Debug, Clone)]
 pub struct MapContext {
@@ -152,6 +159,12 @@ pub struct Mapped {
     pub merge_from: Option<IncomingPerson>,
     /// In dependency order: Observations before the DiagnosticReport that references them.
     pub entries: Vec<Entry>,
+    /// (resource type, identifier system) of the lists this message gives in full for the
+    /// person: the stored resources of that type carrying that system for them that the
+    /// message no longer lists are no longer current. Only contacts: the NK1 segments of an
+    /// ADT message are the sender's current next of kin, while its AL1 segments may be a
+    /// partial list (an allergy is never retired because a message left it out).
+    pub listed_in_full: Vec<(String, String)>,
 }
 
 /// Where in the message an error is: segment id, its sequence among segments of that id (from

@@ -424,5 +424,6 @@ pub(crate) fn map(c: &Ctx<'_>, event: Event) -> Result<Mapped, MapError> {
         person,
         merge_from: None,
         entries,
+        listed_in_full: Vec::new(),
     })
 }

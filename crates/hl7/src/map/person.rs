@@ -385,21 +385,3 @@ pub(crate) fn from_mrg(c: &Ctx<'_>, mrg: &Segment) -> Result<IncomingPerson, Map
         patient: Value::Object(p),
     })
 }
-
-/// The part of a key that names the person, for entries that nothing else in the message makes
-/// unique to them (allergies, contacts): the entries' keys are looked up across all patients.
-/// The sender's own local identifier comes first (a PAS always sends its MRN; an NHS number may
-/// only arrive after a trace), then any local identifier, then the NHS number.
-pub(crate) fn key(c: &Ctx<'_>, person: &IncomingPerson) -> Option<String> {
-    let local = person
-        .local_ids
-        .iter()
-        .find(|(a, _)| a == c.ods())
-        .or_else(|| person.local_ids.first());
-    match (local, &person.nhs_number) {
-        (Some((authority, value)), _) => Some(format!("{authority}|{value}")),
-        (None, Some(nhs)) => Some(format!("nhs|{nhs}")),
-        // from_pid refuses a PID without identifiers, so this is not reached.
-        (None, None) => None,
-    }
-}

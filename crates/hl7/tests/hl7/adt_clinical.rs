@@ -2,7 +2,9 @@
 //! contacts (NK1), the GP (PD1-4), the doctors of the visit (PV1-7/8/9/17), the admit reason
 //! (PV2-3) and the external patient id (PID-2).
 
-use carerecord_hl7::map::{Entry, EntryAction, MapError, Mapped, PATIENT_PLACEHOLDER, map};
+use carerecord_hl7::map::{
+    Entry, EntryAction, MapError, Mapped, PATIENT_KEY, PATIENT_PLACEHOLDER, map,
+};
 use serde_json::Value;
 
 use crate::{assert_provenance, at, ctx, map_fixture, s};
@@ -96,12 +98,10 @@ fn allergies_become_allergy_intolerances_one_per_allergen() {
     assert_eq!(
         keys(&m, "AllergyIntolerance"),
         [
-            format!("ZRH01|RX3333333|{SNOMED}|91936005"),
-            "ZRH01|RX3333333|https://fhir.carerecord.example/CodeSystem/ZRH01/local|PEANUT"
-                .to_owned(),
-            "ZRH01|RX3333333|text|HOUSE DUST".to_owned(),
-            "ZRH01|RX3333333|https://fhir.carerecord.example/CodeSystem/ZRH01/local|ASPIRIN"
-                .to_owned(),
+            format!("{{patient}}|{SNOMED}|91936005"),
+            "{patient}|https://fhir.carerecord.example/CodeSystem/ZRH01/local|PEANUT".to_owned(),
+            "{patient}|text|HOUSE DUST".to_owned(),
+            "{patient}|https://fhir.carerecord.example/CodeSystem/ZRH01/local|ASPIRIN".to_owned(),
         ]
     );
     assert!(a.iter().all(|e| e.key.as_ref().expect("key").0 == ALLERGY));
@@ -153,11 +153,13 @@ fn empty_al1_segments_and_fields_give_nothing_or_a_bare_allergy() {
     let a = of_type(&m, "AllergyIntolerance");
     assert_eq!(a.len(), 1, "{:#?}", m.entries);
     assert!(of_type(&m, "RelatedPerson").is_empty());
+    // Naming nobody, it says nothing about who the contacts are.
+    assert!(m.listed_in_full.is_empty());
     let latex = &a[0].resource;
-    // No local identifier: the person part of the key is the NHS number.
+    // No local identifier: the key still names the person by carerecord's id, for the ingest.
     assert_eq!(
         a[0].key.as_ref().map(|k| k.1.as_str()),
-        Some("nhs|9990000042|https://fhir.carerecord.example/CodeSystem/ZRH01/local|LATEX")
+        Some("{patient}|https://fhir.carerecord.example/CodeSystem/ZRH01/local|LATEX")
     );
     assert_eq!(s(latex, "/code/coding/0/code"), "LATEX");
     for absent in ["type", "category", "reaction", "recordedDate"] {
@@ -190,14 +192,19 @@ fn a_resend_in_another_order_gives_the_same_keys_and_another_person_other_keys()
         kb.sort();
         assert_eq!(ka, kb, "{rt}: the same set of keys");
     }
-    // The same allergy of another person is another resource: keys are looked up across
-    // every patient.
-    let other = map_text(&one.replace("RX1234567", "RX7654321")).expect("maps");
+    // The person is named by carerecord's id, which the ingest fills in once it has matched
+    // them (keys are looked up across every patient): not by the message's identifiers, which
+    // may change between messages about the same person.
+    let with_nhs_only = map_text(&one.replace("~RX1234567^^^ZRH01^MR", "")).expect("maps");
     for rt in ["AllergyIntolerance", "RelatedPerson"] {
-        for k in keys(&other, rt) {
-            assert!(!keys(&a, rt).contains(&k), "{rt} key shared by two people");
-        }
+        assert_eq!(keys(&with_nhs_only, rt), keys(&a, rt), "{rt}");
+        assert!(keys(&a, rt).iter().all(|k| k.starts_with(PATIENT_KEY)));
     }
+    // Contacts are listed in full (the ingest retires the others); allergies are not.
+    assert_eq!(
+        a.listed_in_full,
+        [("RelatedPerson".to_owned(), RELATED.to_owned())]
+    );
 }
 
 #[test]
@@ -291,8 +298,8 @@ fn next_of_kin_become_related_persons() {
     assert_eq!(
         keys(&m, "RelatedPerson"),
         [
-            "ZRH01|RX3333333|SAMPLE DAVID|http://terminology.hl7.org/CodeSystem/v2-0063|SPO",
-            "ZRH01|RX3333333|SAMPLE EMMA|http://terminology.hl7.org/CodeSystem/v2-0063|CHD",
+            "{patient}|SAMPLE DAVID|http://terminology.hl7.org/CodeSystem/v2-0063|SPO",
+            "{patient}|SAMPLE EMMA|http://terminology.hl7.org/CodeSystem/v2-0063|CHD",
         ]
     );
     assert!(r.iter().all(|e| e.key.as_ref().expect("key").0 == RELATED));

@@ -90,3 +90,100 @@ async fn allergies_diagnoses_and_next_of_kin_are_filed_under_the_person_once() {
     assert_eq!(msa(&ack).0, "AA", "{}", String::from_utf8_lossy(&ack));
     assert_eq!(counts(&app, &pid).await, (4, 4, 2));
 }
+
+async fn accepted(conn: &mut TcpStream, message: Vec<u8>) {
+    let ack = exchange(conn, &message).await;
+    assert_eq!(msa(&ack).0, "AA", "{}", String::from_utf8_lossy(&ack));
+}
+
+/// A sender that first knows the person only by NHS number and later sends its own MRN too
+/// updates the same allergy and contacts (their keys name carerecord's id for the person, not
+/// the message's identifiers); a contact the later message no longer lists is retired, and
+/// comes back when listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allergies_and_contacts_keep_their_records_when_the_sender_adds_its_own_id() {
+    let app = spawn_app().await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    let message = |id: &str, pid3: &str, nk1: &str| {
+        format!(
+            "MSH|^~\\&|PAS|ZRH01|CARERECORD|ZCR01|20260801100000||ADT^A31^ADT_A05|{id}|P|2.4\r\
+             EVN|A31|20260801100000\r\
+             PID|1||{pid3}||SAMPLE^CAROL||19450203|F|||7 EXAMPLE LANE^^LONDON^^E1 9ZZ\r\
+             {nk1}AL1|1|DA|PEN^Penicillin^LOCAL|SV|Rash\r"
+        )
+        .into_bytes()
+    };
+    let both = "NK1|1|SAMPLE^DAVID|SPO\rNK1|2|SAMPLE^EMMA|CHD\r";
+    accepted(&mut conn, message("K1", "9990000034^^^NHS^NH", both)).await;
+    let patients = search(
+        &app.store,
+        ResourceType::Patient,
+        &[("identifier", &format!("{NHS}|9990000034"))],
+    )
+    .await;
+    assert_eq!(patients.len(), 1);
+    let pid = patients[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(counts(&app, &pid).await, (1, 0, 2));
+
+    let active = |app: &super::App| {
+        let store = app.store.clone();
+        let subject = format!("Patient/{pid}");
+        async move {
+            let mut v: Vec<(String, bool)> = search(
+                &store,
+                ResourceType::RelatedPerson,
+                &[("patient", subject.as_str())],
+            )
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["name"][0]["given"][0]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r["active"].as_bool().unwrap_or(true),
+                )
+            })
+            .collect();
+            v.sort();
+            v
+        }
+    };
+    // Now with the MRN, and only David: the same allergy and David updated, Emma retired.
+    accepted(
+        &mut conn,
+        message(
+            "K2",
+            "9990000034^^^NHS^NH~RX3333333^^^ZRH01^MR",
+            "NK1|1|SAMPLE^DAVID|SPO\r",
+        ),
+    )
+    .await;
+    assert_eq!(counts(&app, &pid).await, (1, 0, 2));
+    assert_eq!(
+        active(&app).await,
+        [("DAVID".to_owned(), true), ("EMMA".to_owned(), false)]
+    );
+    let allergy = search(
+        &app.store,
+        ResourceType::AllergyIntolerance,
+        &[("patient", &format!("Patient/{pid}"))],
+    )
+    .await;
+    assert_eq!(allergy[0]["meta"]["versionId"], "2", "{:?}", allergy[0]);
+
+    // A message naming no contact says nothing about them.
+    accepted(&mut conn, message("K3", "RX3333333^^^ZRH01^MR", "")).await;
+    assert_eq!(
+        active(&app).await,
+        [("DAVID".to_owned(), true), ("EMMA".to_owned(), false)]
+    );
+    // Listed again: active again, still two records.
+    accepted(&mut conn, message("K4", "RX3333333^^^ZRH01^MR", both)).await;
+    assert_eq!(counts(&app, &pid).await, (1, 0, 2));
+    assert_eq!(
+        active(&app).await,
+        [("DAVID".to_owned(), true), ("EMMA".to_owned(), true)]
+    );
+}
