@@ -11,8 +11,8 @@ use anyhow::Context;
 use carerecord_server::AppState;
 use carerecord_server::error::ApiError;
 use carerecord_server::fhir::bundle::{
-    BundleOptions, PreparedBundle, Unisolated, prepare, process, process_prepared,
-    process_unisolated, process_within,
+    BundleOptions, PreparedBundle, Unisolated, prepare, process_prepared, process_unisolated,
+    process_within,
 };
 use carerecord_server::fhir::{Handling, PreferReturn};
 use carerecord_store::{
@@ -146,15 +146,13 @@ pub fn operator(given: Option<&str>) -> String {
     format!("cli:{name}")
 }
 
-/// The audit entry of one imported file (or the demo's generated data): who, which source,
-/// how many resources were accepted and items refused. One per file, not per resource, so
-/// auditing costs an import nothing measurable (`docs/adr/0003-audit-trail.md`).
-pub fn file_record(operator: &str, source: &str, accepted: u64, rejected: usize) -> AuditRecord {
-    let mut r = AuditRecord::new(
+/// An import's audit entry with rule `rule`, naming `operator`; its text (`query`) says the rest.
+fn import_record(operator: &str, rule: &str) -> AuditRecord {
+    AuditRecord::new(
         now_micros(),
         AuditAction::Admin,
         AuditOutcome::Allowed,
-        IMPORT_RULE,
+        rule,
         AuditAgent {
             kind: PrincipalKind::User,
             id: operator.to_owned(),
@@ -164,7 +162,17 @@ pub fn file_record(operator: &str, source: &str, accepted: u64, rejected: usize)
             ods_code: None,
         },
         Channel::Cli,
-    );
+    )
+}
+
+/// The audit entry of one imported file (or the demo's generated data), written when it
+/// ends: who, which source, how many resources were accepted and items refused. What each
+/// commit wrote has its own entry in the same transaction ([`batch_record`]), so an import
+/// that is interrupted is accounted for up to its last commit. Entries per file and per
+/// commit, not per resource, so auditing costs an import nothing measurable
+/// (`docs/adr/0003-audit-trail.md`).
+pub fn file_record(operator: &str, source: &str, accepted: u64, rejected: usize) -> AuditRecord {
+    let mut r = import_record(operator, IMPORT_RULE);
     // The source and counts are searchable text of the entry, kept in the audit table only.
     r.query = Some(format!(
         "source={source} accepted={accepted} rejected={rejected}"
@@ -172,12 +180,34 @@ pub fn file_record(operator: &str, source: &str, accepted: u64, rejected: usize)
     r
 }
 
-/// The rule of an import's entries.
+/// The audit entry of one commit of an import, written inside its transaction: the source
+/// file, the lines it covers and the resources it wrote.
+fn batch_record(
+    operator: &str,
+    source: &str,
+    lines: (usize, usize),
+    resources: u64,
+) -> AuditRecord {
+    let mut r = import_record(operator, BATCH_RULE);
+    r.query = Some(format!(
+        "source={source} lines={}-{} resources={resources}",
+        lines.0, lines.1
+    ));
+    r
+}
+
+/// The rule of an import's entry per file.
 pub const IMPORT_RULE: &str = "import-file";
 
-/// Loads every file. A refused item is reported and the rest go on. Each file is committed
-/// when it ends and then audited as one entry naming `operator` (see [`operator`]), the file
-/// and its counts; an entry that cannot be written stops the import.
+/// The rule of an import's entry per commit.
+pub const BATCH_RULE: &str = "import-batch";
+
+/// Loads every file. A refused item is reported and the rest go on. Each commit writes an
+/// audit entry in its own transaction (the file, its lines and resources), so what is stored is
+/// accounted for even if the import is interrupted; a batch Bundle or a transaction with reads
+/// runs as the API runs it, audited by the file's entry only. Each file is committed when it
+/// ends and then audited as one entry naming `operator` (see [`operator`]), the file and its
+/// counts; an entry that cannot be written stops the import.
 pub async fn import_files(
     state: &AppState,
     files: &[PathBuf],
@@ -187,6 +217,7 @@ pub async fn import_files(
     let started = Instant::now();
     let mut loader = Loader {
         state,
+        operator: Arc::from(operator),
         report: Report::default(),
         pending: Vec::new(),
         items: 0,
@@ -248,6 +279,7 @@ pub async fn import_values(
     let started = Instant::now();
     let mut loader = Loader {
         state,
+        operator: Arc::from(operator),
         report: Report::default(),
         pending: Vec::new(),
         items: 0,
@@ -280,6 +312,8 @@ const GENERATED: &str = "(generated)";
 
 struct Loader<'a> {
     state: &'a AppState,
+    /// Named by each commit's audit entry.
+    operator: Arc<str>,
     report: Report,
     /// Plain resources waiting to be written together: (file, line, resource).
     pending: Vec<(String, usize, Value)>,
@@ -313,6 +347,8 @@ struct Done {
 /// Bundle under its own savepoint, so that only the refused one is left out.
 struct Group {
     tx: Box<dyn StoreTx>,
+    /// Named by the audit entry the commit writes.
+    operator: Arc<str>,
     started: Instant,
     resources: u64,
     /// Bundles written and waiting for the commit.
@@ -322,9 +358,10 @@ struct Group {
 }
 
 impl Group {
-    fn new(tx: Box<dyn StoreTx>) -> Group {
+    fn new(tx: Box<dyn StoreTx>, operator: Arc<str>) -> Group {
         Group {
             tx,
+            operator,
             started: Instant::now(),
             resources: 0,
             written: Vec::new(),
@@ -361,6 +398,7 @@ impl Group {
                 // Part of it may be in the transaction: start again, isolating each Bundle.
                 let Group {
                     tx,
+                    operator,
                     started,
                     written: mut again,
                     ..
@@ -368,7 +406,8 @@ impl Group {
                 // Rolled back, and the writer is free for the next transaction (SQLite has one).
                 drop(tx);
                 again.push(done);
-                let (group, refused) = Group::isolating(store.as_ref(), started, again).await;
+                let (group, refused) =
+                    Group::isolating(store.as_ref(), operator, started, again).await;
                 settled.extend(refused);
                 match group {
                     Some(g) => self = g,
@@ -389,6 +428,7 @@ impl Group {
     /// be begun, no group, and every Bundle refused.
     async fn isolating(
         store: &dyn ResourceStore,
+        operator: Arc<str>,
         started: Instant,
         bundles: Vec<Done>,
     ) -> (Option<Group>, Vec<Done>) {
@@ -412,7 +452,7 @@ impl Group {
         let mut g = Group {
             started,
             isolated: true,
-            ..Group::new(tx)
+            ..Group::new(tx, operator)
         };
         for mut d in bundles {
             let prepared = prepare(&d.source, &options());
@@ -431,9 +471,27 @@ impl Group {
         (Some(g), refused)
     }
 
-    /// Commits the group: its Bundles are accepted, or all refused if the commit fails.
-    async fn commit(self) -> Vec<Done> {
-        match self.tx.commit().await {
+    /// Commits the group with its audit entry: its Bundles are accepted, or all refused if
+    /// the entry or the commit fails.
+    async fn commit(mut self) -> Vec<Done> {
+        let committed = match self.written.first() {
+            Some(first) => {
+                // A group never runs on into the next file (the loader commits at each end).
+                let lines = self
+                    .written
+                    .iter()
+                    .fold((first.line, first.line), |(a, b), d| {
+                        (a.min(d.line), b.max(d.line))
+                    });
+                let entry = batch_record(&self.operator, &first.file, lines, self.resources);
+                match self.tx.append_audit(vec![entry]).await {
+                    Ok(()) => self.tx.commit().await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => self.tx.commit().await,
+        };
+        match committed {
             Ok(()) => self.written,
             Err(e) => {
                 let why = reason(&ApiError::from(e));
@@ -469,6 +527,23 @@ impl Loader<'_> {
                 self.reject(file, line, format!("not valid JSON ({e})"));
             }
         }
+    }
+
+    /// Writes a transaction Bundle of plain resources in a store transaction of its own, with
+    /// its audit entry.
+    async fn audited_transaction(
+        &self,
+        bundle: &Value,
+        file: &str,
+        lines: (usize, usize),
+        resources: u64,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.state.store.begin().await?;
+        process_within(tx.as_mut(), prepare(bundle, &options()), &options()).await?;
+        let entry = batch_record(&self.operator, file, lines, resources);
+        tx.append_audit(vec![entry]).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     fn reject(&mut self, file: &str, line: usize, reason: String) {
@@ -526,7 +601,7 @@ impl Loader<'_> {
         let group = match self.group.take() {
             Some(g) => g,
             None => match self.state.store.begin().await {
-                Ok(tx) => Group::new(tx),
+                Ok(tx) => Group::new(tx, self.operator.clone()),
                 Err(e) => {
                     done.outcome = Err(reason(&ApiError::from(e)));
                     self.record(done);
@@ -631,15 +706,26 @@ impl Loader<'_> {
         };
         let all = json!({"resourceType": "Bundle", "type": "transaction",
             "entry": pending.iter().map(|(_, _, r)| entry(r)).collect::<Vec<_>>()});
-        if process(self.state, &all, &options()).await.is_ok() {
+        let lines = pending
+            .iter()
+            .fold((usize::MAX, 0), |(a, b), (_, l, _)| (a.min(*l), b.max(*l)));
+        let file = pending
+            .first()
+            .map(|(f, _, _)| f.clone())
+            .unwrap_or_default();
+        if self
+            .audited_transaction(&all, &file, lines, pending.len() as u64)
+            .await
+            .is_ok()
+        {
             self.report.accepted += pending.len() as u64;
             return;
         }
         for (file, line, r) in pending {
             let one =
                 json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry(&r)]});
-            match process(self.state, &one, &options()).await {
-                Ok(_) => self.report.accepted += 1,
+            match self.audited_transaction(&one, &file, (line, line), 1).await {
+                Ok(()) => self.report.accepted += 1,
                 Err(e) => {
                     // The error is worded for a Bundle entry: say it of the line's resource.
                     let rt = r["resourceType"].as_str().unwrap_or("resource");

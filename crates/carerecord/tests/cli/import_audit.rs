@@ -1,5 +1,6 @@
-//! `carerecord import` is accountable: one audit entry per file, naming the operator, the
-//! source file and its counts, under the hash chain `audit verify` checks.
+//! `carerecord import` is accountable: an audit entry in every commit's own transaction (the
+//! file, its lines, the resources written) and one per file (its counts), naming the operator,
+//! under the hash chain `audit verify` checks.
 #![allow(
     clippy::panic,
     reason = "test code: a failed expectation is a failed test"
@@ -29,24 +30,31 @@ fn trail(db: &Path) -> Vec<AuditRecord> {
     })
 }
 
-/// `source=… accepted=N rejected=M` of an import entry.
-fn counts(r: &AuditRecord) -> (String, u64, u64) {
+/// The `name=` field of an import entry's text.
+fn field(r: &AuditRecord, name: &str) -> String {
     let q = r.query.as_deref().unwrap();
-    let field = |name: &str| {
-        q.split(' ')
-            .find_map(|p| p.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in {q}"))
-            .to_owned()
-    };
+    q.split(' ')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {q}"))
+        .to_owned()
+}
+
+/// `source=… accepted=N rejected=M` of a file's entry.
+fn counts(r: &AuditRecord) -> (String, u64, u64) {
     (
-        field("source"),
-        field("accepted").parse().unwrap(),
-        field("rejected").parse().unwrap(),
+        field(r, "source"),
+        field(r, "accepted").parse().unwrap(),
+        field(r, "rejected").parse().unwrap(),
     )
 }
 
+/// The entries of `rule`.
+fn of_rule<'a>(entries: &'a [AuditRecord], rule: &str) -> Vec<&'a AuditRecord> {
+    entries.iter().filter(|e| e.rule == rule).collect()
+}
+
 #[test]
-fn an_import_writes_one_entry_per_file_naming_operator_source_and_counts() {
+fn an_import_writes_an_entry_per_commit_and_per_file_naming_operator_source_and_counts() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("in");
     generate(&data, "3");
@@ -79,11 +87,14 @@ fn an_import_writes_one_entry_per_file_naming_operator_source_and_counts() {
         .and_then(|n| n.parse().ok())
         .unwrap();
 
-    let entries = trail(&db);
+    let all = trail(&db);
+    let files = of_rule(&all, "import-file");
+    let batches = of_rule(&all, "import-batch");
+    assert_eq!(files.len() + batches.len(), all.len(), "{all:#?}");
     // One per file (extra.ndjson, organisations.json, people.ndjson), none per resource.
-    assert_eq!(entries.len(), 3, "{entries:#?}");
+    assert_eq!(files.len(), 3, "{files:#?}");
     let mut accepted = 0;
-    for (e, file) in entries
+    for (e, file) in files
         .iter()
         .zip(["extra.ndjson", "organisations.json", "people.ndjson"])
     {
@@ -111,6 +122,24 @@ fn an_import_writes_one_entry_per_file_naming_operator_source_and_counts() {
         accepted += ok;
     }
     assert_eq!(accepted, total, "the entries account for every resource");
+    // And so do the commits' entries, each within one file.
+    let mut written = 0;
+    for b in &batches {
+        assert_eq!(
+            (b.agent.id.as_str(), b.channel, b.action),
+            ("cli:alice", Channel::Cli, AuditAction::Admin)
+        );
+        assert!(field(b, "lines").contains('-'));
+        written += field(b, "resources").parse::<u64>().unwrap();
+    }
+    assert_eq!(written, total, "{batches:#?}");
+    let extra: Vec<_> = batches
+        .iter()
+        .filter(|b| field(b, "source").ends_with("extra.ndjson"))
+        .collect();
+    // The bad line refused the batch, so each line was written alone: only line 3 stored.
+    assert_eq!(extra.len(), 1);
+    assert_eq!(field(extra[0], "lines"), "3-3");
 
     // The import's entries are in the chain.
     let verify = run_verify(&db);
@@ -119,7 +148,9 @@ fn an_import_writes_one_entry_per_file_naming_operator_source_and_counts() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 3 entries"));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains(&format!("intact: {} entries", all.len()))
+    );
 
     // Without --operator, the OS user is named; a rerun is audited again.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_carerecord"))
@@ -136,7 +167,115 @@ fn an_import_writes_one_entry_per_file_naming_operator_source_and_counts() {
         .unwrap();
     assert!(again.status.success());
     let entries = trail(&db);
-    assert_eq!(entries.len(), 4);
-    assert_eq!(entries[3].agent.id, "cli:bob");
+    let files = of_rule(&entries, "import-file");
+    assert_eq!(files.len(), 4);
+    assert_eq!(files[3].agent.id, "cli:bob");
+    assert_eq!(entries.last().map(|e| e.agent.id.as_str()), Some("cli:bob"));
     assert!(run_verify(&db).status.success());
+}
+
+/// An import killed at any instant leaves no stored write without its entry: every person
+/// stored comes from a line that a commit's entry names.
+#[test]
+fn an_import_killed_midway_has_an_entry_for_everything_it_stored() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("in");
+    let out = carerecord(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--patients",
+        "300",
+        "--care-homes",
+        "4",
+        "--seed",
+        "5",
+    ]);
+    assert!(out.status.success());
+    let db = t.path().join("db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_carerecord"))
+        .args([
+            "import",
+            data.join("people.ndjson").to_str().unwrap(),
+            "--operator",
+            "carol",
+            "--data-dir",
+            db.to_str().unwrap(),
+            "--metrics-listen",
+            "off",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = db.join("carerecord.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let query = |sql: &'static str| {
+        let file = file.clone();
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&file)
+                .read_only(true);
+            let mut c = sqlx::sqlite::SqliteConnection::connect_with(&opts)
+                .await
+                .ok()?;
+            let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut c).await.ok()?;
+            c.close().await.ok()?;
+            Some(rows.into_iter().map(|r| r.0).collect::<Vec<_>>())
+        })
+    };
+    // Killed (SIGKILL) as soon as the first commit is visible, while the next is being written.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        let seen = query("SELECT query FROM audit_log WHERE rule = 'import-batch'");
+        if seen.is_some_and(|v| !v.is_empty()) || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // The Patients of each line of the file (a merged person's Bundle has two).
+    let text = std::fs::read_to_string(data.join("people.ndjson")).unwrap();
+    let patients_of_line: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| {
+            let b: serde_json::Value = serde_json::from_str(l).unwrap();
+            b["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] == "Patient")
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    let everyone: usize = patients_of_line.iter().map(Vec::len).sum();
+    let mut covered = std::collections::BTreeSet::new();
+    for q in query("SELECT query FROM audit_log WHERE rule = 'import-batch'").unwrap_or_default() {
+        let lines = q
+            .split(' ')
+            .find_map(|p| p.strip_prefix("lines="))
+            .unwrap_or_else(|| panic!("{q}"));
+        let (a, b) = lines.split_once('-').unwrap();
+        for line in a.parse::<usize>().unwrap()..=b.parse().unwrap() {
+            covered.extend(patients_of_line[line - 1].iter().cloned());
+        }
+    }
+    let stored: std::collections::BTreeSet<String> =
+        query("SELECT id FROM resources WHERE resource_type = 'Patient'")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    assert!(!stored.is_empty(), "killed before the first commit");
+    assert!(
+        stored.len() < everyone,
+        "not killed midway: the test proves nothing"
+    );
+    assert_eq!(
+        stored, covered,
+        "stored people without an entry, or entries without them"
+    );
 }
