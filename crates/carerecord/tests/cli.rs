@@ -24,15 +24,20 @@ fn carerecord(args: &[&str]) -> std::process::Output {
         .expect("run carerecord")
 }
 
+/// A small synthetic London: 12 people, 2 care homes.
 fn generate(dir: &Path, seed: &str) {
+    generate_sized(dir, seed, "12", "2");
+}
+
+fn generate_sized(dir: &Path, seed: &str, patients: &str, care_homes: &str) {
     let out = carerecord(&[
         "generate",
         "--out",
         dir.to_str().unwrap(),
         "--patients",
-        "12",
+        patients,
         "--care-homes",
-        "2",
+        care_homes,
         "--seed",
         seed,
     ]);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use carerecord_store::{AuditAction, AuditOutcome, AuditRecord, Channel, PrincipalKind};
 
-use super::{carerecord, generate, run_verify};
+use super::{carerecord, generate, generate_sized, run_verify};
 
 /// The audit trail of the store under `db`, oldest first.
 fn trail(db: &Path) -> Vec<AuditRecord> {
@@ -180,18 +180,7 @@ fn an_import_writes_an_entry_per_commit_and_per_file_naming_operator_source_and_
 fn an_import_killed_midway_has_an_entry_for_everything_it_stored() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("in");
-    let out = carerecord(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--patients",
-        "300",
-        "--care-homes",
-        "4",
-        "--seed",
-        "5",
-    ]);
-    assert!(out.status.success());
+    generate_sized(&data, "5", "300", "4");
     let db = t.path().join("db");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_carerecord"))
         .args([

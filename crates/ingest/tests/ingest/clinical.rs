@@ -7,6 +7,18 @@ use tokio::net::TcpStream;
 
 use super::{NHS, edited, exchange, fixture, msa, search, spawn_app};
 
+/// The id of the one Patient with NHS number `nhs`.
+async fn the_person(app: &super::App, nhs: &str) -> String {
+    let patients = search(
+        &app.store,
+        ResourceType::Patient,
+        &[("identifier", &format!("{NHS}|{nhs}"))],
+    )
+    .await;
+    assert_eq!(patients.len(), 1);
+    patients[0]["id"].as_str().unwrap().to_owned()
+}
+
 async fn counts(app: &super::App, pid: &str) -> (usize, usize, usize) {
     let of = |rt, param: &'static str| {
         let subject = format!("Patient/{pid}");
@@ -28,14 +40,7 @@ async fn allergies_diagnoses_and_next_of_kin_are_filed_under_the_person_once() {
     let ack = exchange(&mut conn, &a01).await;
     assert_eq!(msa(&ack).0, "AA", "{}", String::from_utf8_lossy(&ack));
 
-    let patients = search(
-        &app.store,
-        ResourceType::Patient,
-        &[("identifier", &format!("{NHS}|9990000034"))],
-    )
-    .await;
-    assert_eq!(patients.len(), 1);
-    let pid = patients[0]["id"].as_str().unwrap().to_owned();
+    let pid = the_person(&app, "9990000034").await;
 
     // Four distinct allergens (penicillin twice, one empty AL1), four distinct diagnoses (I10
     // twice, one empty DG1), two people (David sent twice, one empty NK1).
@@ -115,14 +120,7 @@ async fn allergies_and_contacts_keep_their_records_when_the_sender_adds_its_own_
     };
     let both = "NK1|1|SAMPLE^DAVID|SPO\rNK1|2|SAMPLE^EMMA|CHD\r";
     accepted(&mut conn, message("K1", "9990000034^^^NHS^NH", both)).await;
-    let patients = search(
-        &app.store,
-        ResourceType::Patient,
-        &[("identifier", &format!("{NHS}|9990000034"))],
-    )
-    .await;
-    assert_eq!(patients.len(), 1);
-    let pid = patients[0]["id"].as_str().unwrap().to_owned();
+    let pid = the_person(&app, "9990000034").await;
     assert_eq!(counts(&app, &pid).await, (1, 0, 2));
 
     let active = |app: &super::App| {
