@@ -5,7 +5,12 @@
 //!
 //! ```sh
 //! cargo run --release -p carerecord-portal --example record_page -- 200
+//! cargo run --release -p carerecord-portal --example record_page -- 200 results summary
 //! ```
+//!
+//! After the number of requests, the pages to ask for may be named (a section's slug,
+//! `summary`, or `residents` for My residents); without names, every one. `RUST_LOG` is
+//! honoured: `RUST_LOG=sqlx::query=debug` prints every statement with its time.
 //!
 //! The data are the benches' (`crates/record/benches/record.rs`): the largest care home
 //! resident of a seed-42 synthetic London, grown to 2,000 resources with more of their own lab
@@ -22,6 +27,11 @@ use carerecord_store::{AuditKey, ResourceStore, now_micros};
 use carerecord_synth::{London, Options};
 use serde_json::{Value, json};
 
+// The binary's allocator (`carerecord`'s default `mimalloc` feature): a page builds and frees
+// many small blocks, and glibc's allocator would be measured instead of the page.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const TARGET: usize = 2_000;
@@ -29,6 +39,10 @@ const PASSWORD: &str = "an end-to-end benchmark password";
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let requests: usize = std::env::args()
         .nth(1)
         .map(|n| n.parse())
@@ -136,7 +150,7 @@ async fn main() -> Result<()> {
         .to_owned();
 
     println!(
-        "{requests} requests per page, one at a time, {} build",
+        "{requests} requests per page, one at a time, {} build, mimalloc",
         if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -144,7 +158,9 @@ async fn main() -> Result<()> {
         }
     );
     // Every section of the record page (the summary is the page itself), then My residents.
-    let paths = std::iter::once(format!("/residents/{person}"))
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let paths = std::iter::once(("summary", format!("/residents/{person}")))
         .chain(
             [
                 "discharge",
@@ -156,9 +172,11 @@ async fn main() -> Result<()> {
                 "encounters",
             ]
             .iter()
-            .map(|s| format!("/residents/{person}/{s}")),
+            .map(|s| (*s, format!("/residents/{person}/{s}"))),
         )
-        .chain(std::iter::once("/".to_owned()));
+        .chain(std::iter::once(("residents", "/".to_owned())))
+        .filter(|(name, _)| wanted(name))
+        .map(|(_, path)| path);
     for path in paths {
         let mut times = Vec::with_capacity(requests);
         let mut sizes = (0, 0);
