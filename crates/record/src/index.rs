@@ -74,7 +74,8 @@ impl<'a> Index<'a> {
             }
             idx.by_type.entry(rt).or_default().push(item);
         }
-        for v in input.sources_only {
+        for u in input.sources_only {
+            let v = &u.value;
             if input.view == View::Restricted
                 && !RESTRICTED_TYPES
                     .iter()
@@ -90,7 +91,7 @@ impl<'a> Index<'a> {
                 let (system, code) = crate::sections::results::test_key(v);
                 *idx.unparsed_results
                     .entry((system.to_owned(), code.into_owned()))
-                    .or_default() += 1;
+                    .or_default() += u.count;
             }
         }
         for list in idx.by_type.values_mut() {

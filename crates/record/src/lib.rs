@@ -161,7 +161,25 @@ pub struct RecordInput<'a> {
     /// Resources of the person that the page does not show, given only for their source and
     /// when it last sent something (`meta` is enough): a page that does not parse every
     /// resource still says truly how fresh each source is. Not indexed, never rendered.
-    pub sources_only: &'a [Value],
+    pub sources_only: &'a [Unparsed],
+}
+
+/// Resources a page did not parse, alike in all it needs to know of them: one stands for
+/// `count`. `value` holds `resourceType` and `meta` (its `tag`, and as `lastUpdated` the latest
+/// arrival among them); for results also `code` and `status`, so the results section still
+/// counts them. A long record's thousands of results come from a few sources and tests, so a
+/// few of these stand for all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unparsed {
+    pub value: Value,
+    pub count: usize,
+}
+
+impl Unparsed {
+    /// One resource, standing for itself.
+    pub fn one(value: Value) -> Unparsed {
+        Unparsed { value, count: 1 }
+    }
 }
 
 /// The heading of a person's record.

@@ -23,10 +23,13 @@ use carerecord_store::{
 };
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::residents::rec_now;
 use crate::page::{Chrome, PageError, render};
-use crate::record::{PersonHeader, RESULTS_SHOWN_PER_TEST, RecordInput, RecordView, Section};
+use crate::record::{
+    PersonHeader, RESULTS_SHOWN_PER_TEST, RecordInput, RecordView, Section, Unparsed,
+};
 use crate::session::Staff;
 use crate::{audit, person};
 
@@ -117,12 +120,87 @@ pub async fn load(state: &AppState, access: &Access, id: &LogicalId) -> Result<L
 }
 
 /// How much of a resource a section's page parses.
-enum Parse {
+enum Parse<'a> {
     /// The whole body, to show it.
     Whole,
-    /// Only its source and arrival (a small stand-in with the body's `meta`), so that the
-    /// page still judges each source's freshness over everything the person has from it.
-    SourceOnly(Value),
+    /// Only its source and arrival (its `meta`, for [`StandIns`]), so that the page still
+    /// judges each source's freshness over everything the person has from it.
+    SourceOnly(GlanceMeta<'a>),
+}
+
+/// What a page keeps of the resources it does not parse: one [`Unparsed`] per group of alike
+/// ones — the same type and source tags and, for results, the same test (`code` as written)
+/// and status — standing for all of them, with the latest arrival among them. A long
+/// record's two thousand results come from a few sources and tests: a few stand-ins, not two
+/// thousand `Value`s built and freed.
+#[derive(Default)]
+struct StandIns<'a> {
+    groups: HashMap<Alike<'a>, Latest<'a>>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct Alike<'a> {
+    resource_type: ResourceType,
+    tags: Vec<&'a str>,
+    /// A result's test and status, so that the results section still counts it.
+    test: Option<(Option<&'a str>, Option<Cow<'a, str>>)>,
+}
+
+struct Latest<'a> {
+    /// `meta.lastUpdated` as written, and as a time to compare (`None`: not readable).
+    last_updated: Option<Cow<'a, str>>,
+    at: Option<time::OffsetDateTime>,
+    count: usize,
+}
+
+impl<'a> StandIns<'a> {
+    fn add(
+        &mut self,
+        resource_type: ResourceType,
+        meta: GlanceMeta<'a>,
+        test: Option<(Option<&'a RawValue>, Option<Cow<'a, str>>)>,
+    ) {
+        let key = Alike {
+            resource_type,
+            tags: meta.tag.iter().map(|t| t.get()).collect(),
+            test: test.map(|(code, status)| (code.map(RawValue::get), status)),
+        };
+        let at = meta.last_updated.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let latest = self.groups.entry(key).or_insert(Latest {
+            last_updated: None,
+            at: None,
+            count: 0,
+        });
+        latest.count += 1;
+        if latest.count == 1 || at > latest.at {
+            latest.last_updated = meta.last_updated;
+            latest.at = at;
+        }
+    }
+
+    fn into_unparsed(self) -> Vec<Unparsed> {
+        let parse = |raw: &str| serde_json::from_str::<Value>(raw).unwrap_or(Value::Null);
+        self.groups
+            .into_iter()
+            .map(|(alike, latest)| {
+                let tags: Vec<Value> = alike.tags.iter().map(|t| parse(t)).collect();
+                let mut value = serde_json::json!({
+                    "resourceType": alike.resource_type.as_str(),
+                    "meta": {"lastUpdated": latest.last_updated, "tag": tags},
+                });
+                if let (Some((code, status)), Some(o)) = (alike.test, value.as_object_mut()) {
+                    o.insert("code".into(), code.map_or(Value::Null, parse));
+                    o.insert("status".into(), serde_json::json!(status));
+                }
+                Unparsed {
+                    value,
+                    count: latest.count,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The summary shows abnormal results of the last 90 days (`carerecord_record`'s summary):
@@ -140,7 +218,12 @@ fn summary_results_cutoff(now_micros: i64) -> String {
 /// reports page (imaging and other non-laboratory reports, shown by their conclusions) and the
 /// medicines, problems, care plans and encounters pages none. Everything else is parsed
 /// whole. When in doubt (a body it cannot read), the whole.
-fn parse_for(section: Section, r: &StoredResource, cutoff: &str, shown: &HashSet<String>) -> Parse {
+fn parse_for<'a>(
+    section: Section,
+    r: &'a StoredResource,
+    cutoff: &str,
+    shown: &HashSet<String>,
+) -> Parse<'a> {
     if r.resource_type != ResourceType::Observation {
         return Parse::Whole;
     }
@@ -174,13 +257,7 @@ fn parse_for(section: Section, r: &StoredResource, cutoff: &str, shown: &HashSet
         Section::Medicines | Section::Problems | Section::CarePlans | Section::Encounters => false,
     };
     match (needed, g.meta) {
-        (false, Some(meta)) if !meta.tag.is_empty() => Parse::SourceOnly(serde_json::json!({
-            "resourceType": r.resource_type.as_str(),
-            "meta": {
-                "lastUpdated": meta.last_updated,
-                "tag": meta.tag,
-            }
-        })),
+        (false, Some(meta)) if !meta.tag.is_empty() => Parse::SourceOnly(meta),
         _ => Parse::Whole,
     }
 }
@@ -233,12 +310,14 @@ fn referenced_by_compositions(resources: &[StoredResource]) -> HashSet<String> {
 /// cannot be dated (or carry a partial date), grouped or read, and those the page leaves out
 /// (cancelled, entered in error), are kept too, and do not count towards `L`.
 ///
-/// Returns the ids to parse whole and, for every other result, its stand-in
-/// ([`ResultGlance::stand_in`]) — from the same one glance.
-fn results_shown(resources: &[StoredResource]) -> (HashSet<String>, HashMap<String, Value>) {
+/// Returns the ids to parse whole; every other result is added to `stand_ins` with its source,
+/// test and status — from the same one glance. Each result is in exactly one of the two.
+fn results_shown<'a>(
+    resources: &'a [StoredResource],
+    stand_ins: &mut StandIns<'a>,
+) -> HashSet<String> {
     let mut shown = HashSet::new();
-    let mut groups: HashMap<String, Vec<(String, String, String, ResultGlance<'_>)>> =
-        HashMap::new();
+    let mut groups: HashMap<&str, Vec<(String, String, String, ResultGlance<'_>)>> = HashMap::new();
     for r in resources
         .iter()
         .filter(|r| r.resource_type == ResourceType::Observation && !r.deleted)
@@ -279,10 +358,10 @@ fn results_shown(resources: &[StoredResource]) -> (HashSet<String>, HashMap<Stri
             continue;
         };
         let (lo, hi) = ((*lo).to_owned(), (*hi).to_owned());
-        let test = g.code.as_ref().map(Value::to_string).unwrap_or_default();
+        // The code as written: the finest grouping there is, and no `Value` to build.
+        let test = g.code.map(RawValue::get).unwrap_or_default();
         groups.entry(test).or_default().push((key, lo, hi, g));
     }
-    let mut stand_ins = HashMap::new();
     for (_, mut list) in groups {
         let threshold = if list.len() <= RESULTS_SHOWN_PER_TEST {
             None
@@ -297,9 +376,12 @@ fn results_shown(resources: &[StoredResource]) -> (HashSet<String>, HashMap<Stri
         };
         for (key, _, hi, g) in list {
             let kept = threshold.as_deref().is_none_or(|t| hi.as_str() >= t);
-            match (kept, g.stand_in()) {
-                (false, Some(v)) => {
-                    stand_ins.insert(key, v);
+            // Left out, it stands in with its source and arrival (for each source's
+            // freshness), its test and status (so the page still says how many results of the
+            // test there are) — unless it has no `meta` to say where it came from.
+            match (kept, g.meta) {
+                (false, Some(meta)) => {
+                    stand_ins.add(ResourceType::Observation, meta, Some((g.code, g.status)));
                 }
                 _ => {
                     shown.insert(key);
@@ -307,22 +389,7 @@ fn results_shown(resources: &[StoredResource]) -> (HashSet<String>, HashMap<Stri
             }
         }
     }
-    (shown, stand_ins)
-}
-
-impl ResultGlance<'_> {
-    /// What the results page keeps of a result it does not show: its source and arrival (for
-    /// each source's freshness), its test and status (so the page can still say how many
-    /// results of the test there are). `None` without a `meta` to say where it came from.
-    fn stand_in(self) -> Option<Value> {
-        let meta = self.meta?;
-        Some(serde_json::json!({
-            "resourceType": "Observation",
-            "meta": {"lastUpdated": meta.last_updated, "tag": meta.tag},
-            "code": self.code,
-            "status": self.status,
-        }))
-    }
+    shown
 }
 
 /// The day before `YYYY-MM-DD`, in the same form; `None` if it is not such a day.
@@ -338,12 +405,12 @@ fn day_before(day: &str) -> Option<String> {
 }
 
 /// What [`results_shown`] reads of an Observation: [`Glance`]'s dates plus the test and the
-/// status. Its own struct because it builds `code` as a `Value`, which the other pages'
-/// glance over every Observation should not pay for.
+/// status (`code` as its raw JSON text, parsed only for a stand-in).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResultGlance<'a> {
-    code: Option<Value>,
+    #[serde(borrow)]
+    code: Option<&'a RawValue>,
     #[serde(borrow)]
     status: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -380,9 +447,9 @@ struct Glance<'a> {
 struct GlanceMeta<'a> {
     #[serde(borrow)]
     last_updated: Option<Cow<'a, str>>,
-    /// Source tags are what says where it came from; kept as they are.
-    #[serde(default)]
-    tag: Vec<Value>,
+    /// Source tags are what says where it came from; kept as written.
+    #[serde(borrow, default)]
+    tag: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -562,30 +629,28 @@ async fn show(
     // Parsing a body into a `Value` (and freeing it) is most of what a long record costs, so
     // only what the section shows is parsed; of the rest only the source is read.
     let cutoff = summary_results_cutoff(access.now);
+    let mut stand_ins = StandIns::default();
+    // The results page's selection and its stand-ins come from one glance at each result.
     let shown = match section {
         Section::Discharge => referenced_by_compositions(&loaded.resources),
+        Section::Results => results_shown(&loaded.resources, &mut stand_ins),
         _ => HashSet::new(),
     };
-    // The results page's selection and its stand-ins come from one glance at each result.
-    let (shown, mut stand_ins) = if section == Section::Results {
-        results_shown(&loaded.resources)
-    } else {
-        (shown, HashMap::new())
-    };
     let mut bodies: Vec<Value> = Vec::new();
-    let mut glanced: Vec<Value> = Vec::new();
     for r in &loaded.resources {
-        if r.resource_type == ResourceType::Observation
-            && let Some(v) = stand_ins.remove(&format!("Observation/{}", r.id))
-        {
-            glanced.push(v);
+        if section == Section::Results && r.resource_type == ResourceType::Observation {
+            // Already sorted: parsed whole, or standing in.
+            if shown.contains(&format!("Observation/{}", r.id)) {
+                bodies.extend(serde_json::from_str::<Value>(&r.body).ok());
+            }
             continue;
         }
         match parse_for(section, r, &cutoff, &shown) {
             Parse::Whole => bodies.extend(serde_json::from_str::<Value>(&r.body).ok()),
-            Parse::SourceOnly(v) => glanced.push(v),
+            Parse::SourceOnly(meta) => stand_ins.add(r.resource_type, meta, None),
         }
     }
+    let glanced = stand_ins.into_unparsed();
     let orgs = organisations(state, access, &loaded.resources, &bodies).await?;
     let feeds = feeds(state).await?;
     let record = RecordView::build_for(
@@ -744,7 +809,7 @@ mod tests {
         assert!(parsed(Section::Discharge, &rows[1]));
         assert!(parsed(Section::Discharge, &rows[2]));
         assert!(!parsed(Section::Discharge, &rows[3]));
-        let (results, _) = results_shown(&rows);
+        let results = results_shown(&rows, &mut StandIns::default());
         assert!(
             rows[1..]
                 .iter()
@@ -754,6 +819,46 @@ mod tests {
         assert!(rows[1..].iter().all(|r| !parsed(Section::Reports, r)));
         assert!(!parsed(Section::Summary, &rows[3]));
         assert!(parsed(Section::Reports, &rows[0]), "not an Observation");
+    }
+
+    #[test]
+    fn alike_resources_stand_in_once_with_their_latest_arrival() {
+        let from = |id: &str, ods: &str, when: &str| {
+            row(
+                ResourceType::Observation,
+                id,
+                serde_json::json!({"resourceType": "Observation", "id": id, "status": "final",
+                    "effectiveDateTime": "2020-01-01",
+                    "meta": {"lastUpdated": when, "tag": [{"system": SOURCE_ORGANISATION_TAG, "code": ods}]}}),
+            )
+        };
+        let rows = [
+            from("a1", "LAB1", "2026-01-01T10:00:00Z"),
+            // The latest of LAB1's, though not the last written nor the greatest text.
+            from("a2", "LAB1", "2026-03-01T00:30:00+01:00"),
+            from("a3", "LAB1", "2026-03-01T00:40:00+02:00"),
+            from("b1", "LAB2", "2025-06-01T10:00:00Z"),
+        ];
+        let mut stand_ins = StandIns::default();
+        for r in &rows {
+            match parse_for(Section::Medicines, r, "2026-01-01", &HashSet::new()) {
+                Parse::SourceOnly(meta) => stand_ins.add(r.resource_type, meta, None),
+                Parse::Whole => panic!("the medicines page parsed {}", r.id),
+            }
+        }
+        let mut unparsed = stand_ins.into_unparsed();
+        unparsed.sort_by_key(|u| u.count);
+        assert_eq!(unparsed.len(), 2, "{unparsed:?}");
+        assert_eq!(unparsed[0].count, 1);
+        assert_eq!(unparsed[0].value["meta"]["tag"][0]["code"], "LAB2");
+        assert_eq!(unparsed[1].count, 3);
+        assert_eq!(unparsed[1].value["meta"]["tag"][0]["code"], "LAB1");
+        assert_eq!(
+            unparsed[1].value["meta"]["lastUpdated"],
+            "2026-03-01T00:30:00+01:00"
+        );
+        // Not results: nothing for the results section to count.
+        assert!(unparsed.iter().all(|u| u.value.get("code").is_none()));
     }
 
     fn result(id: &str, code: &str, when: &str) -> StoredResource {
@@ -784,7 +889,9 @@ mod tests {
         let mut cancelled = result("cancelled", "2823-3", &day(0));
         cancelled.body = cancelled.body.replace("\"final\"", "\"cancelled\"");
         rows.push(cancelled);
-        let (shown, stand_ins) = results_shown(&rows);
+        let mut stand_ins = StandIns::default();
+        let shown = results_shown(&rows, &mut stand_ins);
+        let stand_ins = stand_ins.into_unparsed();
         let has = |id: &str| shown.contains(&format!("Observation/{id}"));
         // Every one of the newest n potassium results, and none much older.
         assert!((n..2 * n).all(|k| has(&format!("k{k}"))));
@@ -793,13 +900,13 @@ mod tests {
         // A test with few results: all of them. What cannot be judged: kept.
         assert!((0..5).all(|k| has(&format!("na{k}"))));
         assert!(has("partial") && has("cancelled"));
-        // Every result is either parsed or stands in with its test (so it is still counted).
-        assert_eq!(shown.len() + stand_ins.len(), rows.len());
-        assert!(
-            stand_ins
-                .values()
-                .all(|v| v["code"]["coding"][0]["code"] == "2823-3" && v["status"] == "final")
-        );
+        // Every result is either parsed or stands in with its test (so it is still counted):
+        // the older potassium results, alike, all by one stand-in.
+        let standing: usize = stand_ins.iter().map(|u| u.count).sum();
+        assert_eq!(shown.len() + standing, rows.len());
+        assert_eq!(stand_ins.len(), 1);
+        let v = &stand_ins[0].value;
+        assert!(v["code"]["coding"][0]["code"] == "2823-3" && v["status"] == "final");
         assert_eq!(day_before("2021-03-01").as_deref(), Some("2021-02-28"));
         assert_eq!(day_before("not a day"), None);
     }

@@ -1,6 +1,7 @@
 //! What each section of the record shows, and how it says what it cannot show.
 
 use super::*;
+use crate::Unparsed;
 
 #[test]
 fn header_reads_like_the_wristband() {
@@ -457,15 +458,20 @@ fn results_left_unparsed_still_count_in_how_many_there_are() {
         })
         .collect();
     // Older potassium results the caller read only for their source, test and status, and
-    // one cancelled (never counted).
-    let mut older: Vec<Value> = (0..10)
-        .map(|_| {
-            json!({"resourceType": "Observation", "status": "final",
-                "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()})
-        })
-        .collect();
-    older.push(json!({"resourceType": "Observation", "status": "cancelled",
-        "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()}));
+    // one cancelled (never counted); seven of them given as one that stands for seven.
+    let alike = |status: &str| {
+        json!({"resourceType": "Observation", "status": status,
+            "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()})
+    };
+    let mut older: Vec<Unparsed> = (0..3).map(|_| Unparsed::one(alike("final"))).collect();
+    older.push(Unparsed {
+        value: alike("final"),
+        count: 7,
+    });
+    older.push(Unparsed {
+        value: alike("cancelled"),
+        count: 2,
+    });
     let input = |sources_only| RecordInput {
         patient: &p,
         resources: &r,
