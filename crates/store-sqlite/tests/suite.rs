@@ -27,4 +27,5 @@ async fn fresh() -> Option<Fixture> {
 carerecord_store::backend_suite!(fresh);
 
 mod feed_index;
+mod planner;
 mod tamper;
