@@ -26,7 +26,7 @@ use carerecord_bench::inprocess::{Write, import_bundle};
 use carerecord_bench::stats::{Percentiles, ms};
 use carerecord_identity::{Identity, IdentitySettings, NewClient};
 use carerecord_server::{AppState, ServerSettings};
-use carerecord_store::ResourceStore;
+use carerecord_store::{AuditKey, ResourceStore};
 use carerecord_store_postgres::{PostgresStore, test_support};
 use carerecord_store_sqlite::SqliteStore;
 use carerecord_synth::London;
@@ -169,12 +169,16 @@ async fn open_store(
                 }
             };
             let file = root.join("carerecord-load.db");
-            let store = SqliteStore::open(&file).await?;
+            let store = SqliteStore::open(&file).await?.with_audit_key(audit_key()?);
             Ok((Arc::new(store), None, dir, Some(file)))
         }
         Backend::Postgres => match &args.database_url {
             Some(url) => Ok((
-                Arc::new(PostgresStore::connect(url).await?),
+                Arc::new(
+                    PostgresStore::connect(url)
+                        .await?
+                        .with_audit_key(audit_key()?),
+                ),
                 None,
                 None,
                 None,
@@ -187,7 +191,12 @@ async fn open_store(
                 {
                     test_support::Fresh::Ready(store, db) => {
                         eprintln!("using fresh test database {}", db.name);
-                        Ok((Arc::new(store), Some(db), None, None))
+                        Ok((
+                            Arc::new(store.with_audit_key(audit_key()?)),
+                            Some(db),
+                            None,
+                            None,
+                        ))
                     }
                     test_support::Fresh::Unreachable(e) => {
                         bail!("PostgreSQL is unreachable: {e}")
@@ -196,6 +205,12 @@ async fn open_store(
             }
         },
     }
+}
+
+/// Every request is audited, as in the binary (token grants, reads, searches and writes
+/// alike), so the store needs a key to chain the trail with.
+fn audit_key() -> anyhow::Result<AuditKey> {
+    AuditKey::new(b"carerecord-load-benchmark-key-32").context("audit key")
 }
 
 fn file_bytes(f: &Path) -> Option<u64> {
