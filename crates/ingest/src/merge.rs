@@ -5,7 +5,11 @@
 //! version; the merged Patient becomes `active: false` with a `replaced-by` link, the survivor
 //! gets a `replaces` link. Nothing is deleted and every earlier version stays readable. The
 //! merge is recorded (`patient_merges`) with the versions it wrote, so [`undo`] can re-point
-//! them back.
+//! them back. Entries keyed on the person (an HL7 sender's allergies and contacts, see
+//! [`rekey`]) are re-keyed on the survivor, so that its next message updates them instead of
+//! adding copies.
+
+use std::collections::HashSet;
 
 use carerecord_fhir::{LogicalId, ResourceType};
 use carerecord_store::ingest::{self, IngestOp, tx_do, tx_id};
@@ -73,6 +77,72 @@ pub fn repoint(v: &mut Value, from: &str, to: &str) -> bool {
     changed
 }
 
+/// The identifier values an entry is keyed on for one person start with carerecord's id for
+/// them and `|` (`carerecord_hl7::map::PATIENT_KEY`, filled in by the ingest): an allergy
+/// from an AL1 is `<person>|<code system>|<code>`.
+fn person_key_prefix(patient: &str) -> String {
+    format!("{patient}|")
+}
+
+/// Each `(system, value)` of `v`'s identifiers.
+fn identifiers(v: &Value) -> impl Iterator<Item = (&str, &str)> {
+    v.get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
+}
+
+/// Rewrites the identifiers of `v` keyed on person `from` to be keyed on `to`, so that `to`'s
+/// next message finds the entry, except where `taken` (`to`'s own keys) already has the
+/// rewritten one: then two entries would share a key, and this one keeps its own. Answers
+/// whether anything changed.
+pub fn rekey(v: &mut Value, from: &str, to: &str, taken: &HashSet<(String, String)>) -> bool {
+    let (old, new) = (person_key_prefix(from), person_key_prefix(to));
+    let mut changed = false;
+    let Some(Value::Array(ids)) = v.get_mut("identifier") else {
+        return false;
+    };
+    for i in ids {
+        let system = i.get("system").and_then(Value::as_str).map(str::to_owned);
+        if let (Some(system), Some(Value::String(value))) = (system, i.get_mut("value"))
+            && let Some(rest) = value.strip_prefix(&old)
+        {
+            let rekeyed = format!("{new}{rest}");
+            if !taken.contains(&(system, rekeyed.clone())) {
+                *value = rekeyed;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// The keys (`system`, `value`) of `patient`'s entries that are keyed on them.
+async fn keys_of(
+    tx: &mut dyn StoreTx,
+    patient: &LogicalId,
+) -> Result<HashSet<(String, String)>, IngestError> {
+    let prefix = person_key_prefix(patient.as_str());
+    let mut keys = HashSet::new();
+    for key in ingest::tx_compartment(tx, patient.as_str()).await? {
+        let Some(current) = tx.current(key.resource_type, &key.id).await? else {
+            continue;
+        };
+        // Most of a record is keyed on nothing of the person's: not parsed.
+        if current.deleted || !current.body.contains(&prefix) {
+            continue;
+        }
+        let body = parse_body(&current.body)?;
+        keys.extend(
+            identifiers(&body)
+                .filter(|(_, v)| v.starts_with(&prefix))
+                .map(|(s, v)| (s.to_owned(), v.to_owned())),
+        );
+    }
+    Ok(keys)
+}
+
 async fn write_body(
     tx: &mut dyn StoreTx,
     rt: ResourceType,
@@ -120,6 +190,7 @@ pub async fn merge(
     }
     let mut survivor_body = patient_body(tx, survivor).await?;
     let mut merged_body = patient_body(tx, merged).await?;
+    let taken = keys_of(tx, survivor).await?;
     let mut written = Vec::new();
     for key in ingest::tx_compartment(tx, merged.as_str()).await? {
         if key.resource_type == ResourceType::Patient && key.id == *merged {
@@ -129,7 +200,10 @@ pub async fn merge(
             continue;
         };
         let mut body = parse_body(&current.body)?;
-        if repoint(&mut body, merged.as_str(), survivor.as_str()) {
+        // Both, always: `|` would skip the keys of an entry whose reference changed.
+        let repointed = repoint(&mut body, merged.as_str(), survivor.as_str());
+        let rekeyed = rekey(&mut body, merged.as_str(), survivor.as_str(), &taken);
+        if repointed || rekeyed {
             written.push(write_body(tx, key.resource_type, &key.id, body).await?);
         }
     }
@@ -203,7 +277,15 @@ pub async fn undo(
             continue;
         }
         let mut body = parse_body(&current.body)?;
-        if repoint(&mut body, survivor.as_str(), merged.as_str()) {
+        let repointed = repoint(&mut body, survivor.as_str(), merged.as_str());
+        // What the merge re-keyed goes back; an entry whose key it kept has nothing to undo.
+        let rekeyed = rekey(
+            &mut body,
+            survivor.as_str(),
+            merged.as_str(),
+            &HashSet::new(),
+        );
+        if repointed || rekeyed {
             written.push(write_body(tx, rt, &id, body).await?);
         }
     }
@@ -254,5 +336,22 @@ mod tests {
         assert_eq!(v["performer"][1]["reference"], "Patient/older");
         assert_eq!(v["note"][0]["text"], "Patient/old");
         assert!(!repoint(&mut v, "old", "new"));
+    }
+
+    #[test]
+    fn keys_on_the_merged_person_move_to_the_survivor_unless_it_has_them() {
+        let system = "https://fhir.carerecord.example/Id/ZRH01/allergy";
+        let mut latex = json!({"identifier": [
+            {"system": system, "value": "old|LOCAL|LTX"},
+            {"system": "https://x.example/other", "value": "old-not-a-key"}]});
+        assert!(rekey(&mut latex, "old", "new", &HashSet::new()));
+        assert_eq!(latex["identifier"][0]["value"], "new|LOCAL|LTX");
+        assert_eq!(latex["identifier"][1]["value"], "old-not-a-key");
+        assert!(!rekey(&mut latex, "old", "new", &HashSet::new()));
+        // The survivor has its own penicillin allergy from the same sender: kept apart.
+        let taken = HashSet::from([(system.to_owned(), "new|LOCAL|PEN".to_owned())]);
+        let mut penicillin = json!({"identifier": [{"system": system, "value": "old|LOCAL|PEN"}]});
+        assert!(!rekey(&mut penicillin, "old", "new", &taken));
+        assert_eq!(penicillin["identifier"][0]["value"], "old|LOCAL|PEN");
     }
 }

@@ -185,3 +185,68 @@ async fn allergies_and_contacts_keep_their_records_when_the_sender_adds_its_own_
         [("DAVID".to_owned(), true), ("EMMA".to_owned(), true)]
     );
 }
+
+/// After an A40 merge, the survivor's next message updates the allergies it absorbed instead
+/// of adding copies: an allergy the merged record had is re-keyed on the survivor, unless the
+/// survivor had its own for the same allergen (then both stay, as the sender sent them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_records_allergies_are_updated_by_the_survivors_next_message() {
+    let app = spawn_app().await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    let a31 = |id: &str, pid: &str, al1: &str| {
+        format!(
+            "MSH|^~\\&|PAS|ZRH01|CARERECORD|ZCR01|20260801100000||ADT^A31^ADT_A05|{id}|P|2.4\r\
+             EVN|A31|20260801100000\r\
+             {pid}\r\
+             {al1}"
+        )
+        .into_bytes()
+    };
+    let latex = "AL1|1|MA|LTX^Latex^LOCAL|MO|Hives\r";
+    let penicillin = "AL1|2|DA|PEN^Penicillin^LOCAL|SV|Rash\r";
+    // The record to be merged away: known by the MRN only, a latex and a penicillin allergy.
+    accepted(
+        &mut conn,
+        a31(
+            "M1",
+            "PID|1||RX7777777^^^ZRH01^MR||OTHER^CARRIE||19500101|F",
+            &format!("{latex}{penicillin}"),
+        ),
+    )
+    .await;
+    // The survivor, with its own penicillin allergy.
+    let survivor = "PID|1||9990000034^^^NHS^NH~RX3333333^^^ZRH01^MR||SAMPLE^CAROL||19450203|F";
+    accepted(&mut conn, a31("S1", survivor, penicillin)).await;
+    let pid = the_person(&app, "9990000034").await;
+    assert_eq!(counts(&app, &pid).await.0, 1);
+
+    let a40 = format!(
+        "MSH|^~\\&|PAS|ZRH01|CARERECORD|ZCR01|20260802090000||ADT^A40^ADT_A39|M2|P|2.4\r\
+         EVN|A40|20260802090000\r\
+         {survivor}\r\
+         MRG|RX7777777^^^ZRH01^MR||||||OTHER^CARRIE\r"
+    );
+    accepted(&mut conn, a40.into_bytes()).await;
+    // Absorbed: latex and both penicillin allergies.
+    assert_eq!(counts(&app, &pid).await.0, 3);
+
+    // The survivor's next message names latex and penicillin: no copies.
+    accepted(
+        &mut conn,
+        a31("S2", survivor, &format!("{latex}{penicillin}")),
+    )
+    .await;
+    let allergies = search(
+        &app.store,
+        ResourceType::AllergyIntolerance,
+        &[("patient", &format!("Patient/{pid}"))],
+    )
+    .await;
+    let named = |code: &str| {
+        allergies
+            .iter()
+            .filter(|a| a["code"]["coding"][0]["code"] == code)
+            .count()
+    };
+    assert_eq!((named("LTX"), named("PEN")), (1, 2), "{allergies:#?}");
+}
