@@ -128,8 +128,9 @@ fn tuned(opts: SqliteConnectOptions) -> SqliteConnectOptions {
 /// The shared compiler numbers placeholders in order of appearance and uses each once, so
 /// `?` binds the same values. It matters for speed: SQLite looks numbered parameters up by name
 /// through a linear list, so binding the thousands of values of a batched insert as `$N` costs
-/// time quadratic in their number; anonymous ones bind directly.
-fn positional(sql: &str) -> String {
+/// time quadratic in their number; anonymous ones bind directly. Public for the tests that
+/// look at the plans of the statements the store runs.
+pub fn positional(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {

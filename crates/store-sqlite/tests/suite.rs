@@ -26,6 +26,23 @@ async fn fresh() -> Option<Fixture> {
 
 carerecord_store::backend_suite!(fresh);
 
+/// A new store's file after its migrations, and a plain connection to it (to look at plans).
+async fn migrated_file() -> (tempfile::TempDir, sqlx::SqliteConnection) {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("carerecord.db");
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("the SQLite store opens");
+    store.close().await;
+    let db = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(&path),
+    )
+    .await
+    .expect("a connection to the file");
+    (dir, db)
+}
+
 mod feed_index;
 mod planner;
 mod tamper;

@@ -2,9 +2,9 @@
 //! record page) is answered from the `(sender, received_at)` index of migration 0017, not by
 //! reading every message a sender ever sent.
 
-use carerecord_store_sqlite::SqliteStore;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection, Row};
+use sqlx::Row;
+
+use super::migrated_file;
 
 /// The statement of `carerecord_store::ingest`'s feed status, as the store runs it.
 const FEEDS: &str = "SELECT s.ods, MAX((SELECT MAX(m.received_at) FROM hl7_messages m WHERE m.sender = s.id)) \
@@ -12,15 +12,7 @@ const FEEDS: &str = "SELECT s.ods, MAX((SELECT MAX(m.received_at) FROM hl7_messa
 
 #[tokio::test]
 async fn the_newest_message_of_each_feed_is_read_from_the_sender_and_time_index() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("carerecord.db");
-    let store = SqliteStore::open(&path)
-        .await
-        .expect("the SQLite store opens");
-    store.close().await;
-    let mut db = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
-        .await
-        .expect("a connection to the file");
+    let (_dir, mut db) = migrated_file().await;
     let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {FEEDS}")))
         .fetch_all(&mut db)
         .await

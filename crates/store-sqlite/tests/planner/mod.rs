@@ -6,26 +6,11 @@ use carerecord_access::Visibility;
 use carerecord_fhir::ResourceType;
 use carerecord_search::query::{Handling, parse};
 use carerecord_store::sql::page_statement;
-use carerecord_store_sqlite::SqliteStore;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection, Row};
+use carerecord_store_sqlite::positional;
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
-/// `$n` placeholders as `?` (unbound: the plan does not depend on the values).
-fn anonymous(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            while chars.peek().is_some_and(char::is_ascii_digit) {
-                chars.next();
-            }
-            out.push('?');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use super::migrated_file;
 
 async fn plan_of(db: &mut SqliteConnection, rt: ResourceType, params: &[(&str, &str)]) -> String {
     let pairs: Vec<(String, String)> = params
@@ -34,7 +19,8 @@ async fn plan_of(db: &mut SqliteConnection, rt: ResourceType, params: &[(&str, &
         .collect();
     let q = parse(rt, &pairs, Handling::Strict, "").expect("a valid search");
     let st = page_statement(&q, 20, None, &Visibility::All).expect("a statement");
-    let sql = format!("EXPLAIN QUERY PLAN {}", anonymous(&st.statement.sql));
+    // Unbound: the plan does not depend on the values.
+    let sql = format!("EXPLAIN QUERY PLAN {}", positional(&st.statement.sql));
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(db)
         .await
@@ -47,15 +33,7 @@ async fn plan_of(db: &mut SqliteConnection, rt: ResourceType, params: &[(&str, &
 
 #[tokio::test]
 async fn the_other_criteria_of_a_search_are_tested_through_each_candidates_own_rows() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("carerecord.db");
-    let store = SqliteStore::open(&path)
-        .await
-        .expect("the SQLite store opens");
-    store.close().await;
-    let mut db = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
-        .await
-        .expect("a connection to the file");
+    let (_dir, mut db) = migrated_file().await;
     // The residents list's results search: one person's results, laboratory ones, recent.
     let plan = plan_of(
         &mut db,
