@@ -457,8 +457,8 @@ fn results_left_unparsed_still_count_in_how_many_there_are() {
             )
         })
         .collect();
-    // Older potassium results the caller read only for their source, test and status, and
-    // one cancelled (never counted); seven of them given as one that stands for seven.
+    // Ten older potassium results the caller read only for their source, test and status
+    // (three alone, seven as one that stands for seven), and two cancelled (never counted).
     let alike = |status: &str| {
         json!({"resourceType": "Observation", "status": status,
             "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()})
