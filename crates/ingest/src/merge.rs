@@ -200,7 +200,7 @@ pub async fn merge(
             continue;
         };
         let mut body = parse_body(&current.body)?;
-        // Both, always: `|` would skip the keys of an entry whose reference changed.
+        // Both, always: `repoint(..) || rekey(..)` would not re-key an entry it re-pointed.
         let repointed = repoint(&mut body, merged.as_str(), survivor.as_str());
         let rekeyed = rekey(&mut body, merged.as_str(), survivor.as_str(), &taken);
         if repointed || rekeyed {

@@ -175,13 +175,6 @@ pub struct Unparsed {
     pub count: usize,
 }
 
-impl Unparsed {
-    /// One resource, standing for itself.
-    pub fn one(value: Value) -> Unparsed {
-        Unparsed { value, count: 1 }
-    }
-}
-
 /// The heading of a person's record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PersonHeader {

@@ -463,7 +463,12 @@ fn results_left_unparsed_still_count_in_how_many_there_are() {
         json!({"resourceType": "Observation", "status": status,
             "code": r[0]["code"].clone(), "meta": r[0]["meta"].clone()})
     };
-    let mut older: Vec<Unparsed> = (0..3).map(|_| Unparsed::one(alike("final"))).collect();
+    let mut older: Vec<Unparsed> = (0..3)
+        .map(|_| Unparsed {
+            value: alike("final"),
+            count: 1,
+        })
+        .collect();
     older.push(Unparsed {
         value: alike("final"),
         count: 7,
