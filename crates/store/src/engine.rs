@@ -11,6 +11,7 @@ use carerecord_access::Visibility;
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::query::{Include, SearchQuery, Total};
 
+use crate::cells::{Cols, Kind};
 use crate::error::StoreError;
 use crate::model::{HistoryQuery, Page, ResourceKey, SearchOutcome, StoredResource, VersionHead};
 use crate::sql::visibility::{self, Mode};
@@ -278,21 +279,29 @@ pub async fn search(
     page_size: u32,
     vis: &Visibility,
 ) -> Result<SearchOutcome, StoreError> {
-    let total = match q.total {
-        Total::None => None,
-        // Counting is one indexed query; estimate and accurate are both answered exactly.
-        Total::Estimate | Total::Accurate => {
+    let wants_total = q.total != Total::None;
+    // "N withheld" is said once, on the first page: later pages would repeat the same number.
+    // Nothing is withheld from an unrestricted principal.
+    let wants_withheld = q.cursor.is_none() && !matches!(vis, Visibility::All);
+    // Counting is one indexed query; estimate and accurate are both answered exactly.
+    let (total, withheld) = match (wants_total, wants_withheld) {
+        (true, true) => {
+            let (shown, withheld) = both_counts(exec, q, vis).await?;
+            (Some(shown), withheld)
+        }
+        (true, false) => {
             let n = exec
                 .scalar(&sql::count_statement(q, vis, Mode::Visible)?)
                 .await?;
-            Some(u64::try_from(n).unwrap_or(0))
+            (Some(u64::try_from(n).unwrap_or(0)), 0)
         }
-    };
-    // Said once, on the first page: later pages would repeat the same number.
-    let withheld = if q.cursor.is_none() {
-        withheld_count(exec, q, vis).await?
-    } else {
-        0
+        (false, true) => {
+            let n = exec
+                .scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
+                .await?;
+            (None, u64::try_from(n).unwrap_or(0))
+        }
+        (false, false) => (None, 0),
     };
     if page_size == 0 {
         return Ok(SearchOutcome {
@@ -328,19 +337,19 @@ pub async fn search(
     })
 }
 
-/// How many matches are withheld from a scoped principal because they are sensitive.
-async fn withheld_count(
+/// How many matches a scoped principal sees, and how many are withheld from them because
+/// they are sensitive, in one statement.
+async fn both_counts(
     exec: &mut dyn SqlExec,
     q: &SearchQuery,
     vis: &Visibility,
-) -> Result<u64, StoreError> {
-    if matches!(vis, Visibility::All) {
-        return Ok(0);
-    }
-    let n = exec
-        .scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
+) -> Result<(u64, u64), StoreError> {
+    let rows = exec
+        .cells(&sql::counts_statement(q, vis)?, &[Kind::Int, Kind::Int])
         .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok((count(cols.int()?), count(cols.int()?)))
 }
 
 async fn includes(

@@ -103,6 +103,21 @@ pub fn where_clause(
     mode: visibility::Mode,
     st: &mut Statement,
 ) -> Result<String, StoreError> {
+    let mut w = criteria_clause(q, vis, st)?;
+    if let Some(v) = visibility::condition("r", vis, mode, st) {
+        w.push_str(" AND ");
+        w.push_str(&v);
+    }
+    Ok(w)
+}
+
+/// The search's own criteria over `resources r`, without the visibility of the rows it
+/// matches (chained criteria still see only what `vis` allows).
+fn criteria_clause(
+    q: &SearchQuery,
+    vis: &Visibility,
+    st: &mut Statement,
+) -> Result<String, StoreError> {
     let rt = st.text(q.resource_type.as_str());
     let mut parts = vec![
         format!("r.resource_type = {rt}"),
@@ -139,9 +154,6 @@ pub fn where_clause(
             )?);
         }
     }
-    if let Some(v) = visibility::condition("r", vis, mode, st) {
-        parts.push(v);
-    }
     Ok(parts.join(" AND "))
 }
 
@@ -154,6 +166,25 @@ pub fn count_statement(
     let mut st = Statement::default();
     let w = where_clause(q, vis, mode, &mut st)?;
     st.sql = format!("SELECT COUNT(*) FROM resources r WHERE {w}");
+    Ok(st)
+}
+
+/// One row: how many matches `vis` shows, and how many it withholds only because they are
+/// sensitive — what a scoped principal's first page with a total needs, in one pass over the
+/// matches instead of two. The two conditions are disjoint and each row's care probes run
+/// once: SQL evaluates `AND`/`OR` left to right and stops early, and the withheld test starts
+/// with `sensitive`, which is false for most rows.
+pub fn counts_statement(q: &SearchQuery, vis: &Visibility) -> Result<Statement, StoreError> {
+    let mut st = Statement::default();
+    let visible = visibility::condition("r", vis, visibility::Mode::Visible, &mut st)
+        .unwrap_or_else(|| "TRUE".to_owned());
+    let withheld = visibility::condition("r", vis, visibility::Mode::Withheld, &mut st)
+        .unwrap_or_else(|| "FALSE".to_owned());
+    let w = criteria_clause(q, vis, &mut st)?;
+    st.sql = format!(
+        "SELECT COALESCE(SUM(CASE WHEN {visible} THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN {withheld} THEN 1 ELSE 0 END), 0) FROM resources r WHERE {w}"
+    );
     Ok(st)
 }
 
