@@ -1,14 +1,24 @@
-//! What the audit write itself costs a read and a search, over HTTP, in one run.
+//! What the access policy and the audit write cost a read and a search, over HTTP, in one run.
 //!
 //! One store (SQLite in a temporary directory, or a fresh PostgreSQL database) holds `--people`
-//! synthetic people with `--observations` Observations each. Two servers share it, each on
-//! 127.0.0.1:0: the real application, and the same routes without the audit middleware
-//! (`carerecord_server::app_unaudited_for_benchmarks`). The same unrestricted service identity
-//! sends the same reads (`GET Patient/{id}`) and patient-scoped searches
-//! (`GET Observation?subject=Patient/{id}&_count=20`) to each, alternating in rounds, one request
-//! at a time; p50/p99 of each and their ratio are printed. The policy is the same on both sides
-//! (the service identity sees everything), so the ratio is the audit's cost alone: building the
-//! entry, the group commit, and waiting for it to be durable.
+//! synthetic people with `--observations` Observations each, all residents of one care home (an
+//! active EpisodeOfCare it manages). Two servers share it, each on 127.0.0.1:0: the real
+//! application, and the same routes without the audit middleware
+//! (`carerecord_server::app_unaudited_for_benchmarks`). Three sides send the same reads
+//! (`GET Patient/{id}`) and patient-scoped searches (`GET Observation?subject=Patient/{id}&_count=20`),
+//! alternating in rounds:
+//!
+//! - `none`: the unrestricted service identity, without the audit middleware (no product
+//!   configuration runs like this; it is the floor);
+//! - `service`: the same identity through the real application (audited; the policy lets it
+//!   see everything) — the issue's "same request by an unrestricted system identity";
+//! - `nurse`: a registered nurse at the care home, signed in with password and TOTP, through the
+//!   real application: every query carries her compiled visibility rules (relationship,
+//!   objection, sensitivity, source and break-glass probes) and is audited.
+//!
+//! p50/p99 and requests/second of each are printed with the ratios nurse/service (the policy),
+//! service/none (the audit write: building the entry, the group commit, waiting until it is
+//! durable) and nurse/none (both).
 //!
 //! ```text
 //! cargo build --release -p carerecord-bench
@@ -24,7 +34,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use carerecord_access::Role;
 use carerecord_fhir::{LogicalId, ResourceType};
-use carerecord_identity::{Identity, IdentitySettings, NewClient};
+use carerecord_identity::{Identity, IdentitySettings, NewClient, NewUser, totp};
 use carerecord_server::{AppState, ServerSettings};
 use carerecord_store::{AuditKey, ResourceStore, write};
 use carerecord_store_postgres::test_support;
@@ -99,8 +109,21 @@ async fn open(
     }
 }
 
+/// The care home every bench person lives in (the nurse's organisation).
+const HOME: &str = "org-bench-home";
+
 async fn load(store: &Arc<dyn ResourceStore>, args: &Args) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::with_capacity(args.people);
+    let mut tx = store.begin().await?;
+    write::create(
+        tx.as_mut(),
+        ResourceType::Organization,
+        &LogicalId::parse(HOME)?,
+        json!({"resourceType": "Organization", "name": "Bench Care Home",
+               "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "VBENCH"}]}),
+    )
+    .await?;
+    tx.commit().await?;
     for p in 0..args.people {
         let pid = format!("pat-{p:05}");
         let mut tx = store.begin().await?;
@@ -110,6 +133,16 @@ async fn load(store: &Arc<dyn ResourceStore>, args: &Args) -> anyhow::Result<Vec
             &LogicalId::parse(&pid)?,
             json!({"resourceType": "Patient", "name": [{"family": "Bench", "given": [format!("P{p}")]}],
                    "birthDate": "1940-01-01"}),
+        )
+        .await?;
+        write::create(
+            tx.as_mut(),
+            ResourceType::EpisodeOfCare,
+            &LogicalId::parse(&format!("eoc-{p:05}"))?,
+            json!({"resourceType": "EpisodeOfCare", "status": "active",
+                   "patient": {"reference": format!("Patient/{pid}")},
+                   "managingOrganization": {"reference": format!("Organization/{HOME}")},
+                   "period": {"start": "2025-01-01"}}),
         )
         .await?;
         for o in 0..args.observations {
@@ -195,99 +228,97 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("no access token")?
         .to_owned();
 
+    let nurse = sign_in_nurse(&identity, &http, audited).await?;
+    let sides = [
+        Side {
+            name: "none",
+            addr: unaudited,
+            token: token.clone(),
+            audited: false,
+        },
+        Side {
+            name: "service",
+            addr: audited,
+            token,
+            audited: true,
+        },
+        Side {
+            name: "nurse",
+            addr: audited,
+            token: nurse,
+            audited: true,
+        },
+    ];
+
     let targets: Vec<String> = ids.iter().take(args.per_round).cloned().collect();
     let before = store.audit_entries(0, u32::MAX).await?.len();
     println!(
         "backend {:?}, {} people x {} observations, {} requests per side per round, {} rounds, concurrency {}",
-        args.backend, args.people, args.observations, args.per_round, args.rounds, args.concurrency
+        args.backend,
+        args.people,
+        args.observations,
+        targets.len(),
+        args.rounds,
+        args.concurrency
     );
+    // Over `service`: the policy's cost (nurse); over `none`: the audit's (service) and both.
     println!(
-        "| request | without audit p50 | p99 | req/s | with audit p50 | p99 | req/s | ratio p50 | ratio p99 |"
+        "| request | side | p50 | p99 | req/s | p50 / service | req/s / service | p50 / none | req/s / none |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for kind in ["read", "search"] {
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        let (mut with_secs, mut without_secs) = (0.0, 0.0);
+        let mut lat: [Vec<f64>; 3] = Default::default();
+        let mut secs = [0.0f64; 3];
         for round in 0..args.rounds {
-            let order = if round % 2 == 0 {
-                [(unaudited, false), (audited, true)]
-            } else {
-                [(audited, true), (unaudited, false)]
-            };
-            for (addr, is_audited) in order {
-                let started = Instant::now();
-                let mut tasks = Vec::new();
-                for k in 0..args.concurrency {
-                    let mine: Vec<String> = targets
-                        .iter()
-                        .skip(k)
-                        .step_by(args.concurrency)
-                        .cloned()
-                        .collect();
-                    let (http, token) = (http.clone(), token.clone());
-                    tasks.push(tokio::spawn(async move {
-                        let mut lat = Vec::with_capacity(mine.len());
-                        for id in mine {
-                            let path = match kind {
-                                "read" => format!("Patient/{id}"),
-                                _ => format!("Observation?subject=Patient/{id}&_count=20"),
-                            };
-                            let t = Instant::now();
-                            let r = http
-                                .get(format!("http://{addr}/fhir/{path}"))
-                                .bearer_auth(&token)
-                                .send()
-                                .await?;
-                            let status = r.status();
-                            r.bytes().await?;
-                            if !status.is_success() {
-                                bail!("{path}: {status}");
-                            }
-                            lat.push(t.elapsed().as_secs_f64() * 1_000.0);
-                        }
-                        Ok::<_, anyhow::Error>(lat)
-                    }));
-                }
-                let mut lat = Vec::new();
-                for t in tasks {
-                    lat.extend(t.await??);
-                }
-                let secs = started.elapsed().as_secs_f64();
-                // The first round warms caches on both sides; it is not counted.
+            // Each round starts with a different side, so none is always first or last.
+            for k in 0..sides.len() {
+                let i = (round + k) % sides.len();
+                let (l, s) = one_side(&http, &sides[i], kind, &targets, args.concurrency).await?;
+                // The first round warms caches on every side; it is not counted.
                 if round > 0 {
-                    if is_audited {
-                        with.extend(lat);
-                        with_secs += secs;
-                    } else {
-                        without.extend(lat);
-                        without_secs += secs;
-                    }
+                    lat[i].extend(l);
+                    secs[i] += s;
                 }
             }
         }
-        with.sort_by(f64::total_cmp);
-        without.sort_by(f64::total_cmp);
-        let (a50, a99) = (percentile(&without, 0.5), percentile(&without, 0.99));
-        let (b50, b99) = (percentile(&with, 0.5), percentile(&with, 0.99));
-        let rate = |n: usize, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        println!(
-            "| {kind} | {a50:.2} ms | {a99:.2} ms | {:.0} | {b50:.2} ms | {b99:.2} ms | {:.0} | {:.2} | {:.2} |",
-            rate(without.len(), without_secs),
-            rate(with.len(), with_secs),
-            b50 / a50,
-            b99 / a99
-        );
+        let mut stats = Vec::new();
+        for (i, l) in lat.iter_mut().enumerate() {
+            l.sort_by(f64::total_cmp);
+            let rate = if secs[i] > 0.0 {
+                l.len() as f64 / secs[i]
+            } else {
+                0.0
+            };
+            stats.push((percentile(l, 0.5), percentile(l, 0.99), rate));
+        }
+        for (i, side) in sides.iter().enumerate() {
+            let (p50, p99, rate) = stats[i];
+            // p50 and throughput of this side over side `j`'s.
+            let ratio = |j: usize| {
+                let (b50, _, brate) = stats[j];
+                let p = if b50 > 0.0 { p50 / b50 } else { 0.0 };
+                let t = if brate > 0.0 { rate / brate } else { 0.0 };
+                format!("{p:.2} | {t:.2}")
+            };
+            println!(
+                "| {kind} | {} | {p50:.2} ms | {p99:.2} ms | {rate:.0} | {} | {} |",
+                side.name,
+                ratio(1),
+                ratio(0)
+            );
+        }
     }
     let after = store.audit_entries(0, u32::MAX).await?.len();
     // The check that the two sides differ in what they should: one entry per audited request.
-    let expected = 2 * args.rounds * targets.len();
+    let audited_sides = sides.iter().filter(|s| s.audited).count();
+    let expected = 2 * audited_sides * args.rounds * targets.len();
     eprintln!(
         "audit entries written during the run: {} (expected {expected})",
         after - before
     );
     if after - before != expected {
         bail!(
-            "the audited side wrote {} entries, not {expected}",
+            "the audited sides wrote {} entries, not {expected}",
             after - before
         );
     }
@@ -295,4 +326,104 @@ async fn run(args: Args) -> anyhow::Result<()> {
         db.drop_database().await;
     }
     Ok(())
+}
+
+/// Who sends the requests, and to which server.
+struct Side {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    token: String,
+    audited: bool,
+}
+
+/// A registered nurse at the bench's care home, signed in over HTTP (password and TOTP); her
+/// bearer token.
+async fn sign_in_nurse(
+    identity: &Identity,
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<String> {
+    const PASSWORD: &str = "bench-nurse-password-0001";
+    let created = identity
+        .create_user(NewUser {
+            username: "bench-nurse".into(),
+            display_name: "Bench Nurse".into(),
+            password: Some(PASSWORD.into()),
+            grants: vec![(Role::RegisteredNurse, HOME.to_owned())],
+            training_valid_until: None,
+        })
+        .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let code = totp::code_at(&created.totp_secret, now)?;
+    let resp = http
+        .post(format!("http://{addr}/auth/login"))
+        .json(&json!({"username": "bench-nurse", "password": PASSWORD, "totp": code}))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("the nurse could not sign in: {status} {body}");
+    }
+    Ok(body["access_token"]
+        .as_str()
+        .context("no access token for the nurse")?
+        .to_owned())
+}
+
+/// One side's share of a round: every target once, from `concurrency` clients. The latencies
+/// (ms) and the round's wall-clock seconds. A request that is not answered 200 with what was
+/// asked for (the nurse must see every resident) stops the run.
+async fn one_side(
+    http: &reqwest::Client,
+    side: &Side,
+    kind: &'static str,
+    targets: &[String],
+    concurrency: usize,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..concurrency {
+        let mine: Vec<String> = targets
+            .iter()
+            .skip(k)
+            .step_by(concurrency)
+            .cloned()
+            .collect();
+        let (http, token, addr) = (http.clone(), side.token.clone(), side.addr);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(mine.len());
+            for id in mine {
+                let path = match kind {
+                    "read" => format!("Patient/{id}"),
+                    _ => format!("Observation?subject=Patient/{id}&_count=20"),
+                };
+                let t = Instant::now();
+                let r = http
+                    .get(format!("http://{addr}/fhir/{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                let status = r.status();
+                let body = r.bytes().await?;
+                lat.push(t.elapsed().as_secs_f64() * 1_000.0);
+                if !status.is_success() {
+                    bail!("{path}: {status}");
+                }
+                // A search that silently returned nothing would be cheaper, not comparable.
+                const MATCH: &[u8] = br#""resourceType":"Observation""#;
+                if kind == "search" && !body.windows(MATCH.len()).any(|w| w == MATCH) {
+                    bail!("{path}: no Observation in the answer");
+                }
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    Ok((lat, started.elapsed().as_secs_f64()))
 }
