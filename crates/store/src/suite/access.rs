@@ -596,12 +596,15 @@ pub async fn authorisation_matrix_searches_counts_and_paging(store: Store) {
             );
             assert!(count.matches.is_empty());
         }
-        // Patient-scoped searches of each person.
+        // Patient-scoped searches of each person, with their totals and withheld counts.
         for p in &people {
             let reference = format!("Patient/{}", p.id);
             let out = store
                 .search(
-                    &query(ResourceType::Condition, &[("subject", &reference)]),
+                    &query(
+                        ResourceType::Condition,
+                        &[("subject", &reference), ("_total", "accurate")],
+                    ),
                     100,
                     &vis,
                 )
@@ -622,6 +625,25 @@ pub async fn authorisation_matrix_searches_counts_and_paging(store: Store) {
                 .map(|i| i.id.clone())
                 .collect();
             assert_eq!(got, want, "Condition?subject={reference}: {}", who.name);
+            assert_eq!(
+                out.total,
+                Some(want.len() as u64),
+                "Condition?subject={reference} total: {}",
+                who.name
+            );
+            let want_withheld = items
+                .iter()
+                .filter(|i| {
+                    i.rt == ResourceType::Condition
+                        && i.patient == Some(p.id)
+                        && withheld(&who.principal, i, &people)
+                })
+                .count() as u64;
+            assert_eq!(
+                out.withheld, want_withheld,
+                "Condition?subject={reference} withheld: {}",
+                who.name
+            );
         }
     }
 }
