@@ -171,9 +171,10 @@ pub fn count_statement(
 
 /// One row: how many matches `vis` shows, and how many it withholds only because they are
 /// sensitive — what a scoped principal's first page with a total needs, in one pass over the
-/// matches instead of two. The two conditions are disjoint and each row's care probes run
-/// once: SQL evaluates `AND`/`OR` left to right and stops early, and the withheld test starts
-/// with `sensitive`, which is false for most rows.
+/// matches instead of two. The two conditions are disjoint, and each row's care probes run
+/// once: SQLite and PostgreSQL evaluate a `CASE` condition's `AND`/`OR` from the left and stop
+/// at the first answer, and the withheld test asks `sensitive` (false for most rows) before
+/// the probes.
 pub fn counts_statement(q: &SearchQuery, vis: &Visibility) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
     let visible = visibility::condition("r", vis, visibility::Mode::Visible, &mut st)
