@@ -26,6 +26,11 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+// The allocator the `carerecord` binary ships with (its default `mimalloc` feature), so the
+// figures are the binary's and not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OBX_PER_ORU: usize = 5;
 
 fn nhs_numbers(n: usize) -> Vec<String> {

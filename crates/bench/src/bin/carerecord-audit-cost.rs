@@ -42,6 +42,11 @@ use carerecord_store_sqlite::SqliteStore;
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
+// The allocator the `carerecord` binary ships with (its default `mimalloc` feature), so the
+// figures are the binary's and not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
     Sqlite,

@@ -33,6 +33,11 @@ use carerecord_synth::London;
 use clap::{Parser, ValueEnum};
 use tokio::sync::Mutex;
 
+// The allocator the `carerecord` binary ships with (its default `mimalloc` feature), so the
+// figures are the binary's and not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
     Sqlite,
