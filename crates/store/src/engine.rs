@@ -293,13 +293,13 @@ pub async fn search(
             let n = exec
                 .scalar(&sql::count_statement(q, vis, Mode::Visible)?)
                 .await?;
-            (Some(u64::try_from(n).unwrap_or(0)), 0)
+            (Some(count(n)), 0)
         }
         (false, true) => {
             let n = exec
                 .scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
                 .await?;
-            (None, u64::try_from(n).unwrap_or(0))
+            (None, count(n))
         }
         (false, false) => (None, 0),
     };
@@ -348,8 +348,12 @@ async fn both_counts(
         .cells(&sql::counts_statement(q, vis)?, &[Kind::Int, Kind::Int])
         .await?;
     let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok((count(cols.int()?), count(cols.int()?)))
+}
+
+/// A `COUNT`'s value as a count (a database never answers one below zero).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 async fn includes(
