@@ -268,19 +268,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     // Over `service`: the policy's cost (nurse); over `none`: the audit's (service) and both.
     println!(
-        "| request | side | p50 | p99 | req/s | p50 / service | req/s / service | p50 / none | req/s / none |"
+        "| request | side | p50 | p99 | req/s | p50 / service | req/s / service | p50 / none | req/s / none | CPU ms/req, this process | CPU ms/req, PostgreSQL |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for kind in ["read", "search"] {
         let mut lat: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
         let mut secs = vec![0.0f64; sides.len()];
+        let mut cpu = vec![(0u64, 0u64); sides.len()];
         for round in 0..args.rounds {
             // Each round starts with a different side, so none is always first or last.
             for k in 0..sides.len() {
                 let i = (round + k) % sides.len();
+                let ticks = cpu_ticks();
                 let (l, s) = one_side(&http, &sides[i], kind, &targets, args.concurrency).await?;
+                let used = cpu_ticks();
                 // The first round warms caches on every side; it is not counted.
                 if round > 0 {
+                    cpu[i].0 += used.0.saturating_sub(ticks.0);
+                    cpu[i].1 += used.1.saturating_sub(ticks.1);
                     lat[i].extend(l);
                     secs[i] += s;
                 }
@@ -294,19 +299,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 0.0
             };
-            stats.push((percentile(l, 0.5), percentile(l, 0.99), rate));
+            // CPU per request, ms: this process (server and clients) and PostgreSQL's.
+            let per = |t: u64| {
+                if l.is_empty() {
+                    0.0
+                } else {
+                    t as f64 * 1_000.0 / TICKS_PER_SECOND / l.len() as f64
+                }
+            };
+            stats.push((
+                percentile(l, 0.5),
+                percentile(l, 0.99),
+                rate,
+                per(cpu[i].0),
+                per(cpu[i].1),
+            ));
         }
         for (i, side) in sides.iter().enumerate() {
-            let (p50, p99, rate) = stats[i];
+            let (p50, p99, rate, cpu_self, cpu_pg) = stats[i];
             // p50 and throughput of this side over side `j`'s.
             let ratio = |j: usize| {
-                let (b50, _, brate) = stats[j];
+                let (b50, _, brate, _, _) = stats[j];
                 let p = if b50 > 0.0 { p50 / b50 } else { 0.0 };
                 let t = if brate > 0.0 { rate / brate } else { 0.0 };
                 format!("{p:.2} | {t:.2}")
             };
             println!(
-                "| {kind} | {} | {p50:.2} ms | {p99:.2} ms | {rate:.0} | {} | {} |",
+                "| {kind} | {} | {p50:.2} ms | {p99:.2} ms | {rate:.0} | {} | {} | {cpu_self:.3} | {cpu_pg:.3} |",
                 side.name,
                 ratio(1),
                 ratio(0)
@@ -332,6 +351,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
         db.drop_database().await;
     }
     Ok(())
+}
+
+/// Linux's clock ticks per second for `/proc` CPU times (`USER_HZ`, 100 on every
+/// architecture Linux exposes to user space).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time used so far, in clock ticks (user + system): by this process (the server and the
+/// clients) and by every PostgreSQL process on the machine (its server processes are where a
+/// statement's work is done). Zero where `/proc` cannot say.
+fn cpu_ticks() -> (u64, u64) {
+    fn ticks(stat: &str) -> u64 {
+        // Fields after the parenthesised command: state is the 3rd, utime the 14th, stime the 15th.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return 0;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
+    }
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .map(|s| ticks(&s))
+        .unwrap_or(0);
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let path = e.path();
+            if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
+                pg += std::fs::read_to_string(path.join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0);
+            }
+        }
+    }
+    (own, pg)
 }
 
 /// Who sends the requests, and to which server.
