@@ -13,4 +13,6 @@ pub use classify::{Classification, Classifier, CodeLists, Relationship, Relation
 pub use policy::{Denial, PolicySettings};
 pub use role::{OrgKind, Principal, PrincipalId, Role, SmartGrant, View};
 pub use scope::{ContextKind, Interaction, Permit, ScopeError, ScopeSet};
-pub use visibility::{DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, Scope, Visibility};
+pub use visibility::{
+    DISCHARGE_SUMMARY_LOINC, DISCHARGE_SUMMARY_SNOMED, KnownCare, Scope, Visibility,
+};

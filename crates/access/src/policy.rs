@@ -194,6 +194,7 @@ pub fn visibility(
         now,
         encounter_cutoff: settings.encounter_cutoff(now),
         patient: None,
+        known: None,
     }))
 }
 

@@ -41,6 +41,19 @@ pub struct Scope {
     /// Only this patient's compartment (and rows in no compartment): a token whose SMART
     /// `patient/` scopes name a patient in context. `None` for no such narrowing.
     pub patient: Option<String>,
+    /// Whether one person is in the organisation's care (not objected, and a relationship or
+    /// a live break-glass grant of this principal), asked once by the store for a request
+    /// about that person (`carerecord_store::engine::pin`), so the compiled condition answers
+    /// it for that person's rows instead of asking again for every row. The policy never sets
+    /// it; it lives no longer than the request's statements.
+    pub known: Option<KnownCare>,
+}
+
+/// See [`Scope::known`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownCare {
+    pub patient: String,
+    pub in_care: bool,
 }
 
 /// SNOMED CT "Discharge summary" — the Composition type the restricted view shows.

@@ -579,6 +579,7 @@ fn conditions_seen_by_the_home(t: &Path, db: &str, config: Option<&Path>) -> (Ve
             now,
             encounter_cutoff: now,
             patient: None,
+            known: None,
         });
         let found = store
             .everything(

@@ -7,9 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use carerecord_access::Visibility;
+use carerecord_access::{KnownCare, Visibility};
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
-use carerecord_search::query::{Include, SearchQuery, Total};
+use carerecord_search::query::{Criterion, Include, ReferenceValue, SearchQuery, Total};
 
 use crate::cells::{Cols, Kind};
 use crate::error::StoreError;
@@ -279,6 +279,8 @@ pub async fn search(
     page_size: u32,
     vis: &Visibility,
 ) -> Result<SearchOutcome, StoreError> {
+    let pinned = pin(exec, vis, pinned_patient(q)).await?;
+    let vis = pinned.as_ref().unwrap_or(vis);
     let wants_total = q.total != Total::None;
     // "N withheld" is said once, on the first page: later pages would repeat the same number.
     // Nothing is withheld from an unrestricted principal.
@@ -337,8 +339,54 @@ pub async fn search(
     })
 }
 
+/// For a request about one person by a scoped principal: the principal's visibility with
+/// the answer to "is this person in the organisation's care?" asked once
+/// ([`carerecord_access::Scope::known`]), instead of by every row the request's statements
+/// read. `None` when there is nothing to ask (an unrestricted principal, or no one person).
+pub async fn pin(
+    exec: &mut dyn SqlExec,
+    vis: &Visibility,
+    patient: Option<&str>,
+) -> Result<Option<Visibility>, StoreError> {
+    let (Visibility::Scoped(s), Some(patient)) = (vis, patient) else {
+        return Ok(None);
+    };
+    if s.known.is_some() {
+        return Ok(None);
+    }
+    let in_care = exec
+        .scalar(&visibility::in_care_statement(patient, s))
+        .await?
+        > 0;
+    let mut s = s.clone();
+    s.known = Some(KnownCare {
+        patient: patient.to_owned(),
+        in_care,
+    });
+    Ok(Some(Visibility::Scoped(s)))
+}
+
+/// The one person a search's criteria name through a reference to a Patient
+/// (`subject=Patient/X`, `patient=X`), if any. Only which person's answer is asked ahead
+/// depends on it: the compiled condition is right for every row whatever it returns.
+fn pinned_patient(q: &SearchQuery) -> Option<&str> {
+    q.criteria.iter().find_map(|c| match c {
+        Criterion::Reference { values, .. } => match values.as_slice() {
+            [
+                ReferenceValue::Local {
+                    target_type: Some(ResourceType::Patient),
+                    id,
+                },
+            ] => Some(id.as_str()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// How many matches a scoped principal sees, and how many are withheld from them because
-/// they are sensitive, in one statement.
+/// they are sensitive: one statement, and a second only when some match may be withheld (see
+/// [`sql::counts_statement`]).
 async fn both_counts(
     exec: &mut dyn SqlExec,
     q: &SearchQuery,
@@ -348,7 +396,16 @@ async fn both_counts(
         .cells(&sql::counts_statement(q, vis)?, &[Kind::Int, Kind::Int])
         .await?;
     let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
-    Ok((count(cols.int()?), count(cols.int()?)))
+    let (shown, maybe_withheld) = (count(cols.int()?), count(cols.int()?));
+    let withheld = if maybe_withheld == 0 {
+        0
+    } else {
+        count(
+            exec.scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
+                .await?,
+        )
+    };
+    Ok((shown, withheld))
 }
 
 /// A `COUNT`'s value as a count (a database never answers one below zero).
@@ -521,6 +578,8 @@ pub async fn everything(
         }
         None => None,
     };
+    let pinned = pin(exec, vis, Some(patient_id.as_str())).await?;
+    let vis = pinned.as_ref().unwrap_or(vis);
     let st = sql::everything_statement(
         patient_id.as_str(),
         since,

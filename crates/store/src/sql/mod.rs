@@ -169,22 +169,22 @@ pub fn count_statement(
     Ok(st)
 }
 
-/// One row: how many matches `vis` shows, and how many it withholds only because they are
-/// sensitive — what a scoped principal's first page with a total needs, in one pass over the
-/// matches instead of two. The two conditions are disjoint, and each row's care probes run
-/// once: SQLite and PostgreSQL evaluate a `CASE` condition's `AND`/`OR` from the left and stop
-/// at the first answer, and the withheld test asks `sensitive` (false for most rows) before
-/// the probes.
+/// One row: how many matches `vis` shows, and how many *may* be withheld from it because they
+/// are sensitive and another organisation's ([`visibility::Mode::MaybeWithheld`]) — what a
+/// scoped principal's first page with a total needs, in one pass over the matches instead of
+/// two. Only the first column asks the care probes: PostgreSQL prepares every subquery of a
+/// statement each time it runs it, so the statement is kept small; when the second column is
+/// not zero, the exact number is asked separately.
 pub fn counts_statement(q: &SearchQuery, vis: &Visibility) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
     let visible = visibility::condition("r", vis, visibility::Mode::Visible, &mut st)
         .unwrap_or_else(|| "TRUE".to_owned());
-    let withheld = visibility::condition("r", vis, visibility::Mode::Withheld, &mut st)
+    let maybe = visibility::condition("r", vis, visibility::Mode::MaybeWithheld, &mut st)
         .unwrap_or_else(|| "FALSE".to_owned());
     let w = criteria_clause(q, vis, &mut st)?;
     st.sql = format!(
         "SELECT COALESCE(SUM(CASE WHEN {visible} THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN {withheld} THEN 1 ELSE 0 END), 0) FROM resources r WHERE {w}"
+         COALESCE(SUM(CASE WHEN {maybe} THEN 1 ELSE 0 END), 0) FROM resources r WHERE {w}"
     );
     Ok(st)
 }
@@ -949,6 +949,7 @@ mod tests {
             now: 10,
             encounter_cutoff: 5,
             patient: Some("p1".into()),
+            known: None,
         })
     }
 
@@ -962,7 +963,15 @@ mod tests {
             "value-quantity=gt5||mmol/L&code:text=pot&date:missing=true&_id=a,b",
             "_source:below=https://x.example&_profile=https://p.example&_tag=s|c",
         ];
-        for vis in [Visibility::All, scoped()] {
+        let mut known = scoped();
+        if let Visibility::Scoped(s) = &mut known {
+            s.known = Some(carerecord_access::KnownCare {
+                patient: "p1".into(),
+                in_care: true,
+            });
+            assert_in_order(&visibility::in_care_statement("p1", s));
+        }
+        for vis in [Visibility::All, scoped(), known] {
             for q in cases {
                 let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q);
                 let query = parse(
@@ -973,7 +982,9 @@ mod tests {
                 )
                 .unwrap();
                 assert_in_order(&count_statement(&query, &vis, Mode::Visible).unwrap());
+                assert_in_order(&counts_statement(&query, &vis).unwrap());
                 assert_in_order(&count_statement(&query, &vis, Mode::Withheld).unwrap());
+                assert_in_order(&count_statement(&query, &vis, Mode::MaybeWithheld).unwrap());
                 assert_in_order(&keys_statement(&query, 2, &vis).unwrap());
                 let page = page_statement(&query, 10, None, &vis).unwrap();
                 assert_in_order(&page.statement);

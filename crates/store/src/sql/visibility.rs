@@ -15,6 +15,10 @@ use super::{Arg, Statement};
 pub enum Mode {
     Visible,
     Withheld,
+    /// The sensitive rows of other organisations that `Withheld` would count, whether or not
+    /// their person is in care: a superset of `Withheld` asked without the care probes, so
+    /// that when it is empty (as for most searches) nothing more needs asking.
+    MaybeWithheld,
 }
 
 /// The condition on row `a` for `vis`, or `None` when everything is visible.
@@ -22,7 +26,7 @@ pub fn condition(a: &str, vis: &Visibility, mode: Mode, st: &mut Statement) -> O
     match vis {
         Visibility::All => match mode {
             Mode::Visible => None,
-            Mode::Withheld => Some("1 = 0".to_owned()),
+            Mode::Withheld | Mode::MaybeWithheld => Some("1 = 0".to_owned()),
         },
         Visibility::Scoped(s) => Some(scoped(a, s, mode, st)),
     }
@@ -60,6 +64,12 @@ fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
                 "{a}.sensitive = TRUE AND ({a}.source_ods IS NULL OR {a}.source_ods <> {ods}) AND ({a}.patient_id IS NULL OR {cared})"
             ));
         }
+        Mode::MaybeWithheld => {
+            let ods = st.text(&s.org_ods);
+            parts.push(format!(
+                "{a}.sensitive = TRUE AND ({a}.source_ods IS NULL OR {a}.source_ods <> {ods})"
+            ));
+        }
     }
     if let Some(p) = &s.patient {
         let p = st.text(p);
@@ -73,8 +83,22 @@ fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
 
 /// The row's patient has not objected and is in the organisation's care, or under a live
 /// break-glass grant of this principal. Written as scalar-subquery probes (see `has_row` in
-/// the parent module): each is one index seek per row.
+/// the parent module): each is one index seek per row. When the store has already asked this
+/// for one person ([`Scope::known`]), that person's rows take the answer instead of the
+/// probes (a `CASE` both databases decide before evaluating either branch).
 fn in_care(a: &str, s: &Scope, st: &mut Statement) -> String {
+    match &s.known {
+        Some(k) => {
+            let p = st.text(&k.patient);
+            let answer = if k.in_care { "TRUE" } else { "FALSE" };
+            let probes = care_probes(a, s, st);
+            format!("(CASE WHEN {a}.patient_id = {p} THEN {answer} ELSE {probes} END)")
+        }
+        None => care_probes(a, s, st),
+    }
+}
+
+fn care_probes(a: &str, s: &Scope, st: &mut Statement) -> String {
     let org = st.text(&s.org_id);
     let cutoff = st.bind(Arg::Int(s.encounter_cutoff));
     let now = st.bind(Arg::Int(s.now));
@@ -86,6 +110,18 @@ fn in_care(a: &str, s: &Scope, st: &mut Statement) -> String {
                AND c.ends > (CASE WHEN c.kind = 'encounter' THEN {cutoff} ELSE {now} END) LIMIT 1) IS NOT NULL \
            OR (SELECT 1 FROM break_glass b WHERE b.patient_id = {a}.patient_id AND b.principal_key = {key} AND b.expires_at > {now2} LIMIT 1) IS NOT NULL))"
     )
+}
+
+/// One row, one column: 1 when `patient` is in the care of `s`'s organisation (or under a
+/// live break-glass grant of its principal) and has not objected, else 0 — the question
+/// [`in_care`] asks of every row, asked once.
+pub fn in_care_statement(patient: &str, s: &Scope) -> Statement {
+    let mut st = Statement::default();
+    let p = st.text(patient);
+    let probes = care_probes("k", s, &mut st);
+    st.sql =
+        format!("SELECT COUNT(*) FROM (SELECT CAST({p} AS TEXT) AS patient_id) k WHERE {probes}");
+    st
 }
 
 /// A Composition is shown only if it is the person's latest discharge summary (by date). The
