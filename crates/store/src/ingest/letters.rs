@@ -86,7 +86,7 @@ pub(super) async fn dead_letters(
                 let p = s.bind(text(status.as_str()));
                 sql.push_str(&format!(" AND status = {p}"));
             }
-            let p = s.bind(Arg::Int(i64::from(limit)));
+            let p = crate::sql::limit(i64::from(limit));
             sql.push_str(&format!(" ORDER BY id LIMIT {p}"));
         }
         LetterFilter::Id(id) => {

@@ -97,7 +97,7 @@ pub(super) async fn reviews(
                 let p = s.bind(text(status.as_str()));
                 sql.push_str(&format!(" AND status = {p}"));
             }
-            let p = s.bind(Arg::Int(i64::from(limit)));
+            let p = crate::sql::limit(i64::from(limit));
             sql.push_str(&format!(" ORDER BY id LIMIT {p}"));
         }
     }

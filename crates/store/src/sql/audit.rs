@@ -129,7 +129,7 @@ pub fn insert_statements(entries: &[AuditEntry]) -> Vec<Statement> {
 pub fn entries_statement(after_seq: i64, limit: u32) -> Statement {
     let mut st = Statement::default();
     let a = st.bind(Arg::Int(after_seq));
-    let l = st.bind(Arg::Int(i64::from(limit)));
+    let l = super::limit(i64::from(limit));
     st.sql = format!(
         "SELECT {AUDIT_COLUMNS} FROM audit_log a WHERE a.seq > {a} ORDER BY a.seq LIMIT {l}"
     );
@@ -149,7 +149,7 @@ pub fn entry_statement(seq: i64) -> Statement {
 pub fn search_statement(f: &AuditFilter, limit: u32, before_seq: Option<i64>) -> Statement {
     let mut st = Statement::default();
     let w = filter_where(&mut st, f, before_seq);
-    let l = st.bind(Arg::Int(i64::from(limit) + 1));
+    let l = super::limit(i64::from(limit) + 1);
     st.sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log a{w} ORDER BY a.seq DESC LIMIT {l}");
     st
 }

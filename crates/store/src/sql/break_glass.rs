@@ -39,7 +39,7 @@ pub fn queue_statement(
         }
         None => String::new(),
     };
-    let lim = st.bind(Arg::Int(i64::from(limit)));
+    let lim = super::limit(i64::from(limit));
     st.sql = format!(
         "SELECT {GRANT_COLUMNS} FROM break_glass b WHERE b.org_id = {org}{status}{keyset} \
          ORDER BY b.granted_at DESC, b.grant_id DESC LIMIT {lim}"

@@ -61,6 +61,16 @@ impl Statement {
     }
 }
 
+/// A `LIMIT`'s count, written into the statement's text rather than bound. The bundled SQLite
+/// (3.51) lets its planner use the value of a bound `LIMIT`, so binding one marks the prepared
+/// statement stale and every execution prepares it again — parsing, planning and generating
+/// code each time, which cost more than running an indexed page, and more the longer the
+/// statement (a scoped principal's). A literal keeps the cached statement. The count is an
+/// integer the store computes, never text from a request, and takes few values.
+pub(crate) fn limit(n: i64) -> String {
+    n.to_string()
+}
+
 /// The highest string in bytewise order that index text can be compared with: used as the
 /// open upper end of a starts-with range (both backends compare text bytewise: SQLite's BINARY
 /// collation, PostgreSQL columns declared `COLLATE "C"`).
@@ -197,7 +207,7 @@ pub fn keys_statement(
 ) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
     let w = where_clause(q, vis, visibility::Mode::Visible, &mut st)?;
-    let lim = st.bind(Arg::Int(i64::from(limit)));
+    let lim = self::limit(i64::from(limit));
     st.sql = format!("SELECT r.resource_type, r.id FROM resources r WHERE {w} LIMIT {lim}");
     Ok(st)
 }
@@ -234,7 +244,7 @@ pub fn page_statement(
         .map(|(i, s)| format!("x.s{i} {}", if s.descending { "DESC" } else { "ASC" }))
         .collect();
     order.push("x.id ASC".to_owned());
-    let lim = st.bind(Arg::Int(i64::from(page_size) + 1));
+    let lim = limit(i64::from(page_size) + 1);
     let mut outer_cols = vec![
         "x.resource_type, x.id, x.version_id, x.last_updated, x.deleted, x.body, x.patient_id"
             .to_owned(),
@@ -898,9 +908,14 @@ fn identifier_cond(v: &TokenValue, st: &mut Statement) -> String {
 }
 
 /// Placeholders must appear as `$1, $2, …` in order, each once: backends may bind them
-/// positionally (SQLite does).
+/// positionally (SQLite does). And no `LIMIT` is bound (see [`limit`]).
 #[cfg(test)]
 pub(crate) fn assert_in_order(st: &Statement) {
+    assert!(
+        !st.sql.contains("LIMIT $"),
+        "a bound LIMIT makes SQLite prepare the statement again at every execution: {}",
+        st.sql
+    );
     let mut expected = 1;
     let b = st.sql.as_bytes();
     let mut i = 0;
@@ -1058,5 +1073,24 @@ mod tests {
         let a = st.text("x");
         let b = st.bind(Arg::Int(1));
         assert_eq!((a.as_str(), b.as_str()), ("$1", "$2"));
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    /// The paged reads outside search keep their `LIMIT` in the text too (see [`limit`]).
+    #[test]
+    fn paged_reads_bind_no_limit() {
+        let f = crate::audit::AuditFilter::default();
+        assert_in_order(&audit::entries_statement(3, 50));
+        assert_in_order(&audit::search_statement(&f, 50, Some(9)));
+        assert_in_order(&break_glass::queue_statement(
+            "org",
+            crate::model::ReviewStatus::Open,
+            20,
+            Some((1, "g")),
+        ));
     }
 }

@@ -86,7 +86,7 @@ pub fn revinclude_statement(
     }
     sql.push(')');
     visibility::and(&mut sql, "r", vis, &mut st);
-    let lim = st.bind(Arg::Int(i64::from(limit)));
+    let lim = super::limit(i64::from(limit));
     sql.push_str(&format!(" ORDER BY r.id LIMIT {lim}"));
     st.sql = sql;
     st
@@ -127,7 +127,7 @@ pub fn everything_statement(
         ));
     }
     visibility::and(&mut sql, "r", vis, &mut st);
-    let lim = st.bind(Arg::Int(i64::from(count) + 1));
+    let lim = super::limit(i64::from(count) + 1);
     sql.push_str(&format!(" ORDER BY r.resource_type, r.id LIMIT {lim}"));
     st.sql = sql;
     st
@@ -165,7 +165,7 @@ pub fn history_statement(
             "(h.last_updated < {a} OR (h.last_updated = {b} AND (h.resource_type < {t1} OR (h.resource_type = {t2} AND h.id < {i1}) OR (h.resource_type = {t3} AND h.id = {i2} AND h.version_id < {v}))) AND h.last_updated <= {lu})"
         ));
     }
-    let lim = st.bind(Arg::Int(i64::from(count) + 1));
+    let lim = super::limit(i64::from(count) + 1);
     st.sql = format!(
         "SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.body, h.patient_id FROM {ALL_VERSIONS} h WHERE {} ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT {lim}",
         conds.join(" AND ")
