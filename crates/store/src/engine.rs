@@ -279,32 +279,52 @@ pub async fn search(
     page_size: u32,
     vis: &Visibility,
 ) -> Result<SearchOutcome, StoreError> {
-    let pinned = pin(exec, vis, pinned_patient(q)).await?;
-    let vis = pinned.as_ref().unwrap_or(vis);
     let wants_total = q.total != Total::None;
     // "N withheld" is said once, on the first page: later pages would repeat the same number.
     // Nothing is withheld from an unrestricted principal.
     let wants_withheld = q.cursor.is_none() && !matches!(vis, Visibility::All);
-    // Counting is one indexed query; estimate and accurate are both answered exactly.
-    let (total, withheld) = match (wants_total, wants_withheld) {
-        (true, true) => {
-            let (shown, withheld) = both_counts(exec, q, vis).await?;
-            (Some(shown), withheld)
-        }
-        (true, false) => {
-            let n = exec
-                .scalar(&sql::count_statement(q, vis, Mode::Visible)?)
-                .await?;
-            (Some(count(n)), 0)
-        }
-        (false, true) => {
-            let n = exec
-                .scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
-                .await?;
-            (None, count(n))
-        }
-        (false, false) => (None, 0),
+    let about = pinned_patient(q);
+    // Whether the person searched is in care: asked by the first page's counts, or on its own.
+    let mut told = if wants_withheld {
+        None
+    } else {
+        pin(exec, vis, about).await?
     };
+    // Counting is one indexed query; estimate and accurate are both answered exactly.
+    let (total, withheld) = if wants_withheld {
+        let rows = exec
+            .cells(
+                &sql::counts_statement(q, vis, about)?,
+                &[Kind::Int, Kind::Int, Kind::Int],
+            )
+            .await?;
+        let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
+        let (shown, maybe_withheld, answer) =
+            (count(cols.int()?), count(cols.int()?), cols.opt_int()?);
+        if let (Some(patient), Some(answer)) = (about, answer.filter(|a| *a >= 0)) {
+            told = tell(vis, patient, answer > 0);
+        }
+        // The exact number only when some match may be withheld (see `counts_statement`).
+        let withheld = if maybe_withheld == 0 {
+            0
+        } else {
+            let vis = told.as_ref().unwrap_or(vis);
+            count(
+                exec.scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
+                    .await?,
+            )
+        };
+        (wants_total.then_some(shown), withheld)
+    } else if wants_total {
+        let vis = told.as_ref().unwrap_or(vis);
+        let n = exec
+            .scalar(&sql::count_statement(q, vis, Mode::Visible)?)
+            .await?;
+        (Some(count(n)), 0)
+    } else {
+        (None, 0)
+    };
+    let vis = told.as_ref().unwrap_or(vis);
     if page_size == 0 {
         return Ok(SearchOutcome {
             total,
@@ -358,12 +378,20 @@ pub async fn pin(
         .scalar(&visibility::in_care_statement(patient, s))
         .await?
         > 0;
+    Ok(tell(vis, patient, in_care))
+}
+
+/// `vis` told whether `patient` is in care (`None` for an unrestricted principal).
+fn tell(vis: &Visibility, patient: &str, in_care: bool) -> Option<Visibility> {
+    let Visibility::Scoped(s) = vis else {
+        return None;
+    };
     let mut s = s.clone();
     s.known = Some(KnownCare {
         patient: patient.to_owned(),
         in_care,
     });
-    Ok(Some(Visibility::Scoped(s)))
+    Some(Visibility::Scoped(s))
 }
 
 /// The one person a search's criteria name through a reference to a Patient
@@ -382,30 +410,6 @@ fn pinned_patient(q: &SearchQuery) -> Option<&str> {
         },
         _ => None,
     })
-}
-
-/// How many matches a scoped principal sees, and how many are withheld from them because
-/// they are sensitive: one statement, and a second only when some match may be withheld (see
-/// [`sql::counts_statement`]).
-async fn both_counts(
-    exec: &mut dyn SqlExec,
-    q: &SearchQuery,
-    vis: &Visibility,
-) -> Result<(u64, u64), StoreError> {
-    let rows = exec
-        .cells(&sql::counts_statement(q, vis)?, &[Kind::Int, Kind::Int])
-        .await?;
-    let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
-    let (shown, maybe_withheld) = (count(cols.int()?), count(cols.int()?));
-    let withheld = if maybe_withheld == 0 {
-        0
-    } else {
-        count(
-            exec.scalar(&sql::count_statement(q, vis, Mode::Withheld)?)
-                .await?,
-        )
-    };
-    Ok((shown, withheld))
 }
 
 /// A `COUNT`'s value as a count (a database never answers one below zero).

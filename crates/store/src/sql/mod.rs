@@ -179,22 +179,50 @@ pub fn count_statement(
     Ok(st)
 }
 
-/// One row: how many matches `vis` shows, and how many *may* be withheld from it because they
-/// are sensitive and another organisation's ([`visibility::Mode::MaybeWithheld`]) — what a
-/// scoped principal's first page with a total needs, in one pass over the matches instead of
-/// two. Only the first column asks the care probes: PostgreSQL prepares every subquery of a
-/// statement each time it runs it, so the statement is kept small; when the second column is
-/// not zero, the exact number is asked separately.
-pub fn counts_statement(q: &SearchQuery, vis: &Visibility) -> Result<Statement, StoreError> {
+/// One row: how many matches `vis` shows, how many *may* be withheld from it because they are
+/// sensitive and another organisation's ([`visibility::Mode::MaybeWithheld`]), and — when the
+/// search is about one person (`about`) and `vis` has not been told whether they are in care —
+/// that answer (1 or 0; `NULL` when nothing matches, -1 when not asked), so the page statement
+/// that follows can be given it. What a scoped principal's first page needs, in one statement.
+/// Only the first column asks the care probes (and for `about`'s rows, the answer computed once
+/// in `FROM`): PostgreSQL prepares every subquery of a statement each time it runs it, so the
+/// statement is kept small; when the second column is not zero, the exact number is asked
+/// separately.
+pub fn counts_statement(
+    q: &SearchQuery,
+    vis: &Visibility,
+    about: Option<&str>,
+) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
-    let visible = visibility::condition("r", vis, visibility::Mode::Visible, &mut st)
-        .unwrap_or_else(|| "TRUE".to_owned());
+    let asked = match (vis, about) {
+        (Visibility::Scoped(s), Some(p)) if s.known.is_none() => Some((s, p)),
+        _ => None,
+    };
+    let answered = asked.map(|(_, patient)| visibility::Answered {
+        patient,
+        expr: "known.answer > 0",
+    });
+    let visible =
+        visibility::condition_answered("r", vis, visibility::Mode::Visible, &mut st, answered)
+            .unwrap_or_else(|| "TRUE".to_owned());
     let maybe = visibility::condition("r", vis, visibility::Mode::MaybeWithheld, &mut st)
         .unwrap_or_else(|| "FALSE".to_owned());
+    let (answer, from) = match asked {
+        Some((s, patient)) => {
+            let ask = visibility::ask(patient, s, &mut st);
+            (
+                "MAX(known.answer)".to_owned(),
+                // A one-row derived table joined first: both databases compute it once (the
+                // LIMIT keeps PostgreSQL from pulling it up into every use).
+                format!("(SELECT ({ask}) AS answer LIMIT 1) known CROSS JOIN resources r"),
+            )
+        }
+        None => ("CAST(-1 AS BIGINT)".to_owned(), "resources r".to_owned()),
+    };
     let w = criteria_clause(q, vis, &mut st)?;
     st.sql = format!(
         "SELECT COALESCE(SUM(CASE WHEN {visible} THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN {maybe} THEN 1 ELSE 0 END), 0) FROM resources r WHERE {w}"
+         COALESCE(SUM(CASE WHEN {maybe} THEN 1 ELSE 0 END), 0), {answer} FROM {from} WHERE {w}"
     );
     Ok(st)
 }
@@ -997,7 +1025,8 @@ mod tests {
                 )
                 .unwrap();
                 assert_in_order(&count_statement(&query, &vis, Mode::Visible).unwrap());
-                assert_in_order(&counts_statement(&query, &vis).unwrap());
+                assert_in_order(&counts_statement(&query, &vis, None).unwrap());
+                assert_in_order(&counts_statement(&query, &vis, Some("p1")).unwrap());
                 assert_in_order(&count_statement(&query, &vis, Mode::Withheld).unwrap());
                 assert_in_order(&count_statement(&query, &vis, Mode::MaybeWithheld).unwrap());
                 assert_in_order(&keys_statement(&query, 2, &vis).unwrap());

@@ -23,12 +23,31 @@ pub enum Mode {
 
 /// The condition on row `a` for `vis`, or `None` when everything is visible.
 pub fn condition(a: &str, vis: &Visibility, mode: Mode, st: &mut Statement) -> Option<String> {
+    condition_answered(a, vis, mode, st, None)
+}
+
+/// Whether one person is in care, answered by an expression of the statement itself (a
+/// column the statement computes once), for a scope that has not been told ([`Scope::known`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    pub patient: &'a str,
+    pub expr: &'a str,
+}
+
+/// [`condition`], with `answered` deciding that person's rows when given.
+pub fn condition_answered(
+    a: &str,
+    vis: &Visibility,
+    mode: Mode,
+    st: &mut Statement,
+    answered: Option<Answered<'_>>,
+) -> Option<String> {
     match vis {
         Visibility::All => match mode {
             Mode::Visible => None,
             Mode::Withheld | Mode::MaybeWithheld => Some("1 = 0".to_owned()),
         },
-        Visibility::Scoped(s) => Some(scoped(a, s, mode, st)),
+        Visibility::Scoped(s) => Some(scoped(a, s, mode, st, answered)),
     }
 }
 
@@ -40,7 +59,13 @@ pub fn and(sql: &mut String, a: &str, vis: &Visibility, st: &mut Statement) {
     }
 }
 
-fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
+fn scoped(
+    a: &str,
+    s: &Scope,
+    mode: Mode,
+    st: &mut Statement,
+    answered: Option<Answered<'_>>,
+) -> String {
     let mut parts = Vec::new();
     if let Some(types) = &s.types {
         if types.is_empty() {
@@ -52,14 +77,14 @@ fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
     match mode {
         Mode::Visible => {
             let ods = st.text(&s.org_ods);
-            let cared = in_care(a, s, st);
+            let cared = in_care(a, s, st, answered);
             parts.push(format!(
                 "({a}.source_ods = {ods} OR ({a}.sensitive = FALSE AND ({a}.patient_id IS NULL OR {cared})))"
             ));
         }
         Mode::Withheld => {
             let ods = st.text(&s.org_ods);
-            let cared = in_care(a, s, st);
+            let cared = in_care(a, s, st, answered);
             parts.push(format!(
                 "{a}.sensitive = TRUE AND ({a}.source_ods IS NULL OR {a}.source_ods <> {ods}) AND ({a}.patient_id IS NULL OR {cared})"
             ));
@@ -86,16 +111,15 @@ fn scoped(a: &str, s: &Scope, mode: Mode, st: &mut Statement) -> String {
 /// the parent module): each is one index seek per row. When the store has already asked this
 /// for one person ([`Scope::known`]), that person's rows take the answer instead of the
 /// probes (a `CASE` both databases decide before evaluating either branch).
-fn in_care(a: &str, s: &Scope, st: &mut Statement) -> String {
-    match &s.known {
-        Some(k) => {
-            let p = st.text(&k.patient);
-            let answer = if k.in_care { "TRUE" } else { "FALSE" };
-            let probes = care_probes(a, s, st);
-            format!("(CASE WHEN {a}.patient_id = {p} THEN {answer} ELSE {probes} END)")
-        }
-        None => care_probes(a, s, st),
-    }
+fn in_care(a: &str, s: &Scope, st: &mut Statement, answered: Option<Answered<'_>>) -> String {
+    let (patient, answer) = match (&s.known, answered) {
+        (Some(k), _) => (k.patient.as_str(), if k.in_care { "TRUE" } else { "FALSE" }),
+        (None, Some(x)) => (x.patient, x.expr),
+        (None, None) => return care_probes(a, s, st),
+    };
+    let p = st.text(patient);
+    let probes = care_probes(a, s, st);
+    format!("(CASE WHEN {a}.patient_id = {p} THEN {answer} ELSE {probes} END)")
 }
 
 fn care_probes(a: &str, s: &Scope, st: &mut Statement) -> String {
@@ -112,15 +136,19 @@ fn care_probes(a: &str, s: &Scope, st: &mut Statement) -> String {
     )
 }
 
-/// One row, one column: 1 when `patient` is in the care of `s`'s organisation (or under a
-/// live break-glass grant of its principal) and has not objected, else 0 — the question
+/// A query answering 1 when `patient` is in the care of `s`'s organisation (or under a live
+/// break-glass grant of its principal) and has not objected, else 0 — the question
 /// [`in_care`] asks of every row, asked once.
+pub fn ask(patient: &str, s: &Scope, st: &mut Statement) -> String {
+    let p = st.text(patient);
+    let probes = care_probes("kp", s, st);
+    format!("SELECT COUNT(*) FROM (SELECT CAST({p} AS TEXT) AS patient_id) kp WHERE {probes}")
+}
+
+/// [`ask`] as a statement of its own.
 pub fn in_care_statement(patient: &str, s: &Scope) -> Statement {
     let mut st = Statement::default();
-    let p = st.text(patient);
-    let probes = care_probes("k", s, &mut st);
-    st.sql =
-        format!("SELECT COUNT(*) FROM (SELECT CAST({p} AS TEXT) AS patient_id) k WHERE {probes}");
+    st.sql = ask(patient, s, &mut st);
     st
 }
 
