@@ -54,6 +54,10 @@ pub struct Scope {
 pub struct KnownCare {
     pub patient: String,
     pub in_care: bool,
+    /// The request has found that none of its matches is another person's: rows of anyone
+    /// else are then refused without asking about them (fail-closed, should one appear
+    /// between the request's statements).
+    pub alone: bool,
 }
 
 /// SNOMED CT "Discharge summary" — the Composition type the restricted view shows.

@@ -292,17 +292,20 @@ pub async fn search(
     };
     // Counting is one indexed query; estimate and accurate are both answered exactly.
     let (total, withheld) = if wants_withheld {
-        let rows = exec
-            .cells(
-                &sql::counts_statement(q, vis, about)?,
-                &[Kind::Int, Kind::Int, Kind::Int],
-            )
-            .await?;
-        let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
-        let (shown, maybe_withheld, answer) =
-            (count(cols.int()?), count(cols.int()?), cols.opt_int()?);
+        // First as if every match were the person's (no probes for anyone else's rows); if
+        // some are someone else's, again with the probes.
+        let mut counts = first_counts(exec, q, vis, about, true).await?;
+        if counts.others > 0 {
+            counts = first_counts(exec, q, vis, about, false).await?;
+        }
+        let FirstCounts {
+            shown,
+            maybe_withheld,
+            others,
+            answer,
+        } = counts;
         if let (Some(patient), Some(answer)) = (about, answer.filter(|a| *a >= 0)) {
-            told = tell(vis, patient, answer > 0);
+            told = tell(vis, patient, answer > 0, others == 0);
         }
         // The exact number only when some match may be withheld (see `counts_statement`).
         let withheld = if maybe_withheld == 0 {
@@ -378,11 +381,12 @@ pub async fn pin(
         .scalar(&visibility::in_care_statement(patient, s))
         .await?
         > 0;
-    Ok(tell(vis, patient, in_care))
+    Ok(tell(vis, patient, in_care, false))
 }
 
-/// `vis` told whether `patient` is in care (`None` for an unrestricted principal).
-fn tell(vis: &Visibility, patient: &str, in_care: bool) -> Option<Visibility> {
+/// `vis` told whether `patient` is in care, and whether the request's matches are theirs
+/// alone (`None` for an unrestricted principal).
+fn tell(vis: &Visibility, patient: &str, in_care: bool, alone: bool) -> Option<Visibility> {
     let Visibility::Scoped(s) = vis else {
         return None;
     };
@@ -390,8 +394,39 @@ fn tell(vis: &Visibility, patient: &str, in_care: bool) -> Option<Visibility> {
     s.known = Some(KnownCare {
         patient: patient.to_owned(),
         in_care,
+        alone,
     });
     Some(Visibility::Scoped(s))
+}
+
+/// The row of [`sql::counts_statement`].
+struct FirstCounts {
+    shown: u64,
+    maybe_withheld: u64,
+    others: u64,
+    answer: Option<i64>,
+}
+
+async fn first_counts(
+    exec: &mut dyn SqlExec,
+    q: &SearchQuery,
+    vis: &Visibility,
+    about: Option<&str>,
+    alone: bool,
+) -> Result<FirstCounts, StoreError> {
+    let rows = exec
+        .cells(
+            &sql::counts_statement(q, vis, about, alone)?,
+            &[Kind::Int, Kind::Int, Kind::Int, Kind::Int],
+        )
+        .await?;
+    let mut cols = Cols(rows.into_iter().next().unwrap_or_default().into_iter());
+    Ok(FirstCounts {
+        shown: count(cols.int()?),
+        maybe_withheld: count(cols.int()?),
+        others: count(cols.int()?),
+        answer: cols.opt_int()?,
+    })
 }
 
 /// The one person a search's criteria name through a reference to a Patient

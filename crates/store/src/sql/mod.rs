@@ -182,8 +182,10 @@ pub fn count_statement(
 /// One row: how many matches `vis` shows, how many *may* be withheld from it because they are
 /// sensitive and another organisation's ([`visibility::Mode::MaybeWithheld`]), and — when the
 /// search is about one person (`about`) and `vis` has not been told whether they are in care —
-/// that answer (1 or 0; `NULL` when nothing matches, -1 when not asked), so the page statement
-/// that follows can be given it. What a scoped principal's first page needs, in one statement.
+/// how many matches are someone else's (0 when not asked), and that answer (1 or 0; `NULL`
+/// when nothing matches, -1 when not asked), so the page statement that follows can be given
+/// it. With `alone`, other persons' rows are not asked about and not shown: the caller asks
+/// again without it when the third column is not zero. What a scoped principal's first page needs, in one statement.
 /// Only the first column asks the care probes (and for `about`'s rows, the answer computed once
 /// in `FROM`): PostgreSQL prepares every subquery of a statement each time it runs it, so the
 /// statement is kept small; when the second column is not zero, the exact number is asked
@@ -192,6 +194,7 @@ pub fn counts_statement(
     q: &SearchQuery,
     vis: &Visibility,
     about: Option<&str>,
+    alone: bool,
 ) -> Result<Statement, StoreError> {
     let mut st = Statement::default();
     let asked = match (vis, about) {
@@ -201,12 +204,22 @@ pub fn counts_statement(
     let answered = asked.map(|(_, patient)| visibility::Answered {
         patient,
         expr: "known.answer > 0",
+        alone,
     });
     let visible =
         visibility::condition_answered("r", vis, visibility::Mode::Visible, &mut st, answered)
             .unwrap_or_else(|| "TRUE".to_owned());
     let maybe = visibility::condition("r", vis, visibility::Mode::MaybeWithheld, &mut st)
         .unwrap_or_else(|| "FALSE".to_owned());
+    let others = match asked {
+        Some((_, patient)) => {
+            let p = st.text(patient);
+            format!(
+                "COALESCE(SUM(CASE WHEN r.patient_id IS NOT NULL AND r.patient_id <> {p} THEN 1 ELSE 0 END), 0)"
+            )
+        }
+        None => "CAST(0 AS BIGINT)".to_owned(),
+    };
     let (answer, from) = match asked {
         Some((s, patient)) => {
             let ask = visibility::ask(patient, s, &mut st);
@@ -222,7 +235,7 @@ pub fn counts_statement(
     let w = criteria_clause(q, vis, &mut st)?;
     st.sql = format!(
         "SELECT COALESCE(SUM(CASE WHEN {visible} THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN {maybe} THEN 1 ELSE 0 END), 0), {answer} FROM {from} WHERE {w}"
+         COALESCE(SUM(CASE WHEN {maybe} THEN 1 ELSE 0 END), 0), {others}, {answer} FROM {from} WHERE {w}"
     );
     Ok(st)
 }
@@ -1011,6 +1024,7 @@ mod tests {
             s.known = Some(carerecord_access::KnownCare {
                 patient: "p1".into(),
                 in_care: true,
+                alone: true,
             });
             assert_in_order(&visibility::in_care_statement("p1", s));
         }
@@ -1025,8 +1039,10 @@ mod tests {
                 )
                 .unwrap();
                 assert_in_order(&count_statement(&query, &vis, Mode::Visible).unwrap());
-                assert_in_order(&counts_statement(&query, &vis, None).unwrap());
-                assert_in_order(&counts_statement(&query, &vis, Some("p1")).unwrap());
+                assert_in_order(&counts_statement(&query, &vis, None, false).unwrap());
+                for alone in [false, true] {
+                    assert_in_order(&counts_statement(&query, &vis, Some("p1"), alone).unwrap());
+                }
                 assert_in_order(&count_statement(&query, &vis, Mode::Withheld).unwrap());
                 assert_in_order(&count_statement(&query, &vis, Mode::MaybeWithheld).unwrap());
                 assert_in_order(&keys_statement(&query, 2, &vis).unwrap());

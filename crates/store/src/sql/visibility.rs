@@ -32,6 +32,8 @@ pub fn condition(a: &str, vis: &Visibility, mode: Mode, st: &mut Statement) -> O
 pub struct Answered<'a> {
     pub patient: &'a str,
     pub expr: &'a str,
+    /// As [`carerecord_access::KnownCare::alone`].
+    pub alone: bool,
 }
 
 /// [`condition`], with `answered` deciding that person's rows when given.
@@ -112,14 +114,23 @@ fn scoped(
 /// for one person ([`Scope::known`]), that person's rows take the answer instead of the
 /// probes (a `CASE` both databases decide before evaluating either branch).
 fn in_care(a: &str, s: &Scope, st: &mut Statement, answered: Option<Answered<'_>>) -> String {
-    let (patient, answer) = match (&s.known, answered) {
-        (Some(k), _) => (k.patient.as_str(), if k.in_care { "TRUE" } else { "FALSE" }),
-        (None, Some(x)) => (x.patient, x.expr),
+    let (patient, answer, alone) = match (&s.known, answered) {
+        (Some(k), _) => (
+            k.patient.as_str(),
+            if k.in_care { "TRUE" } else { "FALSE" },
+            k.alone,
+        ),
+        (None, Some(x)) => (x.patient, x.expr, x.alone),
         (None, None) => return care_probes(a, s, st),
     };
     let p = st.text(patient);
-    let probes = care_probes(a, s, st);
-    format!("(CASE WHEN {a}.patient_id = {p} THEN {answer} ELSE {probes} END)")
+    // Without the probes the statement's plan has no subqueries to start for each execution.
+    let others = if alone {
+        "FALSE".to_owned()
+    } else {
+        care_probes(a, s, st)
+    };
+    format!("(CASE WHEN {a}.patient_id = {p} THEN {answer} ELSE {others} END)")
 }
 
 fn care_probes(a: &str, s: &Scope, st: &mut Statement) -> String {

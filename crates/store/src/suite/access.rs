@@ -853,6 +853,39 @@ pub async fn authorisation_matrix_exercises_every_rule(store: Store) {
     );
 }
 
+/// A search naming one person can match another person's rows (an Observation *of* p-here
+/// *performed by* p-none has p-here's compartment): the answer asked about the named person
+/// must not decide them. The nurse at A cares for p-here, not for p-none.
+pub async fn a_search_about_one_person_still_judges_others_rows(store: Store) {
+    let people = people();
+    load(&store, &people, &items(&people)).await;
+    let mut tx = store.begin().await.unwrap();
+    for (id, of, by) in [
+        ("obs-of-here", "p-here", "p-none"),
+        ("obs-of-none", "p-none", "p-here"),
+    ] {
+        let body = json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": snomed("271649006"), "subject": subject(of), "performer": [subject(by)],
+            "meta": meta(LAB, false)});
+        write::update(tx.as_mut(), ResourceType::Observation, &lid(id), body, None)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let vis = vis_of(&principal("rn-a", Role::RegisteredNurse, HOME_A));
+    for (by, want) in [("p-none", Some("obs-of-here")), ("p-here", None)] {
+        let reference = format!("Patient/{by}");
+        let q = query(
+            ResourceType::Observation,
+            &[("performer", reference.as_str()), ("_total", "accurate")],
+        );
+        let out = store.search(&q, 10, &vis).await.unwrap();
+        let got: Vec<&str> = out.matches.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "performer={by}");
+        assert_eq!(out.total, Some(u64::from(want.is_some())), "performer={by}");
+    }
+}
+
 fn unverified_patient(status: &str) -> Value {
     json!({
         "resourceType": "Patient",

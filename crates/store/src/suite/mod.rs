@@ -157,6 +157,7 @@ macro_rules! backend_suite {
                 authorisation_matrix_searches_counts_and_paging,
                 authorisation_matrix_everything_includes_and_chains,
                 authorisation_matrix_exercises_every_rule,
+                a_search_about_one_person_still_judges_others_rows,
                 an_unverified_nhs_number_keeps_the_person_with_each_items_source,
             ],
             ingest: [
