@@ -179,17 +179,20 @@ pub fn count_statement(
     Ok(st)
 }
 
-/// One row: how many matches `vis` shows, how many *may* be withheld from it because they are
-/// sensitive and another organisation's ([`visibility::Mode::MaybeWithheld`]), and — when the
-/// search is about one person (`about`) and `vis` has not been told whether they are in care —
-/// how many matches are someone else's (0 when not asked), and that answer (1 or 0; `NULL`
-/// when nothing matches, -1 when not asked), so the page statement that follows can be given
-/// it. With `alone`, other persons' rows are not asked about and not shown: the caller asks
-/// again without it when the third column is not zero. What a scoped principal's first page needs, in one statement.
-/// Only the first column asks the care probes (and for `about`'s rows, the answer computed once
-/// in `FROM`): PostgreSQL prepares every subquery of a statement each time it runs it, so the
-/// statement is kept small; when the second column is not zero, the exact number is asked
-/// separately.
+/// What a scoped principal's first page counts, in one row:
+///
+/// 1. the matches `vis` shows;
+/// 2. the matches that *may* be withheld from it — sensitive, another organisation's
+///    ([`visibility::Mode::MaybeWithheld`], no care probes); when not zero the caller asks the
+///    exact number separately;
+/// 3. when the search is about one person (`about`) and `vis` has not been told whether they
+///    are in care: the matches that are someone else's (else 0);
+/// 4. that person's answer, computed once in `FROM` (1 or 0; `NULL` when nothing matches; -1
+///    when not asked), for the page statement that follows.
+///
+/// With `alone`, other persons' rows are refused without their probes; the caller asks again
+/// without it when column 3 is not zero. PostgreSQL starts every subquery of a plan at each
+/// execution, so the statement carries as few as it can.
 pub fn counts_statement(
     q: &SearchQuery,
     vis: &Visibility,
