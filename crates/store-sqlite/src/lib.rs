@@ -52,19 +52,44 @@ pub struct SqliteStore {
 /// How often the WAL is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// How large the write-ahead log may grow before the checkpointer makes the next writer start
+/// it again from the beginning, and the size its file is cut back to then.
+#[derive(Debug, Clone, Copy)]
+struct WalLimit {
+    /// Frames (pages) in the log.
+    frames: i64,
+    /// Bytes the file keeps when the log starts again (`journal_size_limit`).
+    keep_bytes: i64,
+}
+
+/// 64 MiB of 4 KiB pages: a few seconds of the heaviest import, restarted a few times a second
+/// at most, and a bounded search for readers through the log's index.
+const WAL_LIMIT: WalLimit = WalLimit {
+    frames: 16_384,
+    keep_bytes: 64 * 1024 * 1024,
+};
+
 /// Copies the write-ahead log into the database file from a connection and task of its own,
 /// so the writer never does it inside a commit. With SQLite's automatic checkpoints the commit
 /// that crossed 1,000 pages of log paid for copying them and syncing the database file — a
 /// sixth of an import's time on its one writer — while the machine's other core waited.
 /// `PASSIVE` never blocks readers or the writer; what a reader still needs is left for the
 /// next round.
+///
+/// But SQLite starts the log again from its beginning only when a writer finds every frame
+/// already copied and no reader in the log, which under a steady stream of writes almost never
+/// happens: a passive checkpoint is always a commit or two behind. The log then grows without
+/// end (a gigabyte in ten seconds of import, measured), and so does every reader's search of
+/// its index. So once the log holds more than [`WalLimit::frames`], the checkpointer runs a
+/// `RESTART` checkpoint, which waits (within the busy timeout) for the writer to finish and the
+/// readers to move on, so that the next writer starts the log again and cuts its file back.
 struct Checkpoints {
     task: tokio::task::JoinHandle<()>,
     pool: SqlitePool,
 }
 
 impl Checkpoints {
-    fn start(pool: SqlitePool) -> Checkpoints {
+    fn start(pool: SqlitePool, limit: WalLimit) -> Checkpoints {
         let task = tokio::spawn({
             let pool = pool.clone();
             async move {
@@ -72,10 +97,7 @@ impl Checkpoints {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                        .fetch_all(&pool)
-                        .await
-                    {
+                    if let Err(e) = checkpoint(&pool, limit).await {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
                     }
                 }
@@ -88,6 +110,28 @@ impl Checkpoints {
         self.task.abort();
         self.pool.close().await;
     }
+}
+
+/// How long a restarting checkpoint waits for the writer and the readers. It holds the write
+/// lock while it waits for readers, and a connection that took a read snapshot before asking
+/// to write would wait for it in turn: a short wait, tried again next round, keeps that from
+/// ever stalling a writer for longer than this.
+const CHECKPOINT_PATIENCE: Duration = Duration::from_millis(200);
+
+/// One round: a passive checkpoint, and a restarting one when the log is past `limit`.
+async fn checkpoint(pool: &SqlitePool, limit: WalLimit) -> Result<(), sqlx::Error> {
+    // (busy, frames in the log, frames copied); -1s when the database is not in WAL mode.
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    if frames > limit.frames {
+        // Blocked (busy = 1) when a reader stayed longer than the patience: next round.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(pool)
+            .await?;
+        tracing::debug!(frames, blocked = busy != 0, "restarting WAL checkpoint");
+    }
+    Ok(())
 }
 
 impl Drop for Checkpoints {
@@ -112,15 +156,21 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(tuned(SqliteConnectOptions::new().filename(path))).await
+        Self::open_with(tuned(SqliteConnectOptions::new().filename(path)), WAL_LIMIT).await
     }
 
     /// Opens a `sqlite://path` URL, with the same settings as [`SqliteStore::open`].
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        Self::open_with(tuned(SqliteConnectOptions::from_str(url).map_err(db_err)?)).await
+        Self::open_with(
+            tuned(SqliteConnectOptions::from_str(url).map_err(db_err)?),
+            WAL_LIMIT,
+        )
+        .await
     }
 
-    async fn open_with(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn open_with(opts: SqliteConnectOptions, limit: WalLimit) -> Result<Self, StoreError> {
+        // The writer cuts the log's file back when it starts the log again.
+        let opts = opts.pragma("journal_size_limit", limit.keep_bytes.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
@@ -133,7 +183,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().busy_timeout(CHECKPOINT_PATIENCE))
             .await
             .map_err(db_err)?;
         let reader = SqlitePoolOptions::new()
@@ -145,7 +195,7 @@ impl SqliteStore {
             reader,
             writer,
             audit: audit::AuditState::new(None),
-            checkpoints: Arc::new(Checkpoints::start(checkpointer)),
+            checkpoints: Arc::new(Checkpoints::start(checkpointer, limit)),
         })
     }
 
@@ -721,6 +771,66 @@ mod tests {
             }
         }
         assert!(grown, "the database file stayed at {before} bytes");
+        store.close().await;
+    }
+
+    /// The log's file is cut back once it has grown past the limit, instead of keeping the
+    /// size of its largest burst for ever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_cut_back_after_a_burst_of_writes() {
+        use carerecord_fhir::{LogicalId, ResourceType};
+        use carerecord_store::{ResourceStore as _, write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let wal = dir.path().join("w.db-wal");
+        let limit = super::WalLimit {
+            frames: 256,
+            keep_bytes: 1024 * 1024,
+        };
+        let opts = super::tuned(super::SqliteConnectOptions::new().filename(&path));
+        let store = super::SqliteStore::open_with(opts, limit).await.unwrap();
+        let narrative = format!(
+            "<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>",
+            "x".repeat(2_000)
+        );
+        let write_some = |from: usize, n: usize| {
+            let store = store.clone();
+            let narrative = narrative.clone();
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                for i in from..from + n {
+                    let id = LogicalId::parse(&format!("p{i}")).unwrap();
+                    let body = serde_json::json!({"resourceType": "Patient",
+                        "text": {"status": "generated", "div": narrative},
+                        "birthDate": "1950-01-01"});
+                    write::create(tx.as_mut(), ResourceType::Patient, &id, body)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        };
+        for round in 0..20 {
+            write_some(round * 200, 200).await;
+        }
+        let peak = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            peak > 4 * 1024 * 1024,
+            "the burst left only {peak} bytes of log"
+        );
+        let mut size = peak;
+        for round in 0..40 {
+            tokio::time::sleep(super::CHECKPOINT_EVERY).await;
+            write_some(10_000 + round, 1).await;
+            size = std::fs::metadata(&wal).unwrap().len();
+            if size <= 2 * 1024 * 1024 {
+                break;
+            }
+        }
+        assert!(
+            size <= 2 * 1024 * 1024,
+            "the log stayed at {size} bytes after a {peak}-byte burst"
+        );
         store.close().await;
     }
 

@@ -93,7 +93,11 @@ impl SmartDirectory for SqliteStore {
     }
 
     async fn register_client(&self, r: &ClientRegistration) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
         smart::register_client(&mut Exec(&mut tx), r).await?;
         tx.commit().await.map_err(db_err)
     }
@@ -107,7 +111,11 @@ impl SmartDirectory for SqliteStore {
     }
 
     async fn disable_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
         let done = smart::disable_client(&mut Exec(&mut tx), client_id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done)
