@@ -107,6 +107,7 @@ pub fn identity(config: &Config, store: Arc<dyn ResourceStore>) -> Arc<Identity>
 pub fn app_state(config: &Config, store: Arc<dyn ResourceStore>) -> AppState {
     AppState {
         identity: identity(config, store.clone()),
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
         store,
         settings: Arc::new(ServerSettings {
             public_base_url: config.public_base_url.clone(),

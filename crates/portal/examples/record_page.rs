@@ -66,6 +66,7 @@ async fn main() -> Result<()> {
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
         people: None,
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let origin = format!("http://{}", listener.local_addr()?);

@@ -64,6 +64,9 @@ pub struct AppState {
     /// ingest's, which the binary supplies. `None` writes them as sent (tests of other things,
     /// benchmarks).
     pub people: Option<Arc<dyn carerecord_store::ingest::PersonMatcher>>,
+    /// The writer that transaction Bundles share on a single-writer store
+    /// (`SharedTransactions::for_store(&store)`).
+    pub transactions: fhir::bundle::SharedTransactions,
 }
 
 /// The whole application router.

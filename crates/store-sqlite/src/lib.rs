@@ -402,6 +402,10 @@ impl ResourceStore for SqliteStore {
         "sqlite"
     }
 
+    fn single_writer(&self) -> bool {
+        true
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         let mut c = self.reader().await?;
         sqlx::query("SELECT 1")

@@ -26,6 +26,15 @@ pub trait ResourceStore: Send + Sync + 'static {
     /// The backend's name for logs and health (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// Whether the database runs one write transaction at a time (SQLite). Writers of such a
+    /// store gain by sharing one transaction among many requests — one commit, one sync, and
+    /// every page the requests have in common written to the log once — and lose nothing,
+    /// since they would wait for each other anyway. Where writers run side by side
+    /// (PostgreSQL), sharing would put them in a queue.
+    fn single_writer(&self) -> bool {
+        false
+    }
+
     /// Succeeds when the database answers.
     async fn ready(&self) -> Result<(), StoreError>;
 

@@ -208,6 +208,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
         people: None,
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
     };
     let audited = serve(carerecord_server::app(state.clone())).await?;
     let unaudited = serve(carerecord_server::app_unaudited_for_benchmarks(state)).await?;

@@ -270,6 +270,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
         people: None,
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
     };
     let server = tokio::spawn(async move {
         carerecord_server::serve(state, listener, async {

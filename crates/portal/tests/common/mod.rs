@@ -104,6 +104,7 @@ pub async fn spawn(name: &str) -> App {
         settings: Arc::new(ServerSettings::default()),
         identity: identity.clone(),
         people: None,
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
@@ -364,6 +365,10 @@ impl Counting {
 impl ResourceStore for Counting {
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+
+    fn single_writer(&self) -> bool {
+        self.inner.single_writer()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

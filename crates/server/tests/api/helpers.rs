@@ -130,6 +130,7 @@ pub async fn spawn_app_routes(
         settings: Arc::new(settings),
         identity: identity.clone(),
         people: Some(Arc::new(carerecord_ingest::submission::SubmittedPeople)),
+        transactions: carerecord_server::fhir::bundle::SharedTransactions::for_store(&store),
     };
     let extra = extra(&store);
     tokio::spawn(async move {

@@ -42,6 +42,9 @@ use carerecord_search::query::Handling;
 
 mod batch;
 mod references;
+mod shared;
+
+pub use shared::SharedTransactions;
 
 use batch::batch;
 use references::{collect_references, is_conditional_reference, rewrite_local, rewrite_references};
@@ -347,6 +350,9 @@ pub async fn process_prepared(
     opts: &BundleOptions,
 ) -> Result<Value, ApiError> {
     match prepared.0? {
+        Prepared::Transaction { entries, plan } if state.transactions.takes(&entries) => {
+            state.transactions.write(entries, plan, opts.clone()).await
+        }
         Prepared::Transaction { entries, plan } => transaction(state, opts, &entries, plan).await,
         Prepared::Batch { entries, message } => {
             batch(state, opts, &entries, message.as_deref()).await
