@@ -1,6 +1,5 @@
 use carerecord_access::{Classification, Classifier};
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
-use carerecord_search::datetime::DateRange;
 use carerecord_search::index::{IndexEntries, extract};
 use carerecord_search::registry::patient_compartment;
 use serde_json::{Map, Value};
@@ -70,24 +69,7 @@ impl PreparedBody {
                 "versionId".to_owned(),
                 Value::String(version_id.get().to_string()),
             );
-            meta.insert("lastUpdated".to_owned(), Value::String(instant.clone()));
-        }
-        // The `_lastUpdated` row was computed from the placeholder time: set it to the real one.
-        if self.index.dates.iter().any(|d| d.param == LAST_UPDATED) {
-            match DateRange::parse(&instant) {
-                Some(r) => {
-                    for d in self
-                        .index
-                        .dates
-                        .iter_mut()
-                        .filter(|d| d.param == LAST_UPDATED)
-                    {
-                        d.low = r.low;
-                        d.high = r.high;
-                    }
-                }
-                None => self.index.dates.retain(|d| d.param != LAST_UPDATED),
-            }
+            meta.insert("lastUpdated".to_owned(), Value::String(instant));
         }
         PreparedVersion {
             resource_type: self.resource_type,
@@ -116,10 +98,12 @@ pub fn prepare_version(
     prepare_body(resource_type, id, body).into_version(version_id, last_updated)
 }
 
-/// Drops index rows that search never reads: `_id` is matched on the resource row itself, and
-/// a value indexed twice for one parameter (a code repeated in two codings) matches once.
+/// Drops index rows that search never reads: `_id` and `_lastUpdated` are matched on the
+/// resource row itself (its id and `last_updated` columns, which sorting uses too), and a value
+/// indexed twice for one parameter (a code repeated in two codings) matches once.
 fn slim(index: &mut IndexEntries) {
     index.tokens.retain(|t| t.param != "_id");
+    index.dates.retain(|d| d.param != LAST_UPDATED);
     let mut seen = std::collections::HashSet::new();
     index.tokens.retain(|t| {
         seen.insert((
@@ -214,7 +198,7 @@ mod tests {
         let p = prepare_body(ResourceType::Observation, &id, body).into_version(version, at);
         assert_eq!(p.body, direct.0);
         assert_eq!(p.index, direct.1);
-        assert!(p.index.dates.iter().any(|d| d.param == "_lastUpdated"));
+        assert!(!p.index.dates.iter().any(|d| d.param == "_lastUpdated"));
         assert_eq!(p.patient_id.as_deref(), Some("p"));
     }
 

@@ -756,6 +756,10 @@ fn criterion(
                 false,
             )
         }
+        // Every resource has a time, on its own row (it has no index rows).
+        Criterion::Missing { param, missing } if param == "_lastUpdated" => {
+            if *missing { "1 = 0" } else { "1 = 1" }.to_owned()
+        }
         Criterion::Missing { param, missing } => {
             let def = lookup(rt, param).ok_or_else(|| {
                 StoreError::UnsupportedSearch(format!("unknown parameter '{param}'"))

@@ -229,6 +229,16 @@ pub async fn search_by_id_last_updated_and_tag(store: Store) {
         id_set(&store, p, &[("_lastUpdated", "ge2000-01-01")]).await,
         strs(&["pat-a", "pat-b"])
     );
+    // Every resource has a time, though it is not kept as an index row.
+    assert_eq!(
+        id_set(&store, p, &[("_lastUpdated:missing", "false")]).await,
+        strs(&["pat-a", "pat-b"])
+    );
+    assert!(
+        id_set(&store, p, &[("_lastUpdated:missing", "true")])
+            .await
+            .is_empty()
+    );
     assert_eq!(
         id_set(
             &store,
