@@ -13,9 +13,12 @@
 //! if any Bundle is refused, that attempt is rolled back and the group written again with a
 //! savepoint per Bundle, so the refused one is rolled back alone and the others commit. If the
 //! commit fails, every Bundle of the group is answered with that error and nothing of it is
-//! stored. The order of the Bundles in the transaction is the order they were queued: each
-//! sees what the ones before it wrote, as if they had run one after another — which on a
-//! single-writer store is what they would have done.
+//! stored. A Bundle whose request stops waiting once it is queued (the client went away, a
+//! timeout) is still written with its group — as a Bundle whose response was lost after its
+//! commit would be; the client learns the outcome by reading. The order of the Bundles in the
+//! transaction is the order they were queued: each sees what the ones before it wrote, as if
+//! they had run one after another — which on a single-writer store is what they would have
+//! done.
 
 use std::sync::{Arc, OnceLock};
 
