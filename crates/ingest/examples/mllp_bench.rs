@@ -47,19 +47,34 @@ fn nhs_numbers(n: usize) -> Vec<String> {
     out
 }
 
+/// Person `n`'s birth date: spread over sixty years, as a care home's residents' are. (With one
+/// date for everyone, every registered person was a demographic candidate for every new one,
+/// and registration measured reading them all.)
+fn birth_date(n: usize) -> String {
+    format!(
+        "{:04}{:02}{:02}",
+        1925 + n % 60,
+        1 + (n / 60) % 12,
+        1 + (n / 720) % 28
+    )
+}
+
 fn a28(nhs: &str, n: usize) -> Vec<u8> {
+    let born = birth_date(n);
     format!(
         "MSH|^~\\&|PAS|ZRH01|CARERECORD|ZCR01|20261125090000||ADT^A28^ADT_A05|REG{n}|P|2.4\r\
          EVN|A28|20261125090000\r\
-         PID|1||{nhs}^^^NHS^NH~RX{n:07}^^^ZRH01^MR||BENCH^PERSON{n}||19400101|F|||1 TEST ROAD^^LONDON^^SE1 9ZZ^GBR^H|||||||||||||||||||||NSTS01\r"
+         PID|1||{nhs}^^^NHS^NH~RX{n:07}^^^ZRH01^MR||BENCH^PERSON{n}||{born}|F|||1 TEST ROAD^^LONDON^^SE1 9ZZ^GBR^H|||||||||||||||||||||NSTS01\r"
     )
     .into_bytes()
 }
 
-fn oru(nhs: &str, tag: &str, n: usize) -> Vec<u8> {
+/// Result `n` for person `person` (its NHS number and birth date match the registration).
+fn oru(nhs: &str, person: usize, tag: &str, n: usize) -> Vec<u8> {
+    let born = birth_date(person);
     let mut m = format!(
         "MSH|^~\\&|WINPATH|ZLB01|CARERECORD|ZCR01|20261125110500||ORU^R01^ORU_R01|{tag}{n}|P|2.4\r\
-         PID|1||{nhs}^^^NHS^NH||BENCH^PERSON||19400101|F\r\
+         PID|1||{nhs}^^^NHS^NH||BENCH^PERSON||{born}|F\r\
          ORC|RE|PL{tag}{n}|FL{tag}{n}\r\
          OBR|1|PL{tag}{n}|FL{tag}{n}|UE^Urea and electrolytes^WINPATH|||20261125083000|||||||||||||||20261125110000||CH|F\r"
     );
@@ -216,7 +231,9 @@ async fn main() {
         ("8 connections, waiting for each ACK", "C", 8, 1),
     ] {
         let n = if window == 1 { per_run / 4 } else { per_run };
-        let msgs: Vec<Vec<u8>> = (0..n).map(|i| oru(&nhs[i % people], tag, i)).collect();
+        let msgs: Vec<Vec<u8>> = (0..n)
+            .map(|i| oru(&nhs[i % people], i % people, tag, i))
+            .collect();
         let (ok, secs, cpu) = run(addr, msgs, conns, window).await;
         println!(
             "ORU^R01 ({OBX_PER_ORU} OBX), {label}: {ok}/{n} AA in {secs:.2} s = {:.0} msg/s, {:.0} observations/s, {:.0} µs CPU/msg",
