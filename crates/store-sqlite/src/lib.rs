@@ -62,10 +62,12 @@ struct WalLimit {
     keep_bytes: i64,
 }
 
-/// 64 MiB of 4 KiB pages: a few seconds of the heaviest import, restarted a few times a second
-/// at most, and a bounded search for readers through the log's index.
+/// 256 MiB of 4 KiB pages (a few seconds of the heaviest import), cut back to 64 MiB. A restart
+/// holds the write lock while it waits for readers and syncs the database file, so it must be
+/// rare: restarting past 64 MiB cost an HTTP import ≈ 7 % and searches ≈ 0.4 ms at p50
+/// (`docs/benchmarks.md`, "A bounded log"); past 256 MiB neither shows.
 const WAL_LIMIT: WalLimit = WalLimit {
-    frames: 16_384,
+    frames: 65_536,
     keep_bytes: 64 * 1024 * 1024,
 };
 
