@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use carerecord_hl7::map::{MapContext, Mapped};
 use carerecord_hl7::{AckCode, AckError, Header, ack, nack_unparsed};
+use carerecord_store::group_commit::next_group;
 use carerecord_store::ingest::{self, DeadLetterStatus, Hl7System, IngestOp, MessageRecord};
 use carerecord_store::{
     AuditAction, AuditAgent, AuditOutcome, AuditRecord, Channel, PrincipalKind, ResourceStore,
@@ -318,14 +319,7 @@ fn resent(logged: &MessageRecord) -> Reply {
 }
 
 async fn writer(store: Arc<dyn ResourceStore>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = next_group(&mut rx, MAX_BATCH, |_| 1).await {
         let outcome = run_batch(store.as_ref(), &batch).await;
         match outcome {
             Ok(replies) => {

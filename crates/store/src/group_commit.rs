@@ -41,6 +41,30 @@ fn for_each_waiter(e: &StoreError) -> StoreError {
     }
 }
 
+/// The next group for a group-committing writer: waits for one job, then takes every job
+/// already queued — without waiting for more — while the group's `weight` (records, entries,
+/// messages) is under `max`. `None` once every sender is gone. Under load the groups grow by
+/// themselves; a lone job goes alone, at once.
+pub async fn next_group<T>(
+    rx: &mut mpsc::Receiver<T>,
+    max: usize,
+    weight: impl Fn(&T) -> usize,
+) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut n = weight(&first);
+    let mut group = vec![first];
+    while n < max {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += weight(&j);
+                group.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 impl GroupCommit {
     /// Starts the writer task on the current tokio runtime. `write` appends a batch of records
     /// to the chain in one transaction and commits it.
@@ -51,18 +75,7 @@ impl GroupCommit {
     {
         let (sender, mut rx) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut n = first.records.len();
-                let mut jobs = vec![first];
-                while n < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => {
-                            n += j.records.len();
-                            jobs.push(j);
-                        }
-                        Err(_) => break,
-                    }
-                }
+            while let Some(mut jobs) = next_group(&mut rx, MAX_BATCH, |j| j.records.len()).await {
                 let records: Vec<AuditRecord> = jobs
                     .iter_mut()
                     .flat_map(|j| std::mem::take(&mut j.records))

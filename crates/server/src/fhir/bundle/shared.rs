@@ -22,6 +22,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use carerecord_store::group_commit::next_group;
 use carerecord_store::{AuditRecord, ResourceStore, StoreError, StoreTx, write};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -109,18 +110,7 @@ fn stopped() -> ApiError {
 }
 
 async fn writer(store: Arc<dyn ResourceStore>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut entries = first.entries.len();
-        let mut group = vec![first];
-        while entries < MAX_ENTRIES {
-            match rx.try_recv() {
-                Ok(j) => {
-                    entries += j.entries.len();
-                    group.push(j);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some(mut group) = next_group(&mut rx, MAX_ENTRIES, |j| j.entries.len()).await {
         let outcomes = write_group(store.as_ref(), &mut group).await;
         for (job, outcome) in group.into_iter().zip(outcomes) {
             // A request that stopped waiting (its client went away) is no longer interested.
