@@ -99,11 +99,27 @@ pub fn prepare_version(
 }
 
 /// Drops index rows that search never reads: `_id` and `_lastUpdated` are matched on the
-/// resource row itself (its id and `last_updated` columns, which sorting uses too), and a value
-/// indexed twice for one parameter (a code repeated in two codings) matches once.
+/// resource row itself (its id and `last_updated` columns, which sorting uses too), a value
+/// indexed twice for one parameter (a code repeated in two codings) matches once, and a
+/// CodeableConcept's `text` that one of its parameter's codings already displays (after
+/// normalising) adds nothing: `:text` matches that coding's row alike, and nothing else reads
+/// a row without system and code (`:not` and sorting look at codes).
 fn slim(index: &mut IndexEntries) {
     index.tokens.retain(|t| t.param != "_id");
     index.dates.retain(|d| d.param != LAST_UPDATED);
+    let displayed: std::collections::HashSet<(String, String)> = index
+        .tokens
+        .iter()
+        .filter(|t| t.system.is_some() || t.code.is_some())
+        .filter_map(|t| t.text.as_ref().map(|x| (t.param.clone(), x.clone())))
+        .collect();
+    index.tokens.retain(|t| {
+        let text_only = t.system.is_none() && t.code.is_none();
+        !(text_only
+            && t.text
+                .as_ref()
+                .is_some_and(|x| displayed.contains(&(t.param.clone(), x.clone()))))
+    });
     let mut seen = std::collections::HashSet::new();
     index.tokens.retain(|t| {
         seen.insert((
@@ -159,6 +175,26 @@ fn stamp(obj: &mut Map<String, Value>, id: &LogicalId, version_id: VersionId, la
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A concept's text that a coding already displays is not a row of its own; a different
+    /// text is.
+    #[test]
+    fn a_concept_text_its_coding_displays_is_not_indexed_twice() {
+        let id = LogicalId::parse("o").unwrap();
+        let text_rows = |text: &str| {
+            let body = json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3",
+                                     "display": "Serum potassium"}], "text": text}});
+            let p = prepare_body(ResourceType::Observation, &id, body);
+            p.index
+                .tokens
+                .iter()
+                .filter(|t| t.param == "code" && t.code.is_none() && t.system.is_none())
+                .count()
+        };
+        assert_eq!(text_rows("SERUM POTASSIUM"), 0);
+        assert_eq!(text_rows("Potassium, serum"), 1);
+    }
 
     #[test]
     fn id_rows_and_repeated_values_are_not_indexed() {

@@ -119,6 +119,7 @@ macro_rules! backend_suite {
             search: [
                 search_by_token_matches_every_system_and_code_form,
                 search_by_token_not_excludes_matching_resources,
+                search_by_token_text_matches_concept_text_and_display,
                 search_by_string_is_prefix_accent_and_case_insensitive,
                 search_by_string_exact_and_contains,
                 search_by_date_honours_prefixes_on_partial_dates,

@@ -79,6 +79,56 @@ pub async fn search_by_token_matches_every_system_and_code_form(store: Store) {
     );
 }
 
+/// `:text` finds a concept by its text whether or not a coding displays the same words (its
+/// own row is then left out of the index) and by a coding's display.
+pub async fn search_by_token_text_matches_concept_text_and_display(store: Store) {
+    let obs = ResourceType::Observation;
+    let concept = |text: &str, display: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3",
+                                    "display": display}],
+                        "text": text}})
+    };
+    create(
+        &store,
+        obs,
+        "obs-same",
+        concept("Serum potassium", "SERUM POTASSIUM"),
+    )
+    .await;
+    create(
+        &store,
+        obs,
+        "obs-other",
+        concept("Potassium level", "Potassium [Moles/volume]"),
+    )
+    .await;
+    create(
+        &store,
+        obs,
+        "obs-text",
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "Serum potassium (free text)"}}),
+    )
+    .await;
+    assert_eq!(
+        id_set(&store, obs, &[("code:text", "serum pot")]).await,
+        strs(&["obs-same", "obs-text"])
+    );
+    assert_eq!(
+        id_set(&store, obs, &[("code:text", "potassium l")]).await,
+        strs(&["obs-other"])
+    );
+    assert_eq!(
+        id_set(&store, obs, &[("code:text", "potassium [m")]).await,
+        strs(&["obs-other"])
+    );
+    assert_eq!(
+        id_set(&store, obs, &[("code:not", "http://loinc.org|2823-3")]).await,
+        strs(&["obs-text"])
+    );
+}
+
 pub async fn search_by_token_not_excludes_matching_resources(store: Store) {
     two_patients(&store).await;
     create(&store, ResourceType::Observation, "obs-nocode", json!({"resourceType": "Observation", "status": "final", "code": {"text": "free text only"}})).await;
