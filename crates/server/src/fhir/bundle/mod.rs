@@ -24,8 +24,8 @@ use axum::response::Response;
 use carerecord_fhir::{IssueCode, LogicalId, ResourceType, VersionId};
 use carerecord_store::ingest::{PersonMatch, PersonMatcher};
 use carerecord_store::{
-    AuditAction, AuditOutcome, AuditRecord, PreparedBody, ResourceKey, StoreTx, StoredResource,
-    VersionHead, format_instant, now_micros, prepare_body, write,
+    AuditAction, AuditOutcome, AuditRecord, PreparedBody, ResourceKey, StoreError, StoreTx,
+    StoredResource, VersionHead, format_instant, now_micros, prepare_body, write,
 };
 use serde_json::{Value, json};
 
@@ -483,11 +483,8 @@ async fn transaction(
     // Dropping `txb` on an early return rolls the whole transaction back, audit entries too.
     let mut txb = state.store.begin().await?;
     let (mut results, written) = write_entries(txb.as_mut(), ctx, entries, plan).await?;
-    if ctx.audited && !written.is_empty() {
-        let records = written
-            .iter()
-            .map(|(i, note)| entry_record(ctx, &entries[*i], note, Ok(())))
-            .collect();
+    let records = write_records(ctx, entries, &written);
+    if !records.is_empty() {
         txb.append_audit(records).await?;
     }
     txb.commit().await?;
@@ -550,22 +547,45 @@ pub async fn process_within(
             "a transaction with reads cannot share a transaction".into(),
         ));
     }
+    let (results, _) = write_entries_isolated(tx, opts, &entries, plan).await??;
+    Ok(transaction_response(results))
+}
+
+/// [`write_entries`] under a savepoint: when the Bundle is refused, everything it wrote is
+/// rolled back and `tx` goes on. The outer error is the store's (`tx` cannot go on), the inner
+/// one the Bundle's refusal.
+async fn write_entries_isolated(
+    tx: &mut dyn StoreTx,
+    ctx: &BundleOptions,
+    entries: &[Entry],
+    plan: Option<Plan>,
+) -> Result<Result<(Vec<Option<Value>>, WrittenNotes), ApiError>, StoreError> {
     tx.savepoint().await?;
-    let written = match write_entries(tx, opts, &entries, plan).await {
-        Ok((results, _)) => tx
+    let written = match write_entries(tx, ctx, entries, plan).await {
+        // A version taken by another writer shows at the release at the latest.
+        Ok(w) => tx
             .release_savepoint()
             .await
-            .map_err(|e| ApiError::from(write::busy_if_taken(e)))
-            .map(|()| results),
+            .map(|()| w)
+            .map_err(|e| ApiError::from(write::busy_if_taken(e))),
         Err(e) => Err(e),
     };
-    match written {
-        Ok(results) => Ok(transaction_response(results)),
-        Err(e) => {
-            tx.rollback_to_savepoint().await?;
-            Err(e)
-        }
+    if written.is_err() {
+        tx.rollback_to_savepoint().await?;
     }
+    Ok(written)
+}
+
+/// The audit entries of a written transaction's write entries (`notes`, from
+/// [`write_entries`]), when its request is audited: they go into the same store transaction.
+fn write_records(ctx: &BundleOptions, entries: &[Entry], notes: &WrittenNotes) -> Vec<AuditRecord> {
+    if !ctx.audited {
+        return Vec::new();
+    }
+    notes
+        .iter()
+        .map(|(i, note)| entry_record(ctx, &entries[*i], note, Ok(())))
+        .collect()
 }
 
 /// How [`process_unisolated`] refused a Bundle.

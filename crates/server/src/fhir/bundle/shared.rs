@@ -23,12 +23,13 @@
 use std::sync::{Arc, OnceLock};
 
 use carerecord_store::group_commit::next_group;
-use carerecord_store::{AuditRecord, ResourceStore, StoreError, StoreTx, write};
+use carerecord_store::{AuditRecord, ResourceStore, StoreError, StoreTx};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    BundleOptions, Entry, Method, Plan, entry_record, transaction_response, write_entries,
+    BundleOptions, Entry, Method, Plan, transaction_response, write_entries,
+    write_entries_isolated, write_records,
 };
 use crate::error::ApiError;
 
@@ -146,21 +147,6 @@ fn for_each(e: &StoreError) -> ApiError {
     }
 }
 
-/// The audit entries of a written transaction's write entries, when its request is audited.
-fn records(
-    opts: &BundleOptions,
-    entries: &[Entry],
-    notes: &[(usize, crate::audit::AuditNote)],
-) -> Vec<AuditRecord> {
-    if !opts.audited {
-        return Vec::new();
-    }
-    notes
-        .iter()
-        .map(|(i, note)| entry_record(opts, &entries[*i], note, Ok(())))
-        .collect()
-}
-
 /// Writes the group without savepoints. `None` when a Bundle was refused: the transaction has
 /// been rolled back, and the group must be written again, isolated.
 async fn optimistic(
@@ -174,7 +160,7 @@ async fn optimistic(
     for job in group.iter_mut() {
         match write_entries(tx.as_mut(), &job.opts, &job.entries, job.plan.take()).await {
             Ok((results, notes)) => {
-                audit.extend(records(&job.opts, &job.entries, &notes));
+                audit.extend(write_records(&job.opts, &job.entries, &notes));
                 responses.push(Ok(transaction_response(results)));
             }
             Err(_) => {
@@ -196,24 +182,12 @@ async fn isolated(store: &dyn ResourceStore, group: &mut [Job]) -> Result<Outcom
     let mut outcomes = Vec::with_capacity(group.len());
     let mut audit = Vec::new();
     for job in group.iter() {
-        tx.savepoint().await?;
-        let written = match write_entries(tx.as_mut(), &job.opts, &job.entries, None).await {
-            Ok(w) => match tx.release_savepoint().await {
-                Ok(()) => Ok(w),
-                // A version taken by another writer shows here at the latest.
-                Err(e) => Err(ApiError::from(write::busy_if_taken(e))),
-            },
-            Err(e) => Err(e),
-        };
-        match written {
+        match write_entries_isolated(tx.as_mut(), &job.opts, &job.entries, None).await? {
             Ok((results, notes)) => {
-                audit.extend(records(&job.opts, &job.entries, &notes));
+                audit.extend(write_records(&job.opts, &job.entries, &notes));
                 outcomes.push(Ok(transaction_response(results)));
             }
-            Err(e) => {
-                tx.rollback_to_savepoint().await?;
-                outcomes.push(Err(e));
-            }
+            Err(e) => outcomes.push(Err(e)),
         }
     }
     finish(tx, audit).await?;
