@@ -381,14 +381,43 @@ impl SqlExec for Exec<'_> {
     }
 
     async fn execute_owned(&mut self, st: Statement) -> Result<u64, StoreError> {
-        let done = sqlx::query_with(
-            AssertSqlSafe(positional(&st.sql)),
-            owned_arguments(st.args.into_iter())?,
-        )
-        .execute(&mut *self.0)
-        .await
-        .map_err(db_err)?;
+        self.run(positional(&st.sql), st.args).await
+    }
+
+    async fn execute_write(&mut self, st: Statement) -> Result<u64, StoreError> {
+        self.run(write_sql(&st.sql), st.args).await
+    }
+}
+
+impl Exec<'_> {
+    /// Runs `sql` (already in SQLite's placeholders) with `args`, moved rather than copied.
+    async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(AssertSqlSafe(sql), owned_arguments(args.into_iter())?)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+}
+
+/// A write path statement as SQLite runs it: [`failing_insert`], [`positional`].
+fn write_sql(sql: &str) -> String {
+    positional(&failing_insert(sql))
+}
+
+/// A write path `INSERT` as `INSERT OR FAIL`. Under SQLite's default conflict resolution
+/// (`ABORT`), a statement that writes many rows and could break a constraint keeps a statement
+/// journal — a copy of every page it changes — to undo itself alone on failure; for the write
+/// path's multi-row inserts into tables with primary keys and `NOT NULL` columns that copying
+/// cost several per cent of an import. `OR FAIL` stops at the failing row without that journal
+/// and leaves the rows before it, which the write path's caller never keeps: a failed flush
+/// rolls its transaction back ([`SqlExec::execute_write`]), as PostgreSQL, where an error
+/// aborts the whole transaction, requires anyway. An upsert's `ON CONFLICT` clause still
+/// decides its key conflicts.
+pub fn failing_insert(sql: &str) -> String {
+    match sql.strip_prefix("INSERT INTO ") {
+        Some(rest) => format!("INSERT OR FAIL INTO {rest}"),
+        None => sql.to_owned(),
     }
 }
 
@@ -837,6 +866,82 @@ mod tests {
             size <= 2 * 1024 * 1024,
             "the log stayed at {size} bytes after a {peak}-byte burst"
         );
+        store.close().await;
+    }
+
+    /// Every statement of the write path, as the store runs it, stops at a failing row
+    /// (`OR FAIL`, code 3 in a constraint's halt) rather than aborting (code 2): an aborting
+    /// multi-row statement makes SQLite keep a statement journal of every page it changes.
+    /// The one exception is the upsert of later versions: SQLite's `DO UPDATE` has no conflict
+    /// clause of its own. The shapes cover first versions, a later one (archive, index
+    /// clear-out) and every index table the records use, against the real schema.
+    #[tokio::test]
+    async fn the_write_path_never_pays_for_statement_journals() {
+        use carerecord_fhir::{LogicalId, ResourceType, VersionId};
+        use carerecord_store::prepare_version;
+        use sqlx::Row as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(&dir.path().join("j.db"))
+            .await
+            .unwrap();
+        let body = |family: &str| {
+            serde_json::json!({"resourceType": "Patient", "active": true,
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}],
+                "name": [{"family": family, "given": ["Ada"]}], "birthDate": "1950-01-01",
+                "telecom": [{"system": "phone", "value": "020 7946 0000"}],
+                "generalPractitioner": [{"reference": "Organization/gp"}],
+                "address": [{"postalCode": "SE1 7EH"}]})
+        };
+        let obs = serde_json::json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+            "valueQuantity": {"value": 4.5, "unit": "mmol/L"},
+            "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Observation"]}});
+        let versions = vec![
+            prepare_version(
+                ResourceType::Patient,
+                &LogicalId::parse("p1").unwrap(),
+                VersionId::FIRST,
+                1,
+                body("One"),
+            ),
+            prepare_version(
+                ResourceType::Patient,
+                &LogicalId::parse("p2").unwrap(),
+                VersionId::FIRST.next(),
+                2,
+                body("Two"),
+            ),
+            prepare_version(
+                ResourceType::Observation,
+                &LogicalId::parse("o1").unwrap(),
+                VersionId::FIRST,
+                3,
+                obs,
+            ),
+        ];
+        let statements = carerecord_store::sql::versions_statements(versions);
+        let mut halts = 0;
+        for w in statements {
+            let sql = super::write_sql(&w.statement.sql);
+            let args = super::owned_arguments(w.statement.args.into_iter()).unwrap();
+            let plan = sqlx::query_with(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")), args)
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+            for row in plan {
+                let opcode: String = row.get("opcode");
+                let (p1, p2): (i64, i64) = (row.get("p1"), row.get("p2"));
+                if opcode.starts_with("Halt") && p1 != 0 {
+                    halts += 1;
+                    assert!(
+                        p2 != 2 || sql.contains(" ON CONFLICT "),
+                        "{opcode} aborts in: {sql}"
+                    );
+                }
+            }
+        }
+        assert!(halts > 0, "the statements check their constraints");
         store.close().await;
     }
 

@@ -62,6 +62,16 @@ pub trait SqlExec: Send {
     async fn execute_owned(&mut self, st: Statement) -> Result<u64, StoreError> {
         self.execute(&st).await
     }
+
+    /// [`SqlExec::execute_owned`] for one of the statements that write versions
+    /// ([`crate::sql::versions_statements`], run by [`crate::pending::Pending::flush`]). A
+    /// flush that fails has lost what it had not yet run, so its transaction is rolled back
+    /// (entirely, or to a savepoint) and never goes on: a backend need not undo a failed
+    /// statement's own partial effects, and may run the statement in a way that saves it the
+    /// work of being able to.
+    async fn execute_write(&mut self, st: Statement) -> Result<u64, StoreError> {
+        self.execute_owned(st).await
+    }
 }
 
 /// Builds a [`StoredResource`] from raw column values, checking what the database returned.

@@ -166,10 +166,13 @@ impl Pending {
 
     /// Writes everything pending through `exec`; the buffer is left empty. A version another
     /// transaction took first (the guarded upsert changed fewer rows than it must) is
-    /// `AlreadyExists`, which the write path retries as a conflict.
+    /// `AlreadyExists`, which the write path retries as a conflict. After an error the
+    /// transaction must be rolled back, entirely or to a savepoint: what was not yet written is
+    /// gone from the buffer, and the failed statement may have written part of its rows
+    /// ([`SqlExec::execute_write`]).
     pub async fn flush(&mut self, exec: &mut dyn SqlExec) -> Result<(), StoreError> {
         for w in self.take_statements() {
-            let changed = exec.execute_owned(w.statement).await?;
+            let changed = exec.execute_write(w.statement).await?;
             if w.must_change.is_some_and(|n| n != changed) {
                 return Err(StoreError::AlreadyExists);
             }
@@ -182,9 +185,8 @@ impl Pending {
         if self.versions.is_empty() {
             return Vec::new();
         }
-        let refs: Vec<&PreparedVersion> = self.versions.iter().collect();
-        let out = versions_statements(&refs);
+        let versions = std::mem::take(&mut self.versions);
         self.clear();
-        out
+        versions_statements(versions)
     }
 }

@@ -4,6 +4,10 @@
 //! per table instead of hundreds of single-row statements, which is what makes bulk import fast
 //! on both databases (and on SQLite, whose driver pays a thread hop per statement).
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
 use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 
 use super::{Arg, Statement};
@@ -33,11 +37,16 @@ fn opt_text(v: Option<&str>) -> Arg {
     }
 }
 
-/// Rows for one table, flushed as multi-row `INSERT`s of at most [`MAX_ARGS`] values.
+fn owned_text(v: Option<String>) -> Arg {
+    v.map_or(Arg::Null, Arg::Text)
+}
+
+/// Rows for one table, flushed as multi-row `INSERT`s of at most [`MAX_ARGS`] values. The
+/// rows' values are kept flat, one after another, `columns.len()` to a row.
 struct TableRows {
     table: &'static str,
     columns: &'static [&'static str],
-    rows: Vec<Vec<Arg>>,
+    values: Vec<Arg>,
     /// Appended after `VALUES …` (an upsert clause).
     suffix: &'static str,
     /// Whether each statement must change exactly as many rows as it carries (see
@@ -68,37 +77,66 @@ impl TableRows {
         TableRows {
             table,
             columns,
-            rows: Vec::new(),
+            values: Vec::new(),
             suffix: "",
             guarded: false,
         }
     }
 
     fn into_statements(self, out: &mut Vec<WriteStatement>) {
-        let mut rows = self.rows.into_iter();
-        let mut remaining = rows.len();
+        let width = self.columns.len();
+        let mut values = self.values.into_iter();
+        let mut remaining = values.len() / width;
         while remaining > 0 {
-            let n = chunk_len(remaining, self.columns.len());
+            let n = chunk_len(remaining, width);
             remaining -= n;
-            let mut st = Statement::default();
-            let mut tuples = Vec::with_capacity(n);
-            for row in rows.by_ref().take(n) {
-                let ps: Vec<String> = row.into_iter().map(|a| st.bind(a)).collect();
-                tuples.push(format!("({})", ps.join(", ")));
-            }
-            st.sql = format!(
-                "INSERT INTO {} ({}) VALUES {}{}",
-                self.table,
-                self.columns.join(", "),
-                tuples.join(", "),
-                self.suffix
-            );
             out.push(WriteStatement {
-                statement: st,
+                statement: Statement {
+                    sql: insert_sql(self.table, self.columns, n, self.suffix),
+                    args: values.by_ref().take(n * width).collect(),
+                },
                 must_change: self.guarded.then_some(n as u64),
             });
         }
     }
+}
+
+/// The text of a multi-row `INSERT` of `rows` rows into `table`, its placeholders numbered in
+/// order. A write path runs a handful of shapes (see [`chunk_len`]) thousands of times a
+/// second: each is built once and copied after that, instead of formatting a placeholder per
+/// value each time. A table always comes with the same columns, so table, suffix and row
+/// count name a shape.
+fn insert_sql(
+    table: &'static str,
+    columns: &'static [&'static str],
+    rows: usize,
+    suffix: &'static str,
+) -> String {
+    type Shapes = HashMap<(&'static str, &'static str, usize), String>;
+    static SHAPES: OnceLock<Mutex<Shapes>> = OnceLock::new();
+    let build = || {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let mut n = 0;
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..columns.len() {
+                n += 1;
+                // Writing to a String cannot fail.
+                let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+            }
+            sql.push(')');
+        }
+        sql.push_str(suffix);
+        sql
+    };
+    let shapes = SHAPES.get_or_init(Mutex::default);
+    // A poisoned lock only means another thread panicked while holding it: the map is still
+    // whole (entries are inserted complete), so keep using it.
+    let mut shapes = shapes.lock().unwrap_or_else(|p| p.into_inner());
+    shapes
+        .entry((table, suffix, rows))
+        .or_insert_with(build)
+        .clone()
 }
 
 /// Rows in the next statement: [`MAX_CHUNK`] while that many remain, then the largest power of
@@ -131,10 +169,12 @@ const VERSION_COLUMNS: &[&str] = &[
 
 /// The statements that write new versions: their history rows, current rows and index rows
 /// (old index rows removed first for versions after the first). Each `(type, id)` must appear
-/// at most once in `versions` (a multi-row upsert cannot touch one row twice).
-pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<WriteStatement> {
+/// at most once in `versions` (a multi-row upsert cannot touch one row twice). The versions are
+/// taken, so that their bodies and index values move into the statements instead of being
+/// copied.
+pub fn versions_statements(versions: Vec<PreparedVersion>) -> Vec<WriteStatement> {
     let mut out: Vec<WriteStatement> = Vec::new();
-    for v in versions {
+    for v in &versions {
         if v.version_id.get() > 1 {
             out.push(
                 archive_statement(v.resource_type.as_str(), v.id.as_str(), v.version_id.get())
@@ -147,10 +187,16 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<WriteStatement>
             );
         }
     }
+    // First versions are plain inserts: one meeting an existing row (a concurrent create of
+    // the same id) breaks the key, which the backends report as `AlreadyExists`. Only a plain
+    // insert lets SQLite write many rows without a statement journal (see the SQLite store's
+    // `failing_insert`); an import writes almost nothing but first versions.
+    let mut created = TableRows::new("resources", VERSION_COLUMNS);
+    created.guarded = true;
     let mut current = TableRows::new("resources", VERSION_COLUMNS);
-    // A row is replaced only by a later version. A version 1 meeting an existing row, or a
-    // version a concurrent writer already wrote, changes nothing — and the guard turns that
-    // into `AlreadyExists`, which writers retry as `Busy`.
+    // A row is replaced only by a later version. A version a concurrent writer already wrote
+    // changes nothing — and the guard turns that into `AlreadyExists`, which writers retry as
+    // `Busy`.
     current.suffix = " ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
         patient_id = excluded.patient_id, last_updated = excluded.last_updated, deleted = FALSE, body = excluded.body, \
         source_ods = excluded.source_ods, sensitive = excluded.sensitive \
@@ -242,89 +288,98 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<WriteStatement>
     let mut objections = TableRows::new("objections", &["resource_type", "id", "patient_id"]);
 
     for v in versions {
-        let rt = Arg::Text(v.resource_type.as_str().to_owned());
-        let id = Arg::Text(v.id.as_str().to_owned());
-        let pid = opt_text(v.patient_id.as_deref());
-        let version_row = vec![
-            rt.clone(),
-            id.clone(),
-            Arg::Int(v.version_id.get()),
-            pid.clone(),
-            Arg::Int(v.last_updated),
-            Arg::Bool(false),
-            Arg::Text(v.body.clone()),
-            opt_text(v.class.source_ods.as_deref()),
-            Arg::Bool(v.class.sensitive),
-        ];
-        current.rows.push(version_row);
-        let owner = |param: &str| {
-            vec![
-                rt.clone(),
-                id.clone(),
-                pid.clone(),
-                Arg::Text(param.to_owned()),
-            ]
+        let PreparedVersion {
+            resource_type,
+            id,
+            version_id,
+            last_updated,
+            body,
+            index,
+            patient_id,
+            class,
+        } = v;
+        let rt = resource_type.as_str();
+        let id = id.as_str();
+        let pid = patient_id.as_deref();
+        let rows = if version_id.get() > 1 {
+            &mut current
+        } else {
+            &mut created
         };
-        let ix = &v.index;
-        for e in &ix.strings {
-            let mut r = owner(&e.param);
-            r.extend([Arg::Text(e.normalized.clone()), Arg::Text(e.exact.clone())]);
-            strings.rows.push(r);
-        }
-        for e in &ix.tokens {
-            let mut r = owner(&e.param);
-            r.extend([
-                opt_text(e.system.as_deref()),
-                opt_text(e.code.as_deref()),
-                opt_text(e.text.as_deref()),
+        rows.values.extend([
+            Arg::Text(rt.to_owned()),
+            Arg::Text(id.to_owned()),
+            Arg::Int(version_id.get()),
+            opt_text(pid),
+            Arg::Int(last_updated),
+            Arg::Bool(false),
+            Arg::Text(body),
+            owned_text(class.source_ods),
+            Arg::Bool(class.sensitive),
+        ]);
+        // The first columns of every index row: whose row it is, and for which parameter.
+        let owner = |values: &mut Vec<Arg>, param: String| {
+            values.extend([
+                Arg::Text(rt.to_owned()),
+                Arg::Text(id.to_owned()),
+                opt_text(pid),
+                Arg::Text(param),
             ]);
-            tokens.rows.push(r);
+        };
+        for e in index.strings {
+            owner(&mut strings.values, e.param);
+            strings
+                .values
+                .extend([Arg::Text(e.normalized), Arg::Text(e.exact)]);
         }
-        for e in &ix.dates {
-            let mut r = owner(&e.param);
-            r.extend([Arg::Int(e.low), Arg::Int(e.high)]);
-            dates.rows.push(r);
+        for e in index.tokens {
+            owner(&mut tokens.values, e.param);
+            tokens
+                .values
+                .extend([owned_text(e.system), owned_text(e.code), owned_text(e.text)]);
         }
-        for e in &ix.references {
-            let mut r = owner(&e.param);
-            r.extend([
+        for e in index.dates {
+            owner(&mut dates.values, e.param);
+            dates.values.extend([Arg::Int(e.low), Arg::Int(e.high)]);
+        }
+        for e in index.references {
+            owner(&mut references.values, e.param);
+            references.values.extend([
                 opt_text(e.target_type.map(|t| t.as_str())),
-                opt_text(e.target_id.as_deref()),
-                opt_text(e.url.as_deref()),
-                opt_text(e.identifier_system.as_deref()),
-                opt_text(e.identifier_value.as_deref()),
+                owned_text(e.target_id),
+                owned_text(e.url),
+                owned_text(e.identifier_system),
+                owned_text(e.identifier_value),
             ]);
-            references.rows.push(r);
         }
-        for e in &ix.numbers {
-            let mut r = owner(&e.param);
-            r.extend([Arg::Real(e.value), Arg::Real(e.low), Arg::Real(e.high)]);
-            numbers.rows.push(r);
+        for e in index.numbers {
+            owner(&mut numbers.values, e.param);
+            numbers
+                .values
+                .extend([Arg::Real(e.value), Arg::Real(e.low), Arg::Real(e.high)]);
         }
-        for e in &ix.quantities {
-            let mut r = owner(&e.param);
-            r.extend([
+        for e in index.quantities {
+            owner(&mut quantities.values, e.param);
+            quantities.values.extend([
                 Arg::Real(e.value),
                 Arg::Real(e.low),
                 Arg::Real(e.high),
-                opt_text(e.system.as_deref()),
-                opt_text(e.code.as_deref()),
-                opt_text(e.unit.as_deref()),
+                owned_text(e.system),
+                owned_text(e.code),
+                owned_text(e.unit),
             ]);
-            quantities.rows.push(r);
         }
-        for e in &ix.uris {
-            let mut r = owner(&e.param);
-            r.push(Arg::Text(e.value.clone()));
-            uris.rows.push(r);
+        for e in index.uris {
+            owner(&mut uris.values, e.param);
+            uris.values.push(Arg::Text(e.value));
         }
-        if let Some(p) = v.patient_id.as_deref() {
-            for rel in &v.class.relationships {
-                relationships.rows.push(vec![
-                    rt.clone(),
-                    id.clone(),
+        if let Some(p) = pid {
+            for rel in class.relationships {
+                relationships.values.extend([
+                    Arg::Text(rt.to_owned()),
+                    Arg::Text(id.to_owned()),
                     Arg::Text(p.to_owned()),
-                    Arg::Text(rel.org_id.clone()),
+                    Arg::Text(rel.org_id),
                     Arg::Text(rel.kind.as_str().to_owned()),
                     // Open relationships end at the largest instant, so the visibility test is
                     // one comparison (and no NULL, which PostgreSQL would type as text here).
@@ -332,14 +387,17 @@ pub fn versions_statements(versions: &[&PreparedVersion]) -> Vec<WriteStatement>
                 ]);
             }
             // An unverified NHS number holds the person back exactly as an objection does.
-            if v.class.objection || v.class.unverified_identity {
-                objections
-                    .rows
-                    .push(vec![rt.clone(), id.clone(), Arg::Text(p.to_owned())]);
+            if class.objection || class.unverified_identity {
+                objections.values.extend([
+                    Arg::Text(rt.to_owned()),
+                    Arg::Text(id.to_owned()),
+                    Arg::Text(p.to_owned()),
+                ]);
             }
         }
     }
     for t in [
+        created,
         current,
         strings,
         tokens,
@@ -428,8 +486,7 @@ mod tests {
     #[test]
     fn every_write_statement_numbers_its_placeholders_in_order() {
         let vs: Vec<PreparedVersion> = (0..3).map(version).collect();
-        let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        for w in versions_statements(&refs) {
+        for w in versions_statements(vs) {
             super::super::assert_in_order(&w.statement);
         }
         let id = LogicalId::parse("obs-1").unwrap();
@@ -438,8 +495,8 @@ mod tests {
         }
     }
 
-    fn statements(refs: &[&PreparedVersion]) -> Vec<Statement> {
-        versions_statements(refs)
+    fn statements(vs: Vec<PreparedVersion>) -> Vec<Statement> {
+        versions_statements(vs)
             .into_iter()
             .map(|w| w.statement)
             .collect()
@@ -454,8 +511,7 @@ mod tests {
                 v
             })
             .collect();
-        let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        let ws = versions_statements(&refs);
+        let ws = versions_statements(vs);
         let guarded: Vec<(usize, Option<u64>)> = ws
             .iter()
             .filter(|w| w.statement.sql.starts_with("INSERT INTO resources "))
@@ -491,13 +547,41 @@ mod tests {
     }
 
     #[test]
+    fn first_versions_are_plain_inserts_and_later_ones_upserts() {
+        let vs: Vec<PreparedVersion> = (0..5)
+            .map(|i| {
+                let mut v = version(i);
+                if i % 2 == 1 {
+                    v.version_id = VersionId::FIRST.next();
+                }
+                v
+            })
+            .collect();
+        let current: Vec<(usize, bool, Option<u64>)> = versions_statements(vs)
+            .into_iter()
+            .filter(|w| w.statement.sql.starts_with("INSERT INTO resources "))
+            .map(|w| {
+                (
+                    w.statement.args.len() / VERSION_COLUMNS.len(),
+                    w.statement.sql.contains(" ON CONFLICT "),
+                    w.must_change,
+                )
+            })
+            .collect();
+        assert_eq!(
+            current,
+            vec![(2, false, Some(2)), (1, false, Some(1)), (2, true, Some(2))],
+            "three first versions (2 + 1 rows), then two later ones"
+        );
+    }
+
+    #[test]
     fn batches_split_into_a_few_statement_shapes() {
         assert_eq!(chunk_len(200, 7), 64);
         assert_eq!(chunk_len(10, 7), 8);
         assert_eq!(chunk_len(1, 7), 1);
         let vs: Vec<PreparedVersion> = (0..10).map(version).collect();
-        let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        let sts = statements(&refs);
+        let sts = statements(vs);
         let current: Vec<usize> = sts
             .iter()
             .filter(|s| s.sql.starts_with("INSERT INTO resources "))
@@ -518,8 +602,7 @@ mod tests {
     #[test]
     fn large_batches_are_split_below_the_bound_value_limit() {
         let vs: Vec<PreparedVersion> = (0..5_000).map(version).collect();
-        let refs: Vec<&PreparedVersion> = vs.iter().collect();
-        let sts = statements(&refs);
+        let sts = statements(vs);
         assert!(sts.iter().all(|s| s.args.len() <= MAX_ARGS));
         let rows: usize = sts
             .iter()
