@@ -14,7 +14,8 @@ use crate::nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};
 use crate::outcome::{Issue, IssueCode};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use table::{ElementDef, TABLE};
+use std::fmt;
+use table::{ElementDef, Required, TABLE, TypeDef};
 
 /// At most this many issues are reported for one resource.
 pub const MAX_ISSUES: usize = 100;
@@ -43,6 +44,63 @@ struct Validator {
     issues: Vec<Issue>,
     /// Objects currently being walked.
     depth: usize,
+}
+
+/// Where an element is: a chain of segments, each borrowed from the caller's stack frame or the
+/// resource. Validation runs on every write and most resources are valid, so the FHIRPath
+/// expression (`Patient.name[0].given`) is rendered only when an issue names it.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// The resource at the top: its type.
+    Root(&'a str),
+    Child(&'a Path<'a>, &'a str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Child(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Item(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// The choice elements met in one object, kept without allocating (no type has more than two
+/// choice groups) so that the full check runs only when two types of one group may be present.
+struct Choices<'a> {
+    /// `(group, element name)` pairs.
+    seen: [(&'a str, &'a str); 4],
+    len: usize,
+    /// A group was met with two element names, or there were more groups than `seen` holds.
+    suspect: bool,
+}
+
+impl<'a> Choices<'a> {
+    fn new() -> Self {
+        Choices {
+            seen: [("", ""); 4],
+            len: 0,
+            suspect: false,
+        }
+    }
+
+    fn note(&mut self, group: &'a str, name: &'a str) {
+        match self.seen[..self.len].iter().find(|(g, _)| *g == group) {
+            Some((_, seen)) => self.suspect |= *seen != name,
+            None if self.len < self.seen.len() => {
+                self.seen[self.len] = (group, name);
+                self.len += 1;
+            }
+            None => self.suspect = true,
+        }
+    }
+}
+
+/// Whether `obj` has `_name`, the extension sibling of element `name` (without building the key).
+fn has_extension_sibling(obj: &Map<String, Value>, name: &str) -> bool {
+    obj.keys().any(|k| k.strip_prefix('_') == Some(name))
 }
 
 /// A user-supplied name, repeated in diagnostics only when it looks like a FHIR name.
@@ -87,7 +145,7 @@ impl Validator {
     }
 
     /// A resource at `at` (`None` for the top level, whose path starts with its type).
-    fn resource(&mut self, obj: &Map<String, Value>, at: Option<&str>) {
+    fn resource(&mut self, obj: &Map<String, Value>, at: Option<&Path<'_>>) {
         let rt = match obj.get("resourceType") {
             Some(Value::String(rt)) => rt.as_str(),
             Some(_) => {
@@ -103,7 +161,7 @@ impl Validator {
             None => {
                 let issue = Issue::error(IssueCode::Required, "the resource has no resourceType");
                 self.push(match at {
-                    Some(p) => issue.at(p),
+                    Some(p) => issue.at(p.to_string()),
                     None => issue,
                 });
                 return;
@@ -126,8 +184,8 @@ impl Validator {
             );
             return;
         }
-        let path = at.map_or_else(|| rt.to_owned(), str::to_owned);
-        self.complex(obj, rt, &path, true);
+        let root = Path::Root(rt);
+        self.complex(obj, rt, at.unwrap_or(&root), true);
     }
 
     /// An object of complex type `type_name` (a datatype, an inline backbone element path such
@@ -136,17 +194,17 @@ impl Validator {
         &mut self,
         obj: &Map<String, Value>,
         type_name: &str,
-        path: &str,
+        path: &Path<'_>,
         is_resource: bool,
     ) {
-        let Some(defs) = TABLE.elements(type_name) else {
+        let Some(type_def) = TABLE.type_def(type_name) else {
             // Unreachable with the embedded table (tested); do not fail open silently.
             self.push(
                 Issue::error(
                     IssueCode::Exception,
                     "the validator has no definition for this element's type",
                 )
-                .at(path),
+                .at(path.to_string()),
             );
             return;
         };
@@ -156,33 +214,35 @@ impl Validator {
                     IssueCode::Structure,
                     format!("elements are nested more than {MAX_DEPTH} levels deep"),
                 )
-                .at(path),
+                .at(path.to_string()),
             );
             return;
         }
         self.depth += 1;
-        self.complex_fields(obj, defs, type_name, path, is_resource);
+        self.complex_fields(obj, type_def, type_name, path, is_resource);
         self.depth -= 1;
     }
 
     fn complex_fields(
         &mut self,
         obj: &Map<String, Value>,
-        defs: &HashMap<String, ElementDef>,
+        type_def: &TypeDef,
         type_name: &str,
-        path: &str,
+        path: &Path<'_>,
         is_resource: bool,
     ) {
+        let defs = &type_def.elements;
         if obj.is_empty() {
             self.push(
                 Issue::error(
                     IssueCode::Structure,
                     "an object must not be empty: leave the element out instead",
                 )
-                .at(path),
+                .at(path.to_string()),
             );
             return;
         }
+        let mut choices = Choices::new();
         for (key, value) in obj {
             if self.full() {
                 return;
@@ -191,9 +251,20 @@ impl Validator {
                 continue;
             }
             if let Some(base) = key.strip_prefix('_') {
-                match defs.get(base) {
+                let def = defs.get(base);
+                // Noted even when the key is reported below: `_valueBoolean` beside `valueString`
+                // is still two types of `value[x]`.
+                if let Some(group) = def.and_then(ElementDef::choice_group) {
+                    choices.note(group, base);
+                }
+                match def {
                     Some(def) if TABLE.is_primitive(def.type_code()) => {
-                        self.primitive_extension(def, value, &format!("{path}.{base}"), obj.get(base));
+                        self.primitive_extension(
+                            def,
+                            value,
+                            &Path::Child(path, base),
+                            obj.get(base),
+                        );
                     }
                     _ => self.push(
                         Issue::error(
@@ -218,12 +289,15 @@ impl Validator {
                 );
                 continue;
             };
-            let elem_path = format!("{path}.{key}");
-            let has_ext = obj.contains_key(&format!("_{key}"));
-            self.element(def, value, &elem_path, has_ext);
+            if let Some(group) = def.choice_group() {
+                choices.note(group, key);
+            }
+            self.element(def, value, &Path::Child(path, key), obj, key);
         }
-        self.one_choice_each(obj, defs, path);
-        self.required(obj, defs, path);
+        if choices.suspect {
+            self.one_choice_each(obj, defs, path);
+        }
+        self.required(obj, &type_def.required, path);
         match type_name {
             "Reference" => self.reference(obj, path),
             "Identifier" => self.identifier(obj, path),
@@ -236,7 +310,7 @@ impl Validator {
         &mut self,
         obj: &Map<String, Value>,
         defs: &HashMap<String, ElementDef>,
-        path: &str,
+        path: &Path<'_>,
     ) {
         let mut pairs: Vec<(&str, &str)> = obj
             .keys()
@@ -267,51 +341,31 @@ impl Validator {
         }
     }
 
-    /// Required elements (min ≥ 1) are present; a choice group counts once.
-    fn required(
-        &mut self,
-        obj: &Map<String, Value>,
-        defs: &HashMap<String, ElementDef>,
-        path: &str,
-    ) {
-        let mut missing: Vec<(String, String)> = Vec::new();
-        for (name, def) in defs {
-            if def.min() == 0 {
-                continue;
+    /// Required elements (min ≥ 1) are present; a choice group counts once. `required` is
+    /// worked out once per type, in the order issues are reported.
+    fn required(&mut self, obj: &Map<String, Value>, required: &[Required], path: &Path<'_>) {
+        for r in required {
+            if !r.keys.iter().any(|k| obj.contains_key(k.as_str())) {
+                self.push(
+                    Issue::error(
+                        IssueCode::Required,
+                        format!("required element '{}' is missing", r.label),
+                    )
+                    .at(format!("{path}.{}", r.at)),
+                );
             }
-            match def.choice_group() {
-                Some(group) => {
-                    let present = defs.iter().any(|(n, d)| {
-                        d.choice_group() == Some(group)
-                            && (obj.contains_key(n) || obj.contains_key(&format!("_{n}")))
-                    });
-                    let label = format!("{group}[x]");
-                    if !present && !missing.iter().any(|(n, _)| *n == label) {
-                        missing.push((label, group.to_owned()));
-                    }
-                }
-                None => {
-                    let present = obj.contains_key(name) || obj.contains_key(&format!("_{name}"));
-                    if !present {
-                        missing.push((name.clone(), name.clone()));
-                    }
-                }
-            }
-        }
-        missing.sort();
-        for (label, at) in missing {
-            self.push(
-                Issue::error(
-                    IssueCode::Required,
-                    format!("required element '{label}' is missing"),
-                )
-                .at(format!("{path}.{at}")),
-            );
         }
     }
 
-    /// The value of one element: shape (array or not) and then each item.
-    fn element(&mut self, def: &ElementDef, value: &Value, path: &str, has_ext: bool) {
+    /// The value of element `name` of `obj`: shape (array or not) and then each item.
+    fn element(
+        &mut self,
+        def: &ElementDef,
+        value: &Value,
+        path: &Path<'_>,
+        obj: &Map<String, Value>,
+        name: &str,
+    ) {
         if def.repeats() {
             let Value::Array(items) = value else {
                 self.push(
@@ -322,7 +376,7 @@ impl Validator {
                             json_kind(value)
                         ),
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             };
@@ -332,7 +386,7 @@ impl Validator {
                         IssueCode::Structure,
                         "an array must not be empty: leave the element out instead",
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             }
@@ -345,7 +399,7 @@ impl Validator {
                             IssueCode::Structure,
                             format!("this element allows at most {max} items"),
                         )
-                        .at(path),
+                        .at(path.to_string()),
                     );
                 }
             }
@@ -355,19 +409,21 @@ impl Validator {
                         IssueCode::Required,
                         format!("this element needs at least {} items", def.min()),
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
             }
             for (i, item) in items.iter().enumerate() {
                 if self.full() {
                     return;
                 }
-                let item_path = format!("{path}[{i}]");
-                if item.is_null() && has_ext && TABLE.is_primitive(def.type_code()) {
+                if item.is_null()
+                    && TABLE.is_primitive(def.type_code())
+                    && has_extension_sibling(obj, name)
+                {
                     // A null placeholder: the value's extension is in the `_name` array.
                     continue;
                 }
-                self.item(def.type_code(), item, &item_path);
+                self.item(def.type_code(), item, &Path::Item(path, i));
             }
         } else {
             if value.is_array() {
@@ -376,7 +432,7 @@ impl Validator {
                         IssueCode::Structure,
                         "this element does not repeat, so it must not be a JSON array",
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             }
@@ -385,7 +441,7 @@ impl Validator {
     }
 
     /// One value of type `code`.
-    fn item(&mut self, code: &str, value: &Value, path: &str) {
+    fn item(&mut self, code: &str, value: &Value, path: &Path<'_>) {
         if TABLE.is_primitive(code) {
             if value.is_object() || value.is_array() || value.is_null() {
                 self.push(
@@ -396,13 +452,14 @@ impl Validator {
                             json_kind(value)
                         ),
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             }
             if let Err(reason) = primitives::check(code, value) {
                 self.push(
-                    Issue::error(IssueCode::Value, format!("the {code} value {reason}")).at(path),
+                    Issue::error(IssueCode::Value, format!("the {code} value {reason}"))
+                        .at(path.to_string()),
                 );
             }
             return;
@@ -416,7 +473,7 @@ impl Validator {
                         json_kind(value)
                     ),
                 )
-                .at(path),
+                .at(path.to_string()),
             );
             return;
         };
@@ -432,7 +489,7 @@ impl Validator {
         &mut self,
         def: &ElementDef,
         ext: &Value,
-        path: &str,
+        path: &Path<'_>,
         value: Option<&Value>,
     ) {
         if def.repeats() {
@@ -442,7 +499,7 @@ impl Validator {
                         IssueCode::Structure,
                         "this element repeats, so its '_' extension sibling must be a JSON array",
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             };
@@ -456,7 +513,7 @@ impl Validator {
                             IssueCode::Structure,
                             "the '_' extension array must have as many items as the value array",
                         )
-                        .at(path),
+                        .at(path.to_string()),
                     );
                 }
             }
@@ -466,7 +523,7 @@ impl Validator {
                         IssueCode::Structure,
                         "the '_' extension array must not hold only nulls",
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
             }
             for (i, item) in items.iter().enumerate() {
@@ -480,7 +537,7 @@ impl Validator {
                         .at(format!("{path}[{i}]")),
                     ),
                     Value::Null => {}
-                    _ => self.item("Element", item, &format!("{path}[{i}]")),
+                    _ => self.item("Element", item, &Path::Item(path, i)),
                 }
             }
         } else {
@@ -489,7 +546,7 @@ impl Validator {
     }
 
     /// `Reference.reference` is a relative, absolute, `urn:` or local (`#id`) reference.
-    fn reference(&mut self, obj: &Map<String, Value>, path: &str) {
+    fn reference(&mut self, obj: &Map<String, Value>, path: &Path<'_>) {
         let Some(Value::String(r)) = obj.get("reference") else {
             return;
         };
@@ -506,7 +563,7 @@ impl Validator {
     }
 
     /// An NHS number identifier has a value with a valid Modulus 11 check digit.
-    fn identifier(&mut self, obj: &Map<String, Value>, path: &str) {
+    fn identifier(&mut self, obj: &Map<String, Value>, path: &Path<'_>) {
         if obj.get("system").and_then(Value::as_str) != Some(NHS_NUMBER_SYSTEM) {
             return;
         }
@@ -575,10 +632,13 @@ fn is_reference(r: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
             && !rest.is_empty();
     }
-    let parts: Vec<&str> = r.split('/').collect();
-    match parts.as_slice() {
-        [t, id] => is_type_name(t) && primitives::is_id(id),
-        [t, id, "_history", v] => is_type_name(t) && primitives::is_id(id) && primitives::is_id(v),
+    let mut parts = r.split('/');
+    // The first five segments, `None` past the end: enough to tell the two forms from the rest.
+    match [(); 5].map(|()| parts.next()) {
+        [Some(t), Some(id), None, ..] => is_type_name(t) && primitives::is_id(id),
+        [Some(t), Some(id), Some("_history"), Some(v), None] => {
+            is_type_name(t) && primitives::is_id(id) && primitives::is_id(v)
+        }
         _ => false,
     }
 }

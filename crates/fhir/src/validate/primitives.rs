@@ -215,12 +215,12 @@ pub(crate) fn is_uuid(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("urn:uuid:") else {
         return false;
     };
-    let groups: Vec<&str> = rest.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    let mut groups = rest.split('-');
+    [8, 4, 4, 4, 12].into_iter().all(|n| {
+        groups.next().is_some_and(|g| {
+            g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    }) && groups.next().is_none()
 }
 
 /// `urn:oid:[0-2](\.(0|[1-9][0-9]*))+`
@@ -228,10 +228,10 @@ pub(crate) fn is_oid(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("urn:oid:") else {
         return false;
     };
-    let arcs: Vec<&str> = rest.split('.').collect();
-    arcs.len() >= 2
-        && matches!(arcs[0], "0" | "1" | "2")
-        && arcs[1..].iter().all(|a| {
+    let mut arcs = rest.split('.').peekable();
+    matches!(arcs.next(), Some("0" | "1" | "2"))
+        && arcs.peek().is_some()
+        && arcs.all(|a| {
             !a.is_empty()
                 && a.bytes().all(|b| b.is_ascii_digit())
                 && (a.len() == 1 || !a.starts_with('0'))

@@ -42,6 +42,64 @@ impl ElementDef {
     }
 }
 
+/// The elements of one type, and what of them an object of the type must have.
+#[derive(Debug)]
+pub(crate) struct TypeDef {
+    pub(crate) elements: HashMap<String, ElementDef>,
+    /// Sorted by label, the order in which missing elements are reported.
+    pub(crate) required: Vec<Required>,
+}
+
+/// A required element, or a required choice group (satisfied by any of its types).
+#[derive(Debug)]
+pub(crate) struct Required {
+    /// How diagnostics name it: `status`, or `medication[x]` for a choice group.
+    pub(crate) label: String,
+    /// Where it is reported: the element's name, or the choice group's.
+    pub(crate) at: String,
+    /// The keys any of which satisfies it: each element name and its `_name` sibling. Built
+    /// here so that checking an object formats nothing.
+    pub(crate) keys: Vec<String>,
+}
+
+impl TypeDef {
+    fn new(elements: HashMap<String, ElementDef>) -> Self {
+        let with_ext = |name: &str| [name.to_owned(), format!("_{name}")];
+        let mut required: Vec<Required> = Vec::new();
+        for (name, def) in &elements {
+            if def.min() == 0 {
+                continue;
+            }
+            let r = match def.choice_group() {
+                Some(group) => {
+                    let label = format!("{group}[x]");
+                    if required.iter().any(|r| r.label == label) {
+                        continue;
+                    }
+                    let keys = elements
+                        .iter()
+                        .filter(|(_, d)| d.choice_group() == Some(group))
+                        .flat_map(|(n, _)| with_ext(n))
+                        .collect();
+                    Required {
+                        label,
+                        at: group.to_owned(),
+                        keys,
+                    }
+                }
+                None => Required {
+                    label: name.clone(),
+                    at: name.clone(),
+                    keys: with_ext(name).into(),
+                },
+            };
+            required.push(r);
+        }
+        required.sort_by(|a, b| (&a.label, &a.at).cmp(&(&b.label, &b.at)));
+        TypeDef { elements, required }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct RawTable {
     primitives: Vec<String>,
@@ -54,7 +112,7 @@ struct RawTable {
 pub(crate) struct Table {
     primitives: HashSet<String>,
     resources: HashSet<String>,
-    types: HashMap<String, HashMap<String, ElementDef>>,
+    types: HashMap<String, TypeDef>,
 }
 
 impl Table {
@@ -66,8 +124,13 @@ impl Table {
         self.resources.contains(name)
     }
 
-    pub(crate) fn elements(&self, type_name: &str) -> Option<&HashMap<String, ElementDef>> {
+    pub(crate) fn type_def(&self, type_name: &str) -> Option<&TypeDef> {
         self.types.get(type_name)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn elements(&self, type_name: &str) -> Option<&HashMap<String, ElementDef>> {
+        self.type_def(type_name).map(|t| &t.elements)
     }
 }
 
@@ -76,7 +139,11 @@ fn parse(text: &str) -> Result<Table, serde_json::Error> {
     Ok(Table {
         primitives: raw.primitives.into_iter().collect(),
         resources: raw.resources.into_iter().collect(),
-        types: raw.types,
+        types: raw
+            .types
+            .into_iter()
+            .map(|(name, elements)| (name, TypeDef::new(elements)))
+            .collect(),
     })
 }
 
@@ -109,8 +176,8 @@ mod tests {
     #[test]
     fn every_referenced_type_is_defined() {
         let table = parse(ELEMENTS_JSON).unwrap();
-        for (name, elements) in &table.types {
-            for (elem, def) in elements {
+        for (name, t) in &table.types {
+            for (elem, def) in &t.elements {
                 let code = def.type_code();
                 assert!(
                     code == "Resource"
