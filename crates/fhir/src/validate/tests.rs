@@ -266,6 +266,51 @@ fn required_elements_are_reported_at_their_path() {
 }
 
 #[test]
+fn paths_name_each_element_after_valid_siblings_at_every_depth() {
+    // Issues deep in one branch, then in a later sibling, then back at the top: a path left
+    // over from an earlier element, or an index from an earlier item, would show here.
+    let mut p = patient();
+    p["identifier"] = json!([
+        {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"},
+        {"system": "https://fhir.nhs.uk/Id/local", "value": 42}
+    ]);
+    p["name"] = json!([
+        {"family": "Testpatient", "given": ["Alex", "Jo"]},
+        {"family": "Other", "given": "Jo", "period": {"start": "2001-13"}}
+    ]);
+    p["contact"] = json!([{
+        "name": {"family": "Contact", "given": ["Sam"]},
+        "telecom": [
+            {"system": "phone", "value": "01632 960001"},
+            {"system": "email", "value": "contact@example.org"},
+            {"system": " phone", "value": "01632 960002"}
+        ],
+        "extension": [
+            {"url": "http://example.org/a", "valueString": "fine"},
+            {"valueString": "no url"}
+        ]
+    }]);
+    p["deceasedBoolean"] = json!("no");
+    assert_eq!(
+        issues(&p),
+        vec![
+            (IssueCode::Value, "Patient.identifier[1].value".to_owned()),
+            (IssueCode::Structure, "Patient.name[1].given".to_owned()),
+            (IssueCode::Value, "Patient.name[1].period.start".to_owned()),
+            (
+                IssueCode::Value,
+                "Patient.contact[0].telecom[2].system".to_owned()
+            ),
+            (
+                IssueCode::Required,
+                "Patient.contact[0].extension[1].url".to_owned()
+            ),
+            (IssueCode::Value, "Patient.deceasedBoolean".to_owned()),
+        ]
+    );
+}
+
+#[test]
 fn arrays_and_single_values_must_match_cardinality() {
     let mut p = patient();
     p["gender"] = json!(["female"]);
