@@ -3,6 +3,7 @@ use carerecord_fhir::{LogicalId, ResourceType, VersionId};
 use carerecord_search::index::{IndexEntries, extract};
 use carerecord_search::registry::patient_compartment;
 use serde_json::{Map, Value};
+use std::ops::Range;
 
 use crate::model::format_instant;
 
@@ -22,14 +23,20 @@ pub struct PreparedVersion {
 }
 
 /// A resource body made ready to become a version: `id` stamped, index rows computed, patient
-/// compartment found — everything except the version id and time, which only the write
-/// transaction can decide. This is the CPU work of a write, so it can be done before the
-/// transaction starts (or on another core while an earlier one writes).
+/// compartment found, the body serialised — everything except the version id and time, which
+/// only the write transaction can decide, and which are then spliced into the text. This is
+/// the CPU work of a write, so it can be done before the transaction starts (or on another
+/// core while an earlier one writes): a single-writer store's one writer only copies text.
 #[derive(Debug, Clone)]
 pub struct PreparedBody {
     pub resource_type: ResourceType,
     pub id: LogicalId,
-    body: Value,
+    /// The stamped body as compact JSON, with placeholders for the version id and time.
+    text: String,
+    /// Where the placeholders' JSON strings (quotes included) are in `text`: `meta.versionId`'s
+    /// and `meta.lastUpdated`'s. `None` for a body that is not an object (refused before it
+    /// gets here), which has nowhere to hold them.
+    stamps: Option<[Range<usize>; 2]>,
     index: IndexEntries,
     patient_id: Option<String>,
     class: Classification,
@@ -49,34 +56,107 @@ pub fn prepare_body(resource_type: ResourceType, id: &LogicalId, mut body: Value
     slim(&mut index);
     let patient_id = patient_compartment(resource_type, id.as_str(), &body);
     let class = Classifier::current().classify(resource_type, &body, patient_id.as_deref());
+    let (text, stamps) = serialize_stamped(&body);
     PreparedBody {
         resource_type,
         id: id.clone(),
-        body,
+        text,
+        stamps,
         index,
         patient_id,
         class,
     }
 }
 
+/// `body` as compact JSON — the same text as `body.to_string()` — and where the values of its
+/// `meta.versionId` and `meta.lastUpdated` are in it (when it has both).
+fn serialize_stamped(body: &Value) -> (String, Option<[Range<usize>; 2]>) {
+    let Some(obj) = body.as_object() else {
+        return (body.to_string(), None);
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(2048);
+    let (mut version, mut time) = (None, None);
+    out.push(b'{');
+    for (i, (k, v)) in obj.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_key(&mut out, k);
+        out.push(b':');
+        match (k.as_str(), v) {
+            ("meta", Value::Object(meta)) => {
+                out.push(b'{');
+                for (j, (mk, mv)) in meta.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    put_key(&mut out, mk);
+                    out.push(b':');
+                    let start = out.len();
+                    put_json(&mut out, mv);
+                    match mk.as_str() {
+                        "versionId" => version = Some(start..out.len()),
+                        "lastUpdated" => time = Some(start..out.len()),
+                        _ => {}
+                    }
+                }
+                out.push(b'}');
+            }
+            _ => put_json(&mut out, v),
+        }
+    }
+    out.push(b'}');
+    match (String::from_utf8(out), version, time) {
+        (Ok(text), Some(v), Some(t)) => (text, Some([v, t])),
+        (Ok(text), _, _) => (text, None),
+        // serde_json writes UTF-8; should it ever not, its own serialisation is the answer.
+        (Err(_), _, _) => (body.to_string(), None),
+    }
+}
+
+/// Appends `v` as compact JSON. A JSON value always serialises (its keys are strings), and a
+/// `Vec` cannot fail to take the bytes.
+fn put_json(out: &mut Vec<u8>, v: &Value) {
+    let _ = serde_json::to_writer(out, v);
+}
+
+/// Appends `key` as a JSON string (see [`put_json`]).
+fn put_key(out: &mut Vec<u8>, key: &str) {
+    let _ = serde_json::to_writer(out, key);
+}
+
 impl PreparedBody {
     /// Stamps the version id and time and serialises the body: the version to write.
-    pub fn into_version(mut self, version_id: VersionId, last_updated: i64) -> PreparedVersion {
-        let instant = format_instant(last_updated);
-        if let Some(meta) = self.body.get_mut("meta").and_then(Value::as_object_mut) {
-            // Both keys exist (placed by `prepare_body`), so they keep their position.
-            meta.insert(
-                "versionId".to_owned(),
-                Value::String(version_id.get().to_string()),
-            );
-            meta.insert("lastUpdated".to_owned(), Value::String(instant));
-        }
+    pub fn into_version(self, version_id: VersionId, last_updated: i64) -> PreparedVersion {
+        let body = match self.stamps {
+            Some([version, time]) => {
+                // Both values are JSON strings of digits, `-`, `:`, `.`, `T` and `Z`: nothing
+                // to escape.
+                let mut pieces = [
+                    (version, version_id.get().to_string()),
+                    (time, format_instant(last_updated)),
+                ];
+                pieces.sort_by_key(|(at, _)| at.start);
+                let mut body = String::with_capacity(self.text.len() + 16);
+                let mut from = 0;
+                for (at, value) in pieces {
+                    body.push_str(&self.text[from..at.start]);
+                    body.push('"');
+                    body.push_str(&value);
+                    body.push('"');
+                    from = at.end;
+                }
+                body.push_str(&self.text[from..]);
+                body
+            }
+            None => self.text,
+        };
         PreparedVersion {
             resource_type: self.resource_type,
             id: self.id,
             version_id,
             last_updated,
-            body: self.body.to_string(),
+            body,
             index: self.index,
             patient_id: self.patient_id,
             class: self.class,
@@ -236,6 +316,36 @@ mod tests {
         assert_eq!(p.index, direct.1);
         assert!(!p.index.dates.iter().any(|d| d.param == "_lastUpdated"));
         assert_eq!(p.patient_id.as_deref(), Some("p"));
+    }
+
+    /// The text a prepared body becomes is exactly serde_json's for the stamped body, whatever
+    /// the shape of the `meta` it came with, and with text that needs escaping around it.
+    #[test]
+    fn a_version_spliced_into_the_prepared_text_is_the_stamped_body_serialised() {
+        let id = LogicalId::parse("p-1").unwrap();
+        let at = 1_764_000_000_000_001;
+        let bodies = [
+            json!({"resourceType": "Patient"}),
+            json!({"resourceType": "Patient", "meta": "not an object",
+                "name": [{"text": "Zoë \"Quote\" \\ \n \u{1F600} </script>"}]}),
+            json!({"meta": {"lastUpdated": "2001-01-01T00:00:00Z", "tag": [{"code": "a"}],
+                "versionId": "7", "source": "urn:\"x\""}, "resourceType": "Patient",
+                "id": "other", "birthDate": "1950-01-01"}),
+            json!({"resourceType": "Patient", "meta": {"security": [{"code": "R"}]},
+                "extension": [{"url": "u", "valueString": "meta"}], "meta2": {"versionId": "x"}}),
+        ];
+        for body in bodies {
+            for version in [VersionId::FIRST, VersionId::FIRST.next()] {
+                let mut b = body.clone();
+                stamp(b.as_object_mut().unwrap(), &id, version, at);
+                let p = prepare_body(ResourceType::Patient, &id, body.clone())
+                    .into_version(version, at);
+                assert_eq!(p.body, b.to_string());
+            }
+        }
+        let not_object = prepare_body(ResourceType::Patient, &id, json!([1, "two"]))
+            .into_version(VersionId::FIRST, at);
+        assert_eq!(not_object.body, r#"[1,"two"]"#);
     }
 
     #[test]
