@@ -199,7 +199,7 @@ pub(crate) async fn file(
         audited: true,
         client_address,
     };
-    let response = process(state, &transaction, &opts).await?;
+    let response = process(state, transaction, &opts).await?;
     let first = &response["entry"][0]["response"];
     let filed_now = first["status"]
         .as_str()

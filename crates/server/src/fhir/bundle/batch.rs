@@ -7,7 +7,7 @@ use super::*;
 pub(super) async fn batch(
     state: &AppState,
     ctx: &BundleOptions,
-    raw: &[Value],
+    raw: Vec<Value>,
     message: Option<&str>,
 ) -> Result<Value, ApiError> {
     let mut out = Vec::with_capacity(raw.len());

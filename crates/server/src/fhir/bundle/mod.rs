@@ -76,13 +76,15 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(IssueCode::Invalid, msg)
 }
 
-/// Parses entry `e`; `message` names the Bundle it came in (for `meta.source`).
+/// Parses entry `e`, taking its resource; `message` names the Bundle it came in (for
+/// `meta.source`).
 fn parse_entry(
-    e: &Value,
+    mut e: Value,
     base: &str,
     access: &Access,
     message: Option<&str>,
 ) -> Result<Entry, ApiError> {
+    let mut resource = e.as_object_mut().and_then(|o| o.remove("resource"));
     let request = e
         .get("request")
         .ok_or_else(|| bad("every entry needs a request (method and url)"))?;
@@ -118,7 +120,6 @@ fn parse_entry(
     if !matches!(method, Method::Get) {
         crate::residency::refuse_indirect(access, rt)?;
     }
-    let mut resource = e.get("resource").cloned();
     if let Some(r) = resource.as_mut()
         && matches!(method, Method::Post | Method::Put)
     {
@@ -229,7 +230,7 @@ pub async fn handler(
         audited: true,
         client_address,
     };
-    let response = process(&state, &bundle, &opts).await?;
+    let response = process(&state, bundle, &opts).await?;
     // Every entry has its own audit entry now; an empty Bundle is left to the middleware, so
     // that the request is still on the trail.
     let recorded = response["entry"].as_array().is_some_and(|e| !e.is_empty());
@@ -250,10 +251,10 @@ pub async fn handler(
 /// of `carerecord import`, so that loading files and posting to the API behave the same.
 pub async fn process(
     state: &AppState,
-    bundle: &Value,
+    bundle: Value,
     opts: &BundleOptions,
 ) -> Result<Value, ApiError> {
-    process_prepared(state, prepare(bundle, opts), opts).await
+    process_prepared(state, prepare_owned(bundle, opts), opts).await
 }
 
 /// A Bundle taken as far as it can be without the store: its entries parsed and, for a
@@ -291,37 +292,48 @@ struct Ready {
 }
 
 /// The first half of [`process`]: everything that needs no store (see [`PreparedBundle`]).
-/// CPU only, so an importer may run it on another thread.
+/// CPU only, so an importer may run it on another thread. For a caller that keeps the Bundle
+/// (to write it again); [`prepare_owned`] takes it, and copies none of its resources.
 pub fn prepare(bundle: &Value, opts: &BundleOptions) -> PreparedBundle {
+    prepare_owned(bundle.clone(), opts)
+}
+
+/// [`prepare`] of a Bundle the caller is done with: its entries' resources are moved, not
+/// copied.
+pub fn prepare_owned(bundle: Value, opts: &BundleOptions) -> PreparedBundle {
     PreparedBundle(prepare_inner(bundle, opts))
 }
 
-fn prepare_inner(bundle: &Value, opts: &BundleOptions) -> Result<Prepared, ApiError> {
+fn prepare_inner(mut bundle: Value, opts: &BundleOptions) -> Result<Prepared, ApiError> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(bad(
             "POST to the base URL takes a Bundle of type batch or transaction",
         ));
     }
-    let kind = bundle.get("type").and_then(Value::as_str).unwrap_or("");
-    let empty = Vec::new();
-    let raw_entries = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+    let kind = bundle
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let message = message_of(&bundle).map(str::to_owned);
+    let raw_entries = match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        _ => Vec::new(),
+    };
     let writes = raw_entries
         .iter()
         .any(|e| e.pointer("/request/method").and_then(Value::as_str) != Some("GET"));
     if writes {
         opts.access.check_write()?;
     }
-    match kind {
+    match kind.as_str() {
         "transaction" => {
-            let message = message_of(bundle);
             let entries = raw_entries
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    parse_entry(e, &opts.base, &opts.access, message).map_err(|err| err.in_entry(i))
+                    parse_entry(e, &opts.base, &opts.access, message.as_deref())
+                        .map_err(|err| err.in_entry(i))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             // A Patient to match is found or created inside the store transaction, so the
@@ -334,8 +346,8 @@ fn prepare_inner(bundle: &Value, opts: &BundleOptions) -> Result<Prepared, ApiEr
             Ok(Prepared::Transaction { entries, plan })
         }
         "batch" => Ok(Prepared::Batch {
-            entries: raw_entries.clone(),
-            message: message_of(bundle).map(str::to_owned),
+            entries: raw_entries,
+            message,
         }),
         other => Err(bad(format!(
             "the Bundle type must be batch or transaction, not '{other}'"
@@ -355,7 +367,7 @@ pub async fn process_prepared(
         }
         Prepared::Transaction { entries, plan } => transaction(state, opts, &entries, plan).await,
         Prepared::Batch { entries, message } => {
-            batch(state, opts, &entries, message.as_deref()).await
+            batch(state, opts, entries, message.as_deref()).await
         }
     }
 }
