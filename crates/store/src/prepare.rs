@@ -76,42 +76,42 @@ fn serialize_stamped(body: &Value) -> (String, Option<[Range<usize>; 2]>) {
     };
     let mut out: Vec<u8> = Vec::with_capacity(2048);
     let (mut version, mut time) = (None, None);
-    out.push(b'{');
-    for (i, (k, v)) in obj.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        put_key(&mut out, k);
-        out.push(b':');
-        match (k.as_str(), v) {
-            ("meta", Value::Object(meta)) => {
-                out.push(b'{');
-                for (j, (mk, mv)) in meta.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    put_key(&mut out, mk);
-                    out.push(b':');
-                    let start = out.len();
-                    put_json(&mut out, mv);
-                    match mk.as_str() {
-                        "versionId" => version = Some(start..out.len()),
-                        "lastUpdated" => time = Some(start..out.len()),
-                        _ => {}
-                    }
-                }
-                out.push(b'}');
+    put_object(&mut out, obj, |out, key, value| match (key, value) {
+        ("meta", Value::Object(meta)) => put_object(out, meta, |out, key, value| {
+            let start = out.len();
+            put_json(out, value);
+            match key {
+                "versionId" => version = Some(start..out.len()),
+                "lastUpdated" => time = Some(start..out.len()),
+                _ => {}
             }
-            _ => put_json(&mut out, v),
-        }
-    }
-    out.push(b'}');
+        }),
+        _ => put_json(out, value),
+    });
     match (String::from_utf8(out), version, time) {
         (Ok(text), Some(v), Some(t)) => (text, Some([v, t])),
         (Ok(text), _, _) => (text, None),
         // serde_json writes UTF-8; should it ever not, its own serialisation is the answer.
         (Err(_), _, _) => (body.to_string(), None),
     }
+}
+
+/// Appends `obj` as a compact JSON object, each member's value written by `value`.
+fn put_object(
+    out: &mut Vec<u8>,
+    obj: &Map<String, Value>,
+    mut value: impl FnMut(&mut Vec<u8>, &str, &Value),
+) {
+    out.push(b'{');
+    for (i, (k, v)) in obj.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_key(out, k);
+        out.push(b':');
+        value(out, k, v);
+    }
+    out.push(b'}');
 }
 
 /// Appends `v` as compact JSON. A JSON value always serialises (its keys are strings), and a
