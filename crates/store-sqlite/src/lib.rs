@@ -414,7 +414,7 @@ fn write_sql(sql: &str) -> String {
 /// rolls its transaction back ([`SqlExec::execute_write`]), as PostgreSQL, where an error
 /// aborts the whole transaction, requires anyway. An upsert's `ON CONFLICT` clause still
 /// decides its key conflicts.
-pub fn failing_insert(sql: &str) -> String {
+fn failing_insert(sql: &str) -> String {
     match sql.strip_prefix("INSERT INTO ") {
         Some(rest) => format!("INSERT OR FAIL INTO {rest}"),
         None => sql.to_owned(),

@@ -126,7 +126,8 @@ fn put_key(out: &mut Vec<u8>, key: &str) {
 }
 
 impl PreparedBody {
-    /// Stamps the version id and time and serialises the body: the version to write.
+    /// The version to write: the version id and time spliced into the text serialised when the
+    /// body was prepared (copying text only, on the writer).
     pub fn into_version(self, version_id: VersionId, last_updated: i64) -> PreparedVersion {
         let body = match self.stamps {
             Some([version, time]) => {
